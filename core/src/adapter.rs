@@ -1,0 +1,103 @@
+//! The interface between the gateway's listeners and the protocol adapters.
+
+use crate::auth::Authenticator;
+use crate::broker::Broker;
+use async_trait::async_trait;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+/// A byte stream an adapter serves: plain TCP, TLS, or a WebSocket wrapped as bytes.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
+/// Limits every adapter enforces on what a client may send.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest frame/packet accepted, in bytes.
+    pub max_frame_size: u32,
+    /// Largest message body accepted, in bytes.
+    pub max_message_size: u64,
+    /// AMQP channels per connection.
+    pub channel_max: u16,
+    /// Heart-beat / keep-alive the server proposes, in seconds (0 = off).
+    pub heartbeat: u16,
+    /// STOMP: headers per frame, and bytes per header line.
+    pub max_headers: usize,
+    pub max_header_length: usize,
+    /// Nesting depth of AMQP tables and arrays.
+    pub max_table_depth: usize,
+    /// MQTT topic length in bytes.
+    pub max_topic_length: usize,
+    /// Deliveries buffered per connection before back-pressure.
+    pub delivery_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_size: 131_072,
+            max_message_size: 128 * 1024 * 1024,
+            channel_max: 2047,
+            heartbeat: 60,
+            max_headers: 1000,
+            max_header_length: 64 * 1024,
+            max_table_depth: 16,
+            max_topic_length: 65_535,
+            delivery_buffer: 1024,
+        }
+    }
+}
+
+/// Everything an adapter gets with an accepted connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    pub broker: Arc<Broker>,
+    pub auth: Arc<Authenticator>,
+    pub peer: SocketAddr,
+    pub limits: Limits,
+    /// Unique per connection; owner id of exclusive queues.
+    pub connection_id: u64,
+    /// Becomes `true` when the broker shuts down: close with the protocol's own close.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl ConnectionContext {
+    pub fn new(
+        broker: Arc<Broker>,
+        peer: SocketAddr,
+        limits: Limits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        ConnectionContext {
+            auth: broker.auth().clone(),
+            connection_id: broker.next_connection_id(),
+            broker,
+            peer,
+            limits,
+            shutdown,
+        }
+    }
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A wire protocol: one crate per protocol implements this.
+#[async_trait]
+pub trait ProtocolAdapter: Send + Sync + 'static {
+    /// "amqp", "stomp", "mqtt".
+    fn name(&self) -> &'static str;
+    /// Serves one connection until it ends.
+    async fn serve(&self, io: Box<dyn Transport>, ctx: ConnectionContext)
+        -> Result<(), ServeError>;
+}

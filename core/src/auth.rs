@@ -1,0 +1,213 @@
+//! Users, salted password hashes and vhost access, shared by every adapter.
+
+use crate::error::{CoreError, CoreResult};
+use crate::storage::UserRecord;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::RwLock;
+
+/// Hashes a password as RabbitMQ's `rabbit_password_hashing_sha256` does: a random 4-byte salt
+/// followed by SHA-256(salt ‖ password).
+pub fn hash_password(password: &str) -> Vec<u8> {
+    let mut salt = [0u8; 4];
+    rand::thread_rng().fill_bytes(&mut salt);
+    hash_with_salt(&salt, password)
+}
+
+fn hash_with_salt(salt: &[u8], password: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(password.as_bytes());
+    let mut out = salt.to_vec();
+    out.extend_from_slice(&h.finalize());
+    out
+}
+
+/// Checks a password against a stored hash, in time independent of where they differ.
+pub fn verify_password(stored: &[u8], password: &str) -> bool {
+    if stored.len() != 36 {
+        return false;
+    }
+    let candidate = hash_with_salt(&stored[..4], password);
+    candidate
+        .iter()
+        .zip(stored)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+/// The user database every adapter authenticates against.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    users: RwLock<HashMap<String, UserRecord>>,
+    /// Users that may only connect from loopback (RabbitMQ's `loopback_users`, guest by default).
+    loopback_only: RwLock<Vec<String>>,
+}
+
+impl Authenticator {
+    pub fn new() -> Self {
+        Authenticator {
+            users: RwLock::new(HashMap::new()),
+            loopback_only: RwLock::new(vec!["guest".to_string()]),
+        }
+    }
+
+    /// Adds or replaces a user record.
+    pub fn put(&self, user: UserRecord) {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user.name.clone(), user);
+    }
+
+    pub fn remove(&self, name: &str) -> bool {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
+    }
+
+    pub fn get(&self, name: &str) -> Option<UserRecord> {
+        self.users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Sets which users may connect only from loopback.
+    pub fn set_loopback_only(&self, users: Vec<String>) {
+        *self
+            .loopback_only
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = users;
+    }
+
+    /// Checks credentials. Every failure reads the same to the client (403 ACCESS_REFUSED).
+    pub fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        peer: Option<SocketAddr>,
+    ) -> CoreResult<AuthUser> {
+        let refused = || {
+            CoreError::AccessRefused(format!(
+                "Login was refused using authentication mechanism PLAIN. For details see the broker logfile. (user '{name}')"
+            ))
+        };
+        let user = self.get(name).ok_or_else(refused)?;
+        if !verify_password(&user.password_hash, password) {
+            return Err(refused());
+        }
+        let loopback_only = self
+            .loopback_only
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|u| u == name);
+        if loopback_only && !peer.is_some_and(|p| p.ip().is_loopback()) {
+            tracing::warn!(user = name, ?peer, "user may only connect via localhost");
+            return Err(refused());
+        }
+        Ok(AuthUser {
+            name: user.name,
+            tags: user.tags,
+        })
+    }
+
+    /// Checks that `user` may open `vhost` (403 otherwise).
+    pub fn check_vhost(&self, user: &str, vhost: &str) -> CoreResult<()> {
+        match self.get(user) {
+            Some(u) if u.vhosts.iter().any(|v| v == vhost || v == "*") => Ok(()),
+            _ => Err(CoreError::AccessRefused(format!(
+                "access to vhost '{vhost}' refused for user '{user}'"
+            ))),
+        }
+    }
+}
+
+/// A user record with a freshly salted hash.
+pub fn new_user(name: &str, password: &str, tags: Vec<String>, vhosts: Vec<String>) -> UserRecord {
+    UserRecord {
+        name: name.to_string(),
+        password_hash: hash_password(password),
+        tags,
+        vhosts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Option<SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn hashes_are_salted_and_verify() {
+        let a = hash_password("secret");
+        let b = hash_password("secret");
+        assert_eq!(a.len(), 36);
+        assert_ne!(a, b, "two hashes of one password differ by salt");
+        assert!(verify_password(&a, "secret"));
+        assert!(!verify_password(&a, "Secret"));
+        assert!(!verify_password(b"short", "secret"));
+    }
+
+    #[test]
+    fn guest_only_from_loopback() {
+        let auth = Authenticator::new();
+        auth.put(new_user(
+            "guest",
+            "guest",
+            vec!["administrator".into()],
+            vec!["/".into()],
+        ));
+        auth.put(new_user("app", "pw", vec![], vec!["/".into()]));
+        assert!(auth
+            .authenticate("guest", "guest", addr("127.0.0.1:5000"))
+            .is_ok());
+        assert!(auth
+            .authenticate("guest", "guest", addr("[::1]:5000"))
+            .is_ok());
+        let e = auth
+            .authenticate("guest", "guest", addr("192.0.2.7:5000"))
+            .unwrap_err();
+        assert_eq!(e.reply_code(), 403);
+        assert!(auth
+            .authenticate("app", "pw", addr("192.0.2.7:5000"))
+            .is_ok());
+        assert!(auth
+            .authenticate("app", "nope", addr("127.0.0.1:1"))
+            .is_err());
+        assert!(auth
+            .authenticate("ghost", "pw", addr("127.0.0.1:1"))
+            .is_err());
+    }
+
+    #[test]
+    fn vhost_access() {
+        let auth = Authenticator::new();
+        auth.put(new_user("a", "pw", vec![], vec!["/".into()]));
+        assert!(auth.check_vhost("a", "/").is_ok());
+        assert_eq!(
+            auth.check_vhost("a", "other").unwrap_err().reply_code(),
+            403
+        );
+    }
+}

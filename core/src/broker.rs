@@ -1,0 +1,235 @@
+//! The broker: vhosts, the user database, the stores, and housekeeping.
+
+use crate::auth::{new_user, Authenticator};
+use crate::clock::Clock;
+use crate::error::{CoreError, CoreResult};
+use crate::storage::{
+    MemoryMessageStore, MemoryMetadataStore, MessageStore, MetaCommand, MetadataStore,
+};
+use crate::vhost::VHost;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How to build a broker.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    pub meta: Arc<dyn MetadataStore>,
+    pub messages: Arc<dyn MessageStore>,
+    pub clock: Arc<Clock>,
+    /// The vhost created on first start.
+    pub default_vhost: String,
+    /// The user created on first start (RabbitMQ's guest/guest), if any.
+    pub default_user: Option<(String, String)>,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            meta: Arc::new(MemoryMetadataStore::default()),
+            messages: Arc::new(MemoryMessageStore::default()),
+            clock: Arc::new(Clock::system()),
+            default_vhost: "/".to_string(),
+            default_user: Some(("guest".to_string(), "guest".to_string())),
+        }
+    }
+}
+
+/// One broker: what every adapter's connections share.
+#[derive(Debug)]
+pub struct Broker {
+    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    auth: Arc<Authenticator>,
+    clock: Arc<Clock>,
+    meta: Arc<dyn MetadataStore>,
+    messages: Arc<dyn MessageStore>,
+    next_connection: AtomicU64,
+    default_vhost: String,
+}
+
+impl Broker {
+    /// Builds a broker and recovers whatever the stores hold.
+    pub fn new(opts: BrokerOptions) -> CoreResult<Arc<Broker>> {
+        let broker = Arc::new(Broker {
+            vhosts: RwLock::new(HashMap::new()),
+            auth: Arc::new(Authenticator::new()),
+            clock: opts.clock,
+            meta: opts.meta,
+            messages: opts.messages,
+            next_connection: AtomicU64::new(1),
+            default_vhost: opts.default_vhost.clone(),
+        });
+        let snap = broker.meta.load()?;
+        let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
+        for v in &snap.vhosts {
+            broker.insert_vhost(v);
+        }
+        for (v, def) in snap.exchanges {
+            if let Some(vh) = broker.vhost_opt(&v) {
+                vh.restore_exchange(def);
+            }
+        }
+        for (v, def) in snap.queues {
+            if let Some(vh) = broker.vhost_opt(&v) {
+                vh.restore_queue(def);
+            }
+        }
+        for (v, b) in snap.bindings {
+            if let Some(vh) = broker.vhost_opt(&v) {
+                vh.restore_binding(b);
+            }
+        }
+        for u in snap.users {
+            broker.auth.put(u);
+        }
+        if first_start {
+            broker.add_vhost(&opts.default_vhost)?;
+            if let Some((name, password)) = &opts.default_user {
+                broker.put_user(new_user(
+                    name,
+                    password,
+                    vec!["administrator".into()],
+                    vec!["*".into()],
+                ))?;
+            }
+        }
+        Ok(broker)
+    }
+
+    /// A broker with in-memory stores and the default vhost and user.
+    pub fn in_memory() -> Arc<Broker> {
+        Broker::new(BrokerOptions::default()).expect("in-memory stores do not fail")
+    }
+
+    fn insert_vhost(&self, name: &str) -> Arc<VHost> {
+        let mut map = self.vhosts.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_string())
+            .or_insert_with(|| {
+                VHost::new(
+                    name,
+                    self.clock.clone(),
+                    self.meta.clone(),
+                    self.messages.clone(),
+                )
+            })
+            .clone()
+    }
+
+    fn vhost_opt(&self, name: &str) -> Option<Arc<VHost>> {
+        self.vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// A vhost by name (404 NOT_FOUND if absent).
+    pub fn vhost(&self, name: &str) -> CoreResult<Arc<VHost>> {
+        self.vhost_opt(name)
+            .ok_or_else(|| CoreError::NotFound(format!("no vhost '{name}'")))
+    }
+
+    pub fn vhost_names(&self) -> Vec<String> {
+        self.vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    pub fn default_vhost(&self) -> &str {
+        &self.default_vhost
+    }
+
+    /// Creates a vhost (durably).
+    pub fn add_vhost(&self, name: &str) -> CoreResult<Arc<VHost>> {
+        self.meta
+            .apply(&[MetaCommand::PutVHost(name.to_string())])?;
+        Ok(self.insert_vhost(name))
+    }
+
+    /// Deletes a vhost with everything in it.
+    pub fn delete_vhost(&self, name: &str) -> CoreResult<()> {
+        let v = self
+            .vhosts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| CoreError::NotFound(format!("no vhost '{name}'")))?;
+        for q in v.queue_names() {
+            let _ = v.delete_queue(&q, None, false, false);
+        }
+        self.meta
+            .apply(&[MetaCommand::DeleteVHost(name.to_string())])
+    }
+
+    /// Adds or replaces a user (durably).
+    pub fn put_user(&self, user: crate::storage::UserRecord) -> CoreResult<()> {
+        self.meta.apply(&[MetaCommand::PutUser(user.clone())])?;
+        self.auth.put(user);
+        Ok(())
+    }
+
+    pub fn auth(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    pub fn message_store(&self) -> &Arc<dyn MessageStore> {
+        &self.messages
+    }
+
+    /// A fresh connection id (owner of exclusive queues, key of consumers).
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Cleans up after a connection: its exclusive queues go.
+    pub fn connection_closed(&self, connection: u64) {
+        let vhosts: Vec<Arc<VHost>> = self
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for v in vhosts {
+            v.connection_closed(connection);
+        }
+    }
+
+    /// One housekeeping pass: message TTL and queue expiry everywhere.
+    pub fn sweep(&self) {
+        let vhosts: Vec<Arc<VHost>> = self
+            .vhosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for v in vhosts {
+            v.sweep();
+        }
+    }
+
+    /// Runs [`Broker::sweep`] every `period` until the broker is dropped.
+    pub fn spawn_housekeeping(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(b) => b.sweep(),
+                    None => return,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! Consumers as the core sees them: a bounded sink into the adapter's connection task and a credit.
+
+use crate::message::Message;
+use crate::queue::Queue;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::mpsc;
+
+/// A message handed to a consumer.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The adapter's key for the consumer (unique within its connection's sink).
+    pub consumer: u64,
+    pub queue: Arc<Queue>,
+    /// The queue's id for this delivery, used to ack it; 0 for no-ack deliveries.
+    pub id: u64,
+    pub message: Arc<Message>,
+    pub redelivered: bool,
+}
+
+/// What the core pushes into a consumer's sink.
+#[derive(Debug)]
+pub enum SinkEvent {
+    Deliver(Delivery),
+    /// The queue went away under the consumer (consumer-cancel notification).
+    Cancelled {
+        consumer: u64,
+    },
+}
+
+/// The sending half, owned by queues through their consumers.
+#[derive(Debug, Clone)]
+pub struct DeliverySink {
+    tx: mpsc::Sender<SinkEvent>,
+    waiting: Arc<Mutex<Vec<Weak<Queue>>>>,
+}
+
+/// The receiving half, owned by the adapter's connection task.
+#[derive(Debug)]
+pub struct DeliveryReceiver {
+    rx: mpsc::Receiver<SinkEvent>,
+    waiting: Arc<Mutex<Vec<Weak<Queue>>>>,
+}
+
+/// A bounded sink of `capacity` events. When it is full, queues park themselves on it and are
+/// woken by [`DeliveryReceiver::wake_queues`] once the adapter has drained it.
+pub fn sink(capacity: usize) -> (DeliverySink, DeliveryReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let waiting = Arc::new(Mutex::new(Vec::new()));
+    (
+        DeliverySink {
+            tx,
+            waiting: waiting.clone(),
+        },
+        DeliveryReceiver { rx, waiting },
+    )
+}
+
+/// Outcome of offering an event to a sink.
+pub(crate) enum Offer {
+    Sent,
+    Full(SinkEvent),
+    Closed,
+}
+
+impl DeliverySink {
+    pub(crate) fn offer(&self, ev: SinkEvent) -> Offer {
+        match self.tx.try_send(ev) {
+            Ok(()) => Offer::Sent,
+            Err(mpsc::error::TrySendError::Full(ev)) => Offer::Full(ev),
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+
+    /// Parks `queue` until the receiver drains; the caller must retry once after parking.
+    pub(crate) fn park(&self, queue: &Arc<Queue>) {
+        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if !w
+            .iter()
+            .any(|q| std::ptr::eq(q.as_ptr(), Arc::as_ptr(queue)))
+        {
+            w.push(Arc::downgrade(queue));
+        }
+    }
+
+    /// Sends an event that must not be lost (a cancel), waiting for room if needed.
+    pub(crate) fn send_reliably(&self, ev: SinkEvent) {
+        if let Err(mpsc::error::TrySendError::Full(ev)) = self.tx.try_send(ev) {
+            let tx = self.tx.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = tx.send(ev).await;
+                });
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl DeliveryReceiver {
+    /// Waits for the next event; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<SinkEvent> {
+        self.rx.recv().await
+    }
+
+    /// Takes an event without waiting.
+    pub fn try_recv(&mut self) -> Option<SinkEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Takes up to `limit` events that are ready, after waiting for the first.
+    pub async fn recv_many(&mut self, buf: &mut Vec<SinkEvent>, limit: usize) -> usize {
+        self.rx.recv_many(buf, limit).await
+    }
+
+    /// Lets queues that found the sink full dispatch again. Call after draining.
+    pub fn wake_queues(&self) {
+        let parked: Vec<Weak<Queue>> = {
+            let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            if w.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *w)
+        };
+        for q in parked.iter().filter_map(Weak::upgrade) {
+            q.dispatch();
+        }
+    }
+}
+
+/// A prefetch window. `limit` 0 means unlimited.
+#[derive(Debug, Default)]
+pub struct Credit {
+    limit: AtomicU32,
+    in_flight: AtomicU32,
+}
+
+impl Credit {
+    pub fn new(limit: u32) -> Arc<Credit> {
+        Arc::new(Credit {
+            limit: AtomicU32::new(limit),
+            in_flight: AtomicU32::new(0),
+        })
+    }
+
+    /// Changes the window (basic.qos on a live channel).
+    pub fn set_limit(&self, limit: u32) {
+        self.limit.store(limit, Ordering::Release);
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn try_acquire(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (limit == 0 || n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// What an adapter supplies to start consuming.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// The adapter's key, echoed in every [`Delivery`].
+    pub key: u64,
+    /// The protocol's name for the consumer (AMQP consumer tag), for listings and errors.
+    pub tag: String,
+    /// The connection that owns the consumer (for exclusive queues).
+    pub connection: u64,
+    /// Deliveries are settled on sending (AMQP no-ack, MQTT QoS 0, STOMP ack:auto).
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// Higher priority consumers are served first (`x-priority`).
+    pub priority: i32,
+    /// The consumer's own window.
+    pub credit: Option<Arc<Credit>>,
+    /// A window shared with other consumers (AMQP global qos on a channel).
+    pub shared_credit: Option<Arc<Credit>>,
+    pub sink: DeliverySink,
+}
+
+impl ConsumerSpec {
+    pub(crate) fn try_acquire(&self) -> bool {
+        if self.no_ack {
+            return true;
+        }
+        let own = self.credit.as_ref().is_none_or(|c| c.try_acquire());
+        if !own {
+            return false;
+        }
+        if let Some(shared) = &self.shared_credit {
+            if !shared.try_acquire() {
+                if let Some(c) = &self.credit {
+                    c.release();
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    pub(crate) fn release(&self) {
+        if !self.no_ack {
+            release_credits(&self.credit, &self.shared_credit);
+        }
+    }
+}
+
+pub(crate) fn release_credits(own: &Option<Arc<Credit>>, shared: &Option<Arc<Credit>>) {
+    if let Some(c) = own {
+        c.release();
+    }
+    if let Some(c) = shared {
+        c.release();
+    }
+}

@@ -1,0 +1,465 @@
+//! Exchanges and their bindings: direct, fanout, topic and headers routing.
+
+use crate::error::{CoreError, CoreResult};
+use crate::topic::TopicTrie;
+use crate::value::{FieldTable, FieldValue};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// The routing algorithm of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    /// Parses an AMQP exchange type name.
+    pub fn parse(s: &str) -> CoreResult<Self> {
+        match s {
+            "direct" => Ok(Self::Direct),
+            "fanout" => Ok(Self::Fanout),
+            "topic" => Ok(Self::Topic),
+            "headers" => Ok(Self::Headers),
+            other => Err(CoreError::NotImplemented(format!(
+                "unknown exchange type '{other}'"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Fanout => "fanout",
+            Self::Topic => "topic",
+            Self::Headers => "headers",
+        }
+    }
+}
+
+/// What an exchange was declared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeDef {
+    pub name: String,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+impl ExchangeDef {
+    pub fn new(name: impl Into<String>, kind: ExchangeKind) -> Self {
+        ExchangeDef {
+            name: name.into(),
+            kind,
+            durable: true,
+            auto_delete: false,
+            internal: false,
+            arguments: FieldTable::new(),
+        }
+    }
+
+    /// The `alternate-exchange` argument, if any.
+    pub fn alternate_exchange(&self) -> Option<&str> {
+        self.arguments.get_str("alternate-exchange")
+    }
+
+    /// True when a redeclaration with `other` is equivalent (RabbitMQ's rule).
+    pub fn equivalent(&self, other: &ExchangeDef) -> bool {
+        self.kind == other.kind
+            && self.durable == other.durable
+            && self.auto_delete == other.auto_delete
+            && self.internal == other.internal
+            && self.arguments.same_entries(&other.arguments)
+    }
+}
+
+/// Where a binding leads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    Queue(String),
+    Exchange(String),
+}
+
+impl Destination {
+    pub fn name(&self) -> &str {
+        match self {
+            Destination::Queue(n) | Destination::Exchange(n) => n,
+        }
+    }
+}
+
+/// A binding from a source exchange to a queue or exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub source: String,
+    pub destination: Destination,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+impl Binding {
+    fn same(&self, other: &Binding) -> bool {
+        self.source == other.source
+            && self.destination == other.destination
+            && self.routing_key == other.routing_key
+            && self.arguments.same_entries(&other.arguments)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum HeadersMode {
+    All,
+    Any,
+    AllWithX,
+    AnyWithX,
+}
+
+#[derive(Debug)]
+struct HeadersBinding {
+    destination: Destination,
+    mode: HeadersMode,
+    arguments: FieldTable,
+}
+
+impl HeadersBinding {
+    fn new(b: &Binding) -> CoreResult<Self> {
+        let mode = match b.arguments.get("x-match") {
+            None => HeadersMode::All,
+            Some(v) => match v.as_str() {
+                Some("all") => HeadersMode::All,
+                Some("any") => HeadersMode::Any,
+                Some("all-with-x") => HeadersMode::AllWithX,
+                Some("any-with-x") => HeadersMode::AnyWithX,
+                _ => {
+                    return Err(CoreError::PreconditionFailed(format!(
+                        "invalid x-match field value {v:?}; expected all, any, all-with-x, or any-with-x"
+                    )))
+                }
+            },
+        };
+        Ok(HeadersBinding {
+            destination: b.destination.clone(),
+            mode,
+            arguments: b.arguments.clone(),
+        })
+    }
+
+    fn matches(&self, headers: Option<&FieldTable>) -> bool {
+        let with_x = matches!(self.mode, HeadersMode::AllWithX | HeadersMode::AnyWithX);
+        let all = matches!(self.mode, HeadersMode::All | HeadersMode::AllWithX);
+        let empty = FieldTable::new();
+        let headers = headers.unwrap_or(&empty);
+        let mut considered = self
+            .arguments
+            .iter()
+            .filter(|(k, _)| *k != "x-match" && (with_x || !k.starts_with("x-")));
+        let one = |(k, v): (&str, &FieldValue)| match headers.get(k) {
+            None => false,
+            Some(_) if *v == FieldValue::Void => true,
+            Some(h) => h.loosely_equals(v),
+        };
+        if all {
+            considered.all(one)
+        } else {
+            considered.any(one)
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Routes {
+    Direct(HashMap<String, Vec<Destination>>),
+    Fanout(Vec<Destination>),
+    Topic(TopicTrie<Destination>),
+    Headers(Vec<HeadersBinding>),
+}
+
+#[derive(Debug)]
+struct Table {
+    bindings: Vec<Binding>,
+    routes: Routes,
+}
+
+/// An exchange: its definition and its bindings, under a read-mostly lock of its own.
+#[derive(Debug)]
+pub struct Exchange {
+    pub def: ExchangeDef,
+    table: RwLock<Table>,
+}
+
+impl Exchange {
+    pub fn new(def: ExchangeDef) -> Self {
+        let routes = match def.kind {
+            ExchangeKind::Direct => Routes::Direct(HashMap::new()),
+            ExchangeKind::Fanout => Routes::Fanout(Vec::new()),
+            ExchangeKind::Topic => Routes::Topic(TopicTrie::default()),
+            ExchangeKind::Headers => Routes::Headers(Vec::new()),
+        };
+        Exchange {
+            def,
+            table: RwLock::new(Table {
+                bindings: Vec::new(),
+                routes,
+            }),
+        }
+    }
+
+    /// Adds a binding; returns false if an identical one exists.
+    pub fn bind(&self, b: Binding) -> CoreResult<bool> {
+        let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if t.bindings.iter().any(|x| x.same(&b)) {
+            return Ok(false);
+        }
+        match &mut t.routes {
+            Routes::Direct(m) => m
+                .entry(b.routing_key.clone())
+                .or_default()
+                .push(b.destination.clone()),
+            Routes::Fanout(v) => v.push(b.destination.clone()),
+            Routes::Topic(trie) => {
+                // The trie keeps one entry per (pattern, destination); several bindings
+                // that differ only by arguments share it.
+                trie.insert(&b.routing_key, b.destination.clone());
+            }
+            Routes::Headers(v) => v.push(HeadersBinding::new(&b)?),
+        }
+        t.bindings.push(b);
+        Ok(true)
+    }
+
+    /// Removes a binding; returns false if it was not there.
+    pub fn unbind(&self, b: &Binding) -> bool {
+        let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let Some(pos) = t.bindings.iter().position(|x| x.same(b)) else {
+            return false;
+        };
+        let removed = t.bindings.remove(pos);
+        let still_keyed = t
+            .bindings
+            .iter()
+            .any(|x| x.destination == removed.destination && x.routing_key == removed.routing_key);
+        match &mut t.routes {
+            Routes::Direct(m) => {
+                if let Some(v) = m.get_mut(&removed.routing_key) {
+                    if let Some(i) = v.iter().position(|d| *d == removed.destination) {
+                        v.remove(i);
+                    }
+                    if v.is_empty() {
+                        m.remove(&removed.routing_key);
+                    }
+                }
+            }
+            Routes::Fanout(v) => {
+                if let Some(i) = v.iter().position(|d| *d == removed.destination) {
+                    v.remove(i);
+                }
+            }
+            Routes::Topic(trie) => {
+                if !still_keyed {
+                    trie.remove(&removed.routing_key, &removed.destination);
+                }
+            }
+            Routes::Headers(v) => {
+                if let Some(i) = v.iter().position(|h| {
+                    h.destination == removed.destination
+                        && h.arguments.same_entries(&removed.arguments)
+                }) {
+                    v.remove(i);
+                }
+            }
+        }
+        true
+    }
+
+    /// Removes every binding to `dest`; returns how many went.
+    pub fn unbind_destination(&self, dest: &Destination) -> usize {
+        let doomed: Vec<Binding> = self
+            .bindings()
+            .into_iter()
+            .filter(|b| b.destination == *dest)
+            .collect();
+        doomed.iter().filter(|b| self.unbind(b)).count()
+    }
+
+    /// A snapshot of the bindings whose source is this exchange.
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .bindings
+            .clone()
+    }
+
+    pub fn binding_count(&self) -> usize {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .bindings
+            .len()
+    }
+
+    /// Appends the destinations this exchange's own bindings select for the message.
+    pub fn route(
+        &self,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Destination>,
+    ) {
+        let t = self.table.read().unwrap_or_else(|e| e.into_inner());
+        match &t.routes {
+            Routes::Direct(m) => {
+                if let Some(v) = m.get(routing_key) {
+                    out.extend(v.iter().cloned());
+                }
+            }
+            Routes::Fanout(v) => out.extend(v.iter().cloned()),
+            Routes::Topic(trie) => trie.matches(routing_key, &mut |d| out.push(d.clone())),
+            Routes::Headers(v) => out.extend(
+                v.iter()
+                    .filter(|h| h.matches(headers))
+                    .map(|h| h.destination.clone()),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(name: &str) -> Destination {
+        Destination::Queue(name.into())
+    }
+
+    fn bind(ex: &Exchange, dest: &str, key: &str, args: FieldTable) {
+        ex.bind(Binding {
+            source: ex.def.name.clone(),
+            destination: q(dest),
+            routing_key: key.into(),
+            arguments: args,
+        })
+        .unwrap();
+    }
+
+    fn routed(ex: &Exchange, key: &str, headers: Option<&FieldTable>) -> Vec<String> {
+        let mut out = Vec::new();
+        ex.route(key, headers, &mut out);
+        let mut names: Vec<String> = out.iter().map(|d| d.name().to_string()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn direct_routes_by_exact_key() {
+        let ex = Exchange::new(ExchangeDef::new("d", ExchangeKind::Direct));
+        bind(&ex, "errors", "error", FieldTable::new());
+        bind(&ex, "all", "error", FieldTable::new());
+        bind(&ex, "all", "info", FieldTable::new());
+        assert_eq!(routed(&ex, "error", None), vec!["all", "errors"]);
+        assert_eq!(routed(&ex, "info", None), vec!["all"]);
+        assert!(routed(&ex, "warning", None).is_empty());
+    }
+
+    #[test]
+    fn fanout_ignores_key_and_unbind_removes() {
+        let ex = Exchange::new(ExchangeDef::new("f", ExchangeKind::Fanout));
+        bind(&ex, "a", "x", FieldTable::new());
+        bind(&ex, "b", "", FieldTable::new());
+        assert_eq!(routed(&ex, "whatever", None), vec!["a", "b"]);
+        assert!(ex.unbind(&Binding {
+            source: "f".into(),
+            destination: q("a"),
+            routing_key: "x".into(),
+            arguments: FieldTable::new()
+        }));
+        assert_eq!(routed(&ex, "whatever", None), vec!["b"]);
+    }
+
+    #[test]
+    fn duplicate_binding_is_idempotent() {
+        let ex = Exchange::new(ExchangeDef::new("t", ExchangeKind::Topic));
+        let b = Binding {
+            source: "t".into(),
+            destination: q("a"),
+            routing_key: "a.*".into(),
+            arguments: FieldTable::new(),
+        };
+        assert!(ex.bind(b.clone()).unwrap());
+        assert!(!ex.bind(b.clone()).unwrap());
+        assert_eq!(ex.binding_count(), 1);
+        assert_eq!(routed(&ex, "a.b", None), vec!["a"]);
+        assert!(ex.unbind(&b));
+        assert!(routed(&ex, "a.b", None).is_empty());
+    }
+
+    fn table(entries: &[(&str, FieldValue)]) -> FieldTable {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn headers_all_any_and_with_x() {
+        let ex = Exchange::new(ExchangeDef::new("h", ExchangeKind::Headers));
+        bind(
+            &ex,
+            "all",
+            "",
+            table(&[
+                ("x-match", FieldValue::string("all")),
+                ("format", FieldValue::string("pdf")),
+                ("type", FieldValue::string("report")),
+            ]),
+        );
+        bind(
+            &ex,
+            "any",
+            "",
+            table(&[
+                ("x-match", FieldValue::string("any")),
+                ("format", FieldValue::string("zip")),
+                ("size", FieldValue::I32(10)),
+            ]),
+        );
+        bind(&ex, "present", "", table(&[("format", FieldValue::Void)]));
+        bind(
+            &ex,
+            "anyx",
+            "",
+            table(&[
+                ("x-match", FieldValue::string("any-with-x")),
+                ("x-tenant", FieldValue::string("acme")),
+            ]),
+        );
+        let h = table(&[
+            ("format", FieldValue::string("pdf")),
+            ("type", FieldValue::string("report")),
+        ]);
+        assert_eq!(routed(&ex, "", Some(&h)), vec!["all", "present"]);
+        let h = table(&[("size", FieldValue::I64(10))]);
+        assert_eq!(routed(&ex, "", Some(&h)), vec!["any"]);
+        let h = table(&[("x-tenant", FieldValue::string("acme"))]);
+        assert_eq!(routed(&ex, "", Some(&h)), vec!["anyx"]);
+        assert!(routed(&ex, "", None).is_empty());
+    }
+
+    #[test]
+    fn headers_bad_x_match_is_refused() {
+        let ex = Exchange::new(ExchangeDef::new("h", ExchangeKind::Headers));
+        let err = ex
+            .bind(Binding {
+                source: "h".into(),
+                destination: q("a"),
+                routing_key: "".into(),
+                arguments: table(&[("x-match", FieldValue::string("some"))]),
+            })
+            .unwrap_err();
+        assert_eq!(err.reply_code(), 406);
+    }
+}

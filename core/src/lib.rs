@@ -1,0 +1,35 @@
+//! junction-core: the protocol-neutral routing core of Junction.
+//!
+//! Broker → VHost → {Exchange, Queue, Binding}, AMQP 0-9-1's model. Adapters publish into
+//! vhosts and register consumers with bounded sinks; the core never learns which protocol is on
+//! the other side.
+
+pub mod adapter;
+pub mod auth;
+pub mod broker;
+pub mod clock;
+pub mod consumer;
+pub mod error;
+pub mod exchange;
+pub mod message;
+pub mod queue;
+pub mod queue_args;
+pub mod storage;
+pub mod topic;
+pub mod value;
+pub mod vhost;
+
+pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};
+pub use broker::{Broker, BrokerOptions};
+pub use consumer::{
+    sink, ConsumerSpec, Credit, Delivery, DeliveryReceiver, DeliverySink, SinkEvent,
+};
+pub use error::{CoreError, CoreResult};
+pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind};
+pub use message::{Message, Properties};
+pub use queue::{Enqueued, Fetched, Queue, QueueDef};
+pub use value::{FieldTable, FieldValue};
+pub use vhost::{DeclaredQueue, Routed, VHost};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,75 @@
+//! Messages: immutable, shared by every queue they are routed to.
+
+use crate::value::FieldTable;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The common property model (AMQP 0-9-1's basic properties) every adapter maps onto.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Properties {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub headers: Option<FieldTable>,
+    /// 1 = transient, 2 = persistent.
+    pub delivery_mode: Option<u8>,
+    pub priority: Option<u8>,
+    pub correlation_id: Option<String>,
+    pub reply_to: Option<String>,
+    /// Per-message TTL in milliseconds, as a decimal string (AMQP's convention).
+    pub expiration: Option<String>,
+    pub message_id: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub timestamp: Option<u64>,
+    pub kind: Option<String>,
+    pub user_id: Option<String>,
+    pub app_id: Option<String>,
+    pub cluster_id: Option<String>,
+}
+
+impl Properties {
+    pub fn is_persistent(&self) -> bool {
+        self.delivery_mode == Some(2)
+    }
+
+    /// The per-message TTL in ms, if `expiration` holds a valid one.
+    pub fn ttl_ms(&self) -> Option<u64> {
+        self.expiration.as_deref().and_then(|e| e.parse().ok())
+    }
+
+    /// The headers table, created if absent.
+    pub fn headers_mut(&mut self) -> &mut FieldTable {
+        self.headers.get_or_insert_with(FieldTable::new)
+    }
+}
+
+/// A published message. Cheap to share: wrap in [`Arc`], the body is [`Bytes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The exchange it was (last) published to.
+    pub exchange: String,
+    /// The routing key it was (last) published with.
+    pub routing_key: String,
+    pub properties: Properties,
+    pub body: Bytes,
+}
+
+impl Message {
+    pub fn new(
+        exchange: impl Into<String>,
+        routing_key: impl Into<String>,
+        properties: Properties,
+        body: Bytes,
+    ) -> Arc<Message> {
+        Arc::new(Message {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            properties,
+            body,
+        })
+    }
+
+    /// Size that counts toward `x-max-length-bytes` (the body, as RabbitMQ counts).
+    pub fn body_size(&self) -> usize {
+        self.body.len()
+    }
+}

@@ -1,0 +1,734 @@
+//! A queue: ready messages in order, the unacked set, and consumers served round-robin by credit.
+//!
+//! All of a queue's state sits behind one short lock of its own; nothing here takes a vhost- or
+//! broker-wide lock. Work that reaches outside the queue (dead-lettering, auto-delete) is
+//! collected under the lock and done after it is released.
+
+use crate::clock::Clock;
+use crate::consumer::{release_credits, ConsumerSpec, Credit, Delivery, Offer, SinkEvent};
+use crate::error::{CoreError, CoreResult};
+use crate::message::Message;
+use crate::queue_args::{Overflow, QueueArgs};
+use crate::storage::MessageStore;
+use crate::value::FieldTable;
+use crate::vhost::VHost;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// What a queue was declared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDef {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+impl QueueDef {
+    pub fn new(name: impl Into<String>) -> Self {
+        QueueDef {
+            name: name.into(),
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        }
+    }
+
+    /// RabbitMQ's equivalence rule for redeclaration.
+    pub fn equivalent(&self, other: &QueueDef) -> bool {
+        self.durable == other.durable
+            && self.exclusive == other.exclusive
+            && self.auto_delete == other.auto_delete
+            && self.arguments.same_entries(&other.arguments)
+    }
+}
+
+/// Why a message left a queue without being acked (the `x-death` reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    MaxLen,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLen => "maxlen",
+        }
+    }
+}
+
+/// The result of offering a message to a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// Refused by `x-overflow: reject-publish`.
+    Rejected,
+}
+
+/// A message fetched with [`Queue::get`].
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The id to ack with; 0 when fetched with no-ack.
+    pub id: u64,
+    pub message: Arc<Message>,
+    pub redelivered: bool,
+    /// Ready messages left after this one.
+    pub remaining: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    seq: u64,
+    msg: Arc<Message>,
+    expires_at: Option<u64>,
+    redelivered: bool,
+    level: usize,
+}
+
+#[derive(Debug)]
+struct Unacked {
+    entry: Entry,
+    consumer: Option<u64>,
+    credit: Option<Arc<Credit>>,
+    shared: Option<Arc<Credit>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Ready messages per priority level, each level ordered by `seq`.
+    levels: Vec<VecDeque<Entry>>,
+    ready: usize,
+    ready_bytes: usize,
+    unacked: HashMap<u64, Unacked>,
+    consumers: Vec<ConsumerSpec>,
+    next_consumer: usize,
+    next_seq: u64,
+    next_delivery: u64,
+    last_used: u64,
+    had_consumer: bool,
+    deleted: bool,
+}
+
+/// Work to do once the queue's lock is released.
+#[derive(Default)]
+struct After {
+    dead: Vec<(Arc<Message>, DeathReason)>,
+    settled_persistent: Vec<u64>,
+    auto_delete: bool,
+}
+
+/// A queue of one vhost.
+#[derive(Debug)]
+pub struct Queue {
+    pub def: QueueDef,
+    pub args: QueueArgs,
+    /// The connection of an exclusive queue.
+    pub owner: Option<u64>,
+    vhost: Weak<VHost>,
+    vhost_name: String,
+    clock: Arc<Clock>,
+    store: Option<Arc<dyn MessageStore>>,
+    state: Mutex<State>,
+}
+
+impl State {
+    fn push_ready(&mut self, e: Entry) {
+        self.ready += 1;
+        self.ready_bytes += e.msg.body_size();
+        let level = &mut self.levels[e.level];
+        if level.back().is_none_or(|last| last.seq < e.seq) {
+            level.push_back(e);
+        } else {
+            // A requeued message goes back to its original place.
+            let at = level.partition_point(|x| x.seq < e.seq);
+            level.insert(at, e);
+        }
+    }
+
+    /// Highest priority level with messages.
+    fn head_level(&self) -> Option<usize> {
+        (0..self.levels.len())
+            .rev()
+            .find(|&l| !self.levels[l].is_empty())
+    }
+
+    fn pop_head(&mut self) -> Option<Entry> {
+        let l = self.head_level()?;
+        let e = self.levels[l].pop_front()?;
+        self.ready -= 1;
+        self.ready_bytes -= e.msg.body_size();
+        Some(e)
+    }
+
+    fn unpop_head(&mut self, e: Entry) {
+        self.ready += 1;
+        self.ready_bytes += e.msg.body_size();
+        self.levels[e.level].push_front(e);
+    }
+
+    fn peek_head(&self) -> Option<&Entry> {
+        self.head_level().and_then(|l| self.levels[l].front())
+    }
+
+    /// The oldest message (for drop-head): lowest priority level first, as RabbitMQ does.
+    fn pop_oldest(&mut self) -> Option<Entry> {
+        let l = (0..self.levels.len()).find(|&l| !self.levels[l].is_empty())?;
+        let e = self.levels[l].pop_front()?;
+        self.ready -= 1;
+        self.ready_bytes -= e.msg.body_size();
+        Some(e)
+    }
+
+    fn remove_seq(&mut self, level: usize, seq: u64) -> Option<Entry> {
+        let pos = self.levels[level].iter().position(|e| e.seq == seq)?;
+        let e = self.levels[level].remove(pos)?;
+        self.ready -= 1;
+        self.ready_bytes -= e.msg.body_size();
+        Some(e)
+    }
+}
+
+impl Queue {
+    pub(crate) fn new(
+        def: QueueDef,
+        args: QueueArgs,
+        owner: Option<u64>,
+        vhost: Weak<VHost>,
+        vhost_name: String,
+        clock: Arc<Clock>,
+        store: Option<Arc<dyn MessageStore>>,
+    ) -> Self {
+        let levels = args.max_priority.map_or(1, |p| p as usize + 1);
+        let now = clock.now_ms();
+        Queue {
+            def,
+            args,
+            owner,
+            vhost,
+            vhost_name,
+            clock,
+            store,
+            state: Mutex::new(State {
+                levels: (0..levels).map(|_| VecDeque::new()).collect(),
+                last_used: now,
+                next_delivery: 1,
+                ..State::default()
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    pub fn vhost_name(&self) -> &str {
+        &self.vhost_name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn expiry_for(&self, msg: &Message, now: u64) -> Option<u64> {
+        let ttl = match (self.args.message_ttl, msg.properties.ttl_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ttl.map(|t| now.saturating_add(t))
+    }
+
+    fn is_durable_message(&self, msg: &Message) -> bool {
+        self.def.durable && msg.properties.is_persistent() && self.store.is_some()
+    }
+
+    /// Offers a published message; delivers it at once if a consumer can take it.
+    pub fn enqueue(self: &Arc<Self>, msg: Arc<Message>) -> Enqueued {
+        let now = self.clock.now_ms();
+        let mut after = After::default();
+        let mut st = self.lock();
+        if st.deleted {
+            return Enqueued::Accepted;
+        }
+        let level = msg
+            .properties
+            .priority
+            .map_or(0, |p| (p as usize).min(st.levels.len() - 1));
+        let full = self.args.max_length.is_some_and(|m| st.ready as u64 >= m)
+            || self
+                .args
+                .max_length_bytes
+                .is_some_and(|m| (st.ready_bytes + msg.body_size()) as u64 > m);
+        if full && self.args.overflow != Overflow::DropHead {
+            if self.args.overflow == Overflow::RejectPublishDlx {
+                after.dead.push((msg, DeathReason::MaxLen));
+            }
+            drop(st);
+            self.finish(after);
+            return Enqueued::Rejected;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let expires_at = self.expiry_for(&msg, now);
+        if self.is_durable_message(&msg) {
+            if let Some(store) = &self.store {
+                store.append(&self.vhost_name, &self.def.name, seq, &msg);
+            }
+        }
+        let entry = Entry {
+            seq,
+            msg,
+            expires_at,
+            redelivered: false,
+            level,
+        };
+        st.push_ready(entry);
+        self.dispatch_locked(&mut st, now, &mut after);
+        // A zero TTL means "deliver now or never".
+        if expires_at == Some(now) {
+            if let Some(e) = st.remove_seq(level, seq) {
+                self.drop_entry(e, DeathReason::Expired, &mut after);
+            }
+        }
+        if self.args.overflow == Overflow::DropHead {
+            while self.args.max_length.is_some_and(|m| st.ready as u64 > m)
+                || self
+                    .args
+                    .max_length_bytes
+                    .is_some_and(|m| st.ready_bytes as u64 > m)
+            {
+                match st.pop_oldest() {
+                    Some(e) => self.drop_entry(e, DeathReason::MaxLen, &mut after),
+                    None => break,
+                }
+            }
+        }
+        drop(st);
+        self.finish(after);
+        Enqueued::Accepted
+    }
+
+    /// Restores a stored message at recovery (no dispatch; consumers are not there yet).
+    pub(crate) fn restore(&self, seq: u64, msg: Arc<Message>, redelivered: bool) {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        let level = msg
+            .properties
+            .priority
+            .map_or(0, |p| (p as usize).min(st.levels.len() - 1));
+        st.next_seq = st.next_seq.max(seq + 1);
+        let expires_at = self.expiry_for(&msg, now);
+        st.push_ready(Entry {
+            seq,
+            msg,
+            expires_at,
+            redelivered,
+            level,
+        });
+    }
+
+    fn drop_entry(&self, e: Entry, reason: DeathReason, after: &mut After) {
+        if self.is_durable_message(&e.msg) {
+            after.settled_persistent.push(e.seq);
+        }
+        after.dead.push((e.msg, reason));
+    }
+
+    /// Hands ready messages to consumers with credit until one or the other runs out.
+    pub fn dispatch(self: &Arc<Self>) {
+        let now = self.clock.now_ms();
+        let mut after = After::default();
+        let mut st = self.lock();
+        self.dispatch_locked(&mut st, now, &mut after);
+        drop(st);
+        self.finish(after);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, st: &mut State, now: u64, after: &mut After) {
+        if st.consumers.is_empty() || st.deleted {
+            return;
+        }
+        let mut skip = vec![false; st.consumers.len()];
+        let prioritised = st
+            .consumers
+            .iter()
+            .any(|c| c.priority != st.consumers[0].priority);
+        loop {
+            // Expired messages at the head are never delivered. (A message expiring this very
+            // millisecond may still go: that is how a zero TTL means "now or never".)
+            while st
+                .peek_head()
+                .is_some_and(|e| e.expires_at.is_some_and(|t| t < now))
+            {
+                if let Some(e) = st.pop_head() {
+                    self.drop_entry(e, DeathReason::Expired, after);
+                }
+            }
+            if st.ready == 0 {
+                return;
+            }
+            let Some(ci) = Self::pick_consumer(st, &mut skip, prioritised) else {
+                return;
+            };
+            let Some(entry) = st.pop_head() else { return };
+            let c = &st.consumers[ci];
+            let id = if c.no_ack {
+                0
+            } else {
+                let id = st.next_delivery;
+                st.next_delivery += 1;
+                id
+            };
+            let c = &st.consumers[ci];
+            let delivery = Delivery {
+                consumer: c.key,
+                queue: self.clone(),
+                id,
+                message: entry.msg.clone(),
+                redelivered: entry.redelivered,
+            };
+            let sent = match c.sink.offer(SinkEvent::Deliver(delivery)) {
+                Offer::Sent => true,
+                Offer::Closed => false,
+                Offer::Full(ev) => {
+                    c.sink.park(self);
+                    matches!(c.sink.offer(ev), Offer::Sent)
+                }
+            };
+            if !sent {
+                st.consumers[ci].release();
+                skip[ci] = true;
+                st.unpop_head(entry);
+                continue;
+            }
+            st.next_consumer = ci + 1;
+            let c = &st.consumers[ci];
+            if c.no_ack {
+                if self.is_durable_message(&entry.msg) {
+                    after.settled_persistent.push(entry.seq);
+                }
+            } else {
+                let u = Unacked {
+                    consumer: Some(c.key),
+                    credit: c.credit.clone(),
+                    shared: c.shared_credit.clone(),
+                    entry,
+                };
+                st.unacked.insert(id, u);
+            }
+        }
+    }
+
+    /// The next consumer (round-robin, highest priority first) that takes a credit.
+    fn pick_consumer(st: &mut State, skip: &mut [bool], prioritised: bool) -> Option<usize> {
+        let n = st.consumers.len();
+        let start = st.next_consumer % n;
+        let order = (0..n).map(|i| (start + i) % n);
+        if !prioritised {
+            for i in order {
+                if !skip[i] {
+                    if st.consumers[i].try_acquire() {
+                        return Some(i);
+                    }
+                    skip[i] = true;
+                }
+            }
+            return None;
+        }
+        let mut candidates: Vec<usize> = order.filter(|&i| !skip[i]).collect();
+        candidates.sort_by_key(|&i| std::cmp::Reverse(st.consumers[i].priority));
+        for i in candidates {
+            if st.consumers[i].try_acquire() {
+                return Some(i);
+            }
+            skip[i] = true;
+        }
+        None
+    }
+
+    /// Registers a consumer and starts delivering to it.
+    pub fn add_consumer(self: &Arc<Self>, spec: ConsumerSpec) -> CoreResult<()> {
+        {
+            let mut st = self.lock();
+            if st.deleted {
+                return Err(CoreError::NotFound(format!(
+                    "no queue '{}' in vhost '{}'",
+                    self.def.name, self.vhost_name
+                )));
+            }
+            if st.consumers.iter().any(|c| c.exclusive)
+                || (spec.exclusive && !st.consumers.is_empty())
+            {
+                return Err(CoreError::AccessRefused(format!(
+                    "queue '{}' in vhost '{}' in exclusive use",
+                    self.def.name, self.vhost_name
+                )));
+            }
+            st.had_consumer = true;
+            st.last_used = self.clock.now_ms();
+            st.consumers.push(spec);
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    /// Removes a consumer; its unacked messages stay unacked. Returns false if unknown.
+    pub fn cancel_consumer(self: &Arc<Self>, key: u64, connection: u64) -> bool {
+        let mut after = After::default();
+        let mut st = self.lock();
+        let Some(pos) = st
+            .consumers
+            .iter()
+            .position(|c| c.key == key && c.connection == connection)
+        else {
+            return false;
+        };
+        st.consumers.remove(pos);
+        st.last_used = self.clock.now_ms();
+        if st.consumers.is_empty() && self.def.auto_delete && st.had_consumer {
+            after.auto_delete = true;
+        }
+        drop(st);
+        self.finish(after);
+        true
+    }
+
+    fn settle(&self, st: &mut State, id: u64) -> Option<Unacked> {
+        let u = st.unacked.remove(&id)?;
+        release_credits(&u.credit, &u.shared);
+        Some(u)
+    }
+
+    /// Acknowledges deliveries; unknown ids are returned (a protocol error for most adapters).
+    pub fn ack(self: &Arc<Self>, ids: &[u64]) -> Vec<u64> {
+        let mut unknown = Vec::new();
+        let mut after = After::default();
+        let mut st = self.lock();
+        for &id in ids {
+            match self.settle(&mut st, id) {
+                Some(u) => {
+                    if self.is_durable_message(&u.entry.msg) {
+                        after.settled_persistent.push(u.entry.seq);
+                    }
+                }
+                None => unknown.push(id),
+            }
+        }
+        let now = self.clock.now_ms();
+        self.dispatch_locked(&mut st, now, &mut after);
+        drop(st);
+        self.finish(after);
+        unknown
+    }
+
+    /// Rejects deliveries: requeued to their original place (marked redelivered), or
+    /// dead-lettered / dropped. Unknown ids are returned.
+    pub fn reject(self: &Arc<Self>, ids: &[u64], requeue: bool) -> Vec<u64> {
+        let mut unknown = Vec::new();
+        let mut after = After::default();
+        let mut st = self.lock();
+        for &id in ids {
+            match self.settle(&mut st, id) {
+                Some(u) if requeue && !st.deleted => {
+                    let mut e = u.entry;
+                    e.redelivered = true;
+                    st.push_ready(e);
+                }
+                Some(u) => self.drop_entry(u.entry, DeathReason::Rejected, &mut after),
+                None => unknown.push(id),
+            }
+        }
+        let now = self.clock.now_ms();
+        self.dispatch_locked(&mut st, now, &mut after);
+        drop(st);
+        self.finish(after);
+        unknown
+    }
+
+    /// Requeues every unacked delivery of a consumer (its connection or channel went away).
+    pub fn requeue_consumer(self: &Arc<Self>, key: u64) {
+        let ids: Vec<u64> = {
+            let st = self.lock();
+            st.unacked
+                .iter()
+                .filter(|(_, u)| u.consumer == Some(key))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        self.reject(&ids, true);
+    }
+
+    /// Takes one message (AMQP basic.get).
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Fetched> {
+        let now = self.clock.now_ms();
+        let mut after = After::default();
+        let mut st = self.lock();
+        st.last_used = now;
+        let result = loop {
+            let Some(e) = st.pop_head() else { break None };
+            if e.expires_at.is_some_and(|t| t <= now) {
+                self.drop_entry(e, DeathReason::Expired, &mut after);
+                continue;
+            }
+            let (id, message, redelivered) = (
+                if no_ack { 0 } else { st.next_delivery },
+                e.msg.clone(),
+                e.redelivered,
+            );
+            if no_ack {
+                if self.is_durable_message(&e.msg) {
+                    after.settled_persistent.push(e.seq);
+                }
+            } else {
+                st.next_delivery += 1;
+                st.unacked.insert(
+                    id,
+                    Unacked {
+                        entry: e,
+                        consumer: None,
+                        credit: None,
+                        shared: None,
+                    },
+                );
+            }
+            break Some(Fetched {
+                id,
+                message,
+                redelivered,
+                remaining: st.ready,
+            });
+        };
+        drop(st);
+        self.finish(after);
+        result
+    }
+
+    /// Drops every ready message; returns how many.
+    pub fn purge(&self) -> usize {
+        let mut st = self.lock();
+        let n = st.ready;
+        let mut settled = Vec::new();
+        for level in st.levels.iter_mut() {
+            for e in level.drain(..) {
+                if self.is_durable_message(&e.msg) {
+                    settled.push(e.seq);
+                }
+            }
+        }
+        st.ready = 0;
+        st.ready_bytes = 0;
+        drop(st);
+        self.finish(After {
+            settled_persistent: settled,
+            ..After::default()
+        });
+        n
+    }
+
+    /// Ready messages.
+    pub fn message_count(&self) -> usize {
+        self.lock().ready
+    }
+
+    /// Delivered, not yet acked.
+    pub fn unacked_count(&self) -> usize {
+        self.lock().unacked.len()
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.lock().consumers.len()
+    }
+
+    /// Marks the queue used (declare, get) for `x-expires`.
+    pub fn touch(&self) {
+        self.lock().last_used = self.clock.now_ms();
+    }
+
+    /// Drops expired messages and reports whether the queue itself has expired (`x-expires`).
+    pub fn expire(self: &Arc<Self>) -> bool {
+        let now = self.clock.now_ms();
+        let mut after = After::default();
+        let mut st = self.lock();
+        for level in 0..st.levels.len() {
+            while st.levels[level]
+                .front()
+                .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
+            {
+                if let Some(e) = st.levels[level].pop_front() {
+                    st.ready -= 1;
+                    st.ready_bytes -= e.msg.body_size();
+                    self.drop_entry(e, DeathReason::Expired, &mut after);
+                }
+            }
+        }
+        let expired = self
+            .args
+            .expires
+            .is_some_and(|x| st.consumers.is_empty() && now.saturating_sub(st.last_used) >= x);
+        drop(st);
+        self.finish(after);
+        expired
+    }
+
+    /// True if the queue has something [`Queue::expire`] may act on.
+    pub fn needs_expiry(&self) -> bool {
+        self.args.message_ttl.is_some() || self.args.expires.is_some() || {
+            let st = self.lock();
+            st.levels
+                .iter()
+                .any(|l| l.iter().any(|e| e.expires_at.is_some()))
+        }
+    }
+
+    /// Marks the queue deleted and tells its consumers. Returns the ready count it had.
+    pub(crate) fn mark_deleted(&self) -> usize {
+        let mut st = self.lock();
+        st.deleted = true;
+        let n = st.ready;
+        for level in st.levels.iter_mut() {
+            level.clear();
+        }
+        st.unacked.clear();
+        let consumers = std::mem::take(&mut st.consumers);
+        drop(st);
+        for c in consumers {
+            c.sink
+                .send_reliably(SinkEvent::Cancelled { consumer: c.key });
+        }
+        if let Some(store) = &self.store {
+            store.drop_queue(&self.vhost_name, &self.def.name);
+        }
+        n
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.lock().deleted
+    }
+
+    fn finish(&self, after: After) {
+        if let Some(store) = &self.store {
+            for seq in &after.settled_persistent {
+                store.settle(&self.vhost_name, &self.def.name, *seq);
+            }
+        }
+        if after.dead.is_empty() && !after.auto_delete {
+            return;
+        }
+        let Some(vhost) = self.vhost.upgrade() else {
+            return;
+        };
+        if self.args.dead_letter_exchange.is_some() {
+            for (msg, reason) in after.dead {
+                vhost.dead_letter(self, &msg, reason);
+            }
+        }
+        if after.auto_delete {
+            let _ = vhost.delete_queue(&self.def.name, None, false, false);
+        }
+    }
+}

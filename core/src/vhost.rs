@@ -1,0 +1,733 @@
+//! A virtual host: its exchanges, queues and bindings, and the publish path through them.
+
+use crate::clock::{unix_seconds, Clock};
+use crate::error::{CoreError, CoreResult};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeDef, ExchangeKind};
+use crate::message::Message;
+use crate::queue::{DeathReason, Enqueued, Queue, QueueDef};
+use crate::queue_args::QueueArgs;
+use crate::storage::{MessageStore, MetaCommand, MetadataStore};
+use crate::value::{FieldTable, FieldValue};
+use bytes::Bytes;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+
+/// What became of a publish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Routed {
+    /// Queues that took the message.
+    pub queues: usize,
+    /// Queues that refused it (`x-overflow: reject-publish`).
+    pub rejected: usize,
+}
+
+impl Routed {
+    /// No queue was selected at all (for mandatory / basic.return).
+    pub fn unroutable(&self) -> bool {
+        self.queues == 0 && self.rejected == 0
+    }
+}
+
+/// The result of a queue declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredQueue {
+    pub name: String,
+    pub messages: usize,
+    pub consumers: usize,
+}
+
+/// The exchanges every vhost has.
+pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic),
+];
+
+/// A virtual host.
+#[derive(Debug)]
+pub struct VHost {
+    pub name: String,
+    exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    clock: Arc<Clock>,
+    meta: Arc<dyn MetadataStore>,
+    messages: Arc<dyn MessageStore>,
+    me: Weak<VHost>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// RabbitMQ's server-named queue form: `amq.gen-` and 22 URL-safe characters.
+pub fn generate_queue_name() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..22)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("amq.gen-{tail}")
+}
+
+impl VHost {
+    pub(crate) fn new(
+        name: &str,
+        clock: Arc<Clock>,
+        meta: Arc<dyn MetadataStore>,
+        messages: Arc<dyn MessageStore>,
+    ) -> Arc<VHost> {
+        let v = Arc::new_cyclic(|me| VHost {
+            name: name.to_string(),
+            exchanges: RwLock::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
+            clock,
+            meta,
+            messages,
+            me: me.clone(),
+        });
+        {
+            let mut ex = write(&v.exchanges);
+            ex.insert(
+                String::new(),
+                Arc::new(Exchange::new(ExchangeDef::new("", ExchangeKind::Direct))),
+            );
+            for (n, k) in PREDECLARED {
+                let mut def = ExchangeDef::new(n, k);
+                def.internal = n == "amq.rabbitmq.trace";
+                ex.insert(n.to_string(), Arc::new(Exchange::new(def)));
+            }
+        }
+        v
+    }
+
+    fn persist(&self, cmd: MetaCommand) -> CoreResult<()> {
+        self.meta.apply(&[cmd])
+    }
+
+    fn not_found(&self, kind: &str, name: &str) -> CoreError {
+        CoreError::NotFound(format!("no {kind} '{name}' in vhost '{}'", self.name))
+    }
+
+    // ---- exchanges ----
+
+    pub fn exchange(&self, name: &str) -> CoreResult<Arc<Exchange>> {
+        let key = if name == "amq.default" { "" } else { name };
+        read(&self.exchanges)
+            .get(key)
+            .cloned()
+            .ok_or_else(|| self.not_found("exchange", name))
+    }
+
+    pub fn exchange_names(&self) -> Vec<String> {
+        read(&self.exchanges).keys().cloned().collect()
+    }
+
+    /// exchange.declare: creates, or checks an existing one is equivalent.
+    pub fn declare_exchange(&self, def: ExchangeDef, passive: bool) -> CoreResult<()> {
+        if passive {
+            return self.exchange(&def.name).map(|_| ());
+        }
+        if let Ok(existing) = self.exchange(&def.name) {
+            if existing.def.kind != def.kind {
+                return Err(CoreError::PreconditionFailed(format!(
+                    "inequivalent arg 'type' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                    def.name, self.name, def.kind.as_str(), existing.def.kind.as_str()
+                )));
+            }
+            if def.name.is_empty() || def.name.starts_with("amq.") {
+                return Ok(());
+            }
+            if !existing.def.equivalent(&def) {
+                return Err(CoreError::PreconditionFailed(format!(
+                    "inequivalent arg 'durable' or arguments for exchange '{}' in vhost '{}'",
+                    def.name, self.name
+                )));
+            }
+            return Ok(());
+        }
+        if def.name.starts_with("amq.") {
+            return Err(CoreError::AccessRefused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                def.name
+            )));
+        }
+        let mut map = write(&self.exchanges);
+        if map.contains_key(&def.name) {
+            return Ok(());
+        }
+        if def.durable {
+            self.persist(MetaCommand::PutExchange {
+                vhost: self.name.clone(),
+                def: def.clone(),
+            })?;
+        }
+        map.insert(def.name.clone(), Arc::new(Exchange::new(def)));
+        Ok(())
+    }
+
+    /// exchange.delete (a missing exchange is not an error, as in RabbitMQ).
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> CoreResult<()> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(CoreError::AccessRefused(format!(
+                "operation not permitted on exchange '{name}'"
+            )));
+        }
+        let Ok(ex) = self.exchange(name) else {
+            return Ok(());
+        };
+        if if_unused && ex.binding_count() > 0 {
+            return Err(CoreError::PreconditionFailed(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        write(&self.exchanges).remove(name);
+        let dest = Destination::Exchange(name.to_string());
+        for other in read(&self.exchanges).values() {
+            other.unbind_destination(&dest);
+        }
+        if ex.def.durable {
+            self.persist(MetaCommand::DeleteExchange {
+                vhost: self.name.clone(),
+                name: name.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    // ---- queues ----
+
+    /// A queue, checked for exclusive ownership by `connection` (None = no check).
+    pub fn queue(&self, name: &str, connection: Option<u64>) -> CoreResult<Arc<Queue>> {
+        let q = read(&self.queues)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.not_found("queue", name))?;
+        self.check_owner(&q, connection)?;
+        Ok(q)
+    }
+
+    fn check_owner(&self, q: &Queue, connection: Option<u64>) -> CoreResult<()> {
+        match (q.owner, connection) {
+            (Some(owner), Some(c)) if owner != c => Err(CoreError::ResourceLocked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                q.name(),
+                self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        read(&self.queues).keys().cloned().collect()
+    }
+
+    /// All queues (a snapshot).
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        read(&self.queues).values().cloned().collect()
+    }
+
+    /// queue.declare. An empty name gets a server-generated one. `connection` owns exclusive queues.
+    pub fn declare_queue(
+        &self,
+        mut def: QueueDef,
+        passive: bool,
+        connection: u64,
+    ) -> CoreResult<DeclaredQueue> {
+        if def.name.is_empty() {
+            if passive {
+                return Err(self.not_found("queue", ""));
+            }
+            def.name = generate_queue_name();
+        }
+        let existing = read(&self.queues).get(&def.name).cloned();
+        if let Some(q) = existing {
+            self.check_owner(&q, Some(connection))?;
+            if !passive && !q.def.equivalent(&def) {
+                return Err(CoreError::PreconditionFailed(format!(
+                    "inequivalent arg for queue '{}' in vhost '{}': the declared durable, exclusive, auto_delete or arguments differ from the existing queue",
+                    def.name, self.name
+                )));
+            }
+            q.touch();
+            return Ok(DeclaredQueue {
+                name: def.name,
+                messages: q.message_count(),
+                consumers: q.consumer_count(),
+            });
+        }
+        if passive {
+            return Err(self.not_found("queue", &def.name));
+        }
+        if def.name.starts_with("amq.") && !def.name.starts_with("amq.gen-") {
+            return Err(CoreError::AccessRefused(format!(
+                "queue name '{}' contains reserved prefix 'amq.*'",
+                def.name
+            )));
+        }
+        let args = QueueArgs::parse(&def.arguments)?;
+        let owner = def.exclusive.then_some(connection);
+        let mut map = write(&self.queues);
+        if let Some(q) = map.get(&def.name) {
+            // Lost a race with another declaration of the same name.
+            return Ok(DeclaredQueue {
+                name: def.name.clone(),
+                messages: q.message_count(),
+                consumers: q.consumer_count(),
+            });
+        }
+        if def.durable && !def.exclusive {
+            self.persist(MetaCommand::PutQueue {
+                vhost: self.name.clone(),
+                def: def.clone(),
+            })?;
+        }
+        let name = def.name.clone();
+        let q = self.build_queue(def, args, owner);
+        map.insert(name.clone(), q);
+        drop(map);
+        // Every queue is bound to the default exchange by its name (implicitly: see publish).
+        Ok(DeclaredQueue {
+            name,
+            messages: 0,
+            consumers: 0,
+        })
+    }
+
+    fn build_queue(&self, def: QueueDef, args: QueueArgs, owner: Option<u64>) -> Arc<Queue> {
+        let store = (def.durable && !def.exclusive).then(|| self.messages.clone());
+        Arc::new(Queue::new(
+            def,
+            args,
+            owner,
+            self.me.clone(),
+            self.name.clone(),
+            self.clock.clone(),
+            store,
+        ))
+    }
+
+    /// queue.delete; returns the number of ready messages deleted. A missing queue is not an error.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        connection: Option<u64>,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> CoreResult<usize> {
+        let Some(q) = read(&self.queues).get(name).cloned() else {
+            return Ok(0);
+        };
+        self.check_owner(&q, connection)?;
+        if if_unused && q.consumer_count() > 0 {
+            return Err(CoreError::PreconditionFailed(format!(
+                "queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        if if_empty && q.message_count() > 0 {
+            return Err(CoreError::PreconditionFailed(format!(
+                "queue '{name}' in vhost '{}' not empty",
+                self.name
+            )));
+        }
+        {
+            let mut map = write(&self.queues);
+            match map.get(name) {
+                Some(cur) if Arc::ptr_eq(cur, &q) => {
+                    map.remove(name);
+                }
+                _ => return Ok(0),
+            }
+        }
+        let n = q.mark_deleted();
+        self.remove_bindings_to(&Destination::Queue(name.to_string()));
+        if q.def.durable && !q.def.exclusive {
+            self.persist(MetaCommand::DeleteQueue {
+                vhost: self.name.clone(),
+                name: name.to_string(),
+            })?;
+        }
+        Ok(n)
+    }
+
+    fn remove_bindings_to(&self, dest: &Destination) {
+        let exchanges: Vec<Arc<Exchange>> = read(&self.exchanges).values().cloned().collect();
+        for ex in exchanges {
+            if ex.unbind_destination(dest) > 0 {
+                self.maybe_auto_delete_exchange(&ex);
+            }
+        }
+    }
+
+    fn maybe_auto_delete_exchange(&self, ex: &Exchange) {
+        if ex.def.auto_delete && ex.binding_count() == 0 {
+            let _ = self.delete_exchange(&ex.def.name, false);
+        }
+    }
+
+    /// queue.purge; returns the number of messages purged.
+    pub fn purge_queue(&self, name: &str, connection: Option<u64>) -> CoreResult<usize> {
+        Ok(self.queue(name, connection)?.purge())
+    }
+
+    /// Deletes the exclusive queues of a connection that has closed.
+    pub fn connection_closed(&self, connection: u64) {
+        let owned: Vec<String> = read(&self.queues)
+            .values()
+            .filter(|q| q.owner == Some(connection))
+            .map(|q| q.name().to_string())
+            .collect();
+        for name in owned {
+            let _ = self.delete_queue(&name, None, false, false);
+        }
+    }
+
+    // ---- bindings ----
+
+    fn check_destination(&self, b: &Binding, connection: Option<u64>) -> CoreResult<()> {
+        match &b.destination {
+            Destination::Queue(q) => self.queue(q, connection).map(|_| ()),
+            Destination::Exchange(e) => self.exchange(e).map(|_| ()),
+        }
+    }
+
+    fn check_not_default(&self, name: &str) -> CoreResult<()> {
+        if name.is_empty() || name == "amq.default" {
+            return Err(CoreError::AccessRefused(format!(
+                "operation not permitted on the default exchange in vhost '{}'",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// queue.bind / exchange.bind.
+    pub fn bind(&self, b: Binding, connection: Option<u64>) -> CoreResult<()> {
+        self.check_not_default(&b.source)?;
+        if let Destination::Exchange(d) = &b.destination {
+            self.check_not_default(d)?;
+        }
+        let source = self.exchange(&b.source)?;
+        self.check_destination(&b, connection)?;
+        let durable = source.def.durable && self.destination_durable(&b.destination);
+        if source.bind(b.clone())? && durable {
+            self.persist(MetaCommand::PutBinding {
+                vhost: self.name.clone(),
+                binding: b,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn destination_durable(&self, d: &Destination) -> bool {
+        match d {
+            Destination::Queue(q) => read(&self.queues)
+                .get(q)
+                .is_some_and(|q| q.def.durable && !q.def.exclusive),
+            Destination::Exchange(e) => read(&self.exchanges).get(e).is_some_and(|e| e.def.durable),
+        }
+    }
+
+    /// queue.unbind / exchange.unbind (a missing binding is not an error).
+    pub fn unbind(&self, b: &Binding, connection: Option<u64>) -> CoreResult<()> {
+        self.check_not_default(&b.source)?;
+        let source = self.exchange(&b.source)?;
+        self.check_destination(b, connection)?;
+        if source.unbind(b) {
+            if source.def.durable {
+                self.persist(MetaCommand::DeleteBinding {
+                    vhost: self.name.clone(),
+                    binding: b.clone(),
+                })?;
+            }
+            self.maybe_auto_delete_exchange(&source);
+        }
+        Ok(())
+    }
+
+    // ---- publishing ----
+
+    /// Routes a message from `exchange` to every matching queue.
+    pub fn publish(&self, exchange: &str, message: Arc<Message>) -> CoreResult<Routed> {
+        let ex = self.exchange(exchange)?;
+        if ex.def.internal {
+            return Err(CoreError::AccessRefused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        let mut names = Vec::new();
+        self.route(&ex, &message, &mut names, &mut Vec::new());
+        Ok(self.deliver_to(&names, message, None))
+    }
+
+    /// Collects the queue names a message reaches from `ex`, following exchange-to-exchange
+    /// bindings and alternate exchanges, each exchange visited once.
+    fn route(
+        &self,
+        ex: &Arc<Exchange>,
+        msg: &Message,
+        out: &mut Vec<String>,
+        visited: &mut Vec<String>,
+    ) {
+        visited.push(ex.def.name.clone());
+        let before = out.len();
+        if ex.def.name.is_empty() {
+            out.push(msg.routing_key.clone());
+        } else {
+            let mut dests = Vec::new();
+            ex.route(
+                &msg.routing_key,
+                msg.properties.headers.as_ref(),
+                &mut dests,
+            );
+            for d in dests {
+                match d {
+                    Destination::Queue(q) => out.push(q),
+                    Destination::Exchange(e) => {
+                        if !visited.contains(&e) {
+                            if let Ok(next) = self.exchange(&e) {
+                                self.route(&next, msg, out, visited);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let reached = {
+            let queues = read(&self.queues);
+            out[before..].iter().any(|q| queues.contains_key(q))
+        };
+        if !reached {
+            if let Some(ae) = ex.def.alternate_exchange() {
+                if !visited.iter().any(|v| v == ae) {
+                    if let Ok(next) = self.exchange(ae) {
+                        self.route(&next, msg, out, visited);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_to(
+        &self,
+        names: &[String],
+        message: Arc<Message>,
+        skip: Option<&[String]>,
+    ) -> Routed {
+        let mut routed = Routed::default();
+        let targets: Vec<Arc<Queue>> = {
+            let queues = read(&self.queues);
+            let mut seen: Vec<&str> = Vec::with_capacity(names.len());
+            names
+                .iter()
+                .filter(|n| {
+                    if seen.contains(&n.as_str()) {
+                        return false;
+                    }
+                    seen.push(n.as_str());
+                    !skip.is_some_and(|s| s.contains(n))
+                })
+                .filter_map(|n| queues.get(n).cloned())
+                .collect()
+        };
+        for q in targets {
+            match q.enqueue(message.clone()) {
+                Enqueued::Accepted => routed.queues += 1,
+                Enqueued::Rejected => routed.rejected += 1,
+            }
+        }
+        routed
+    }
+
+    /// Re-publishes a message that died in `queue` to its dead-letter exchange with `x-death`.
+    pub(crate) fn dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
+        let Some(dlx) = queue.args.dead_letter_exchange.as_deref() else {
+            return;
+        };
+        let Ok(ex) = self.exchange(dlx) else {
+            tracing::debug!(
+                queue = queue.name(),
+                dlx,
+                "dead-letter exchange missing; message dropped"
+            );
+            return;
+        };
+        let mut props = msg.properties.clone();
+        let original_expiration = props.expiration.take();
+        let headers = props.headers_mut();
+        record_death(headers, queue.name(), reason, msg, original_expiration);
+        let routing_key = queue
+            .args
+            .dead_letter_routing_key
+            .clone()
+            .unwrap_or_else(|| msg.routing_key.clone());
+        let dead = Arc::new(Message {
+            exchange: dlx.to_string(),
+            routing_key,
+            properties: props,
+            body: msg.body.clone(),
+        });
+        let mut names = Vec::new();
+        self.route(&ex, &dead, &mut names, &mut Vec::new());
+        // Cycle detection, as RabbitMQ: a message that already died in a target queue without
+        // ever being rejected would loop forever, so that queue is skipped.
+        let cyclic = cycle_queues(dead.properties.headers.as_ref());
+        self.deliver_to(&names, dead, Some(&cyclic));
+    }
+
+    /// Expires messages and `x-expires` queues.
+    pub fn sweep(&self) {
+        let candidates: Vec<Arc<Queue>> = read(&self.queues)
+            .values()
+            .filter(|q| q.needs_expiry())
+            .cloned()
+            .collect();
+        for q in candidates {
+            if q.expire() {
+                tracing::debug!(queue = q.name(), vhost = %self.name, "queue expired (x-expires)");
+                let _ = self.delete_queue(q.name(), None, false, false);
+            }
+        }
+    }
+
+    /// Restores durable entities at start (no persistence calls: they are already stored).
+    pub(crate) fn restore_exchange(&self, def: ExchangeDef) {
+        write(&self.exchanges)
+            .entry(def.name.clone())
+            .or_insert_with(|| Arc::new(Exchange::new(def)));
+    }
+
+    pub(crate) fn restore_queue(&self, def: QueueDef) {
+        let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
+        let stored = self.messages.load(&self.name, &def.name);
+        let q = self.build_queue(def.clone(), args, None);
+        for (seq, msg) in stored {
+            q.restore(seq, msg, true);
+        }
+        write(&self.queues).insert(def.name, q);
+    }
+
+    pub(crate) fn restore_binding(&self, b: Binding) {
+        if let Ok(ex) = self.exchange(&b.source) {
+            let _ = ex.bind(b);
+        }
+    }
+
+    /// Every binding in the vhost (a snapshot).
+    pub fn bindings(&self) -> Vec<Binding> {
+        read(&self.exchanges)
+            .values()
+            .flat_map(|e| e.bindings())
+            .collect()
+    }
+}
+
+/// Updates `x-death` as RabbitMQ does: one entry per (queue, reason), newest first, with a count.
+fn record_death(
+    headers: &mut FieldTable,
+    queue: &str,
+    reason: DeathReason,
+    msg: &Message,
+    original_expiration: Option<String>,
+) {
+    let mut deaths = match headers.remove("x-death") {
+        Some(FieldValue::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let same = |t: &FieldTable| {
+        t.get_str("queue") == Some(queue) && t.get_str("reason") == Some(reason.as_str())
+    };
+    let existing = deaths
+        .iter()
+        .position(|d| matches!(d, FieldValue::Table(t) if same(t)));
+    let entry = match existing {
+        Some(i) => {
+            let FieldValue::Table(mut t) = deaths.remove(i) else {
+                unreachable!("position matched a table")
+            };
+            let count = t.get_i64("count").unwrap_or(0) + 1;
+            t.insert("count", FieldValue::I64(count));
+            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t
+        }
+        None => {
+            let mut t = FieldTable::new();
+            t.insert("count", FieldValue::I64(1));
+            t.insert("reason", FieldValue::string(reason.as_str()));
+            t.insert("queue", FieldValue::string(queue));
+            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t.insert("exchange", FieldValue::string(msg.exchange.clone()));
+            t.insert(
+                "routing-keys",
+                FieldValue::Array(vec![FieldValue::string(msg.routing_key.clone())]),
+            );
+            if let Some(exp) = original_expiration {
+                t.insert("original-expiration", FieldValue::string(exp));
+            }
+            t
+        }
+    };
+    deaths.insert(0, FieldValue::Table(entry));
+    headers.insert("x-death", FieldValue::Array(deaths));
+    if headers.get("x-first-death-reason").is_none() {
+        headers.insert("x-first-death-reason", FieldValue::string(reason.as_str()));
+        headers.insert("x-first-death-queue", FieldValue::string(queue));
+        headers.insert(
+            "x-first-death-exchange",
+            FieldValue::string(msg.exchange.clone()),
+        );
+    }
+    headers.insert("x-last-death-reason", FieldValue::string(reason.as_str()));
+    headers.insert("x-last-death-queue", FieldValue::string(queue));
+    headers.insert(
+        "x-last-death-exchange",
+        FieldValue::string(msg.exchange.clone()),
+    );
+}
+
+/// Queues a dead-lettered message must not re-enter: those in its `x-death` when no death in
+/// the history was a rejection (a fully automatic cycle).
+fn cycle_queues(headers: Option<&FieldTable>) -> Vec<String> {
+    let Some(FieldValue::Array(deaths)) = headers.and_then(|h| h.get("x-death")) else {
+        return Vec::new();
+    };
+    let tables: Vec<&FieldTable> = deaths
+        .iter()
+        .filter_map(|d| match d {
+            FieldValue::Table(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    if tables
+        .iter()
+        .any(|t| t.get_str("reason") == Some("rejected"))
+    {
+        return Vec::new();
+    }
+    // The newest entry is the queue the message just died in; a cycle means reaching any
+    // queue already in the history.
+    tables
+        .iter()
+        .filter_map(|t| t.get_str("queue").map(str::to_string))
+        .collect()
+}
+
+/// Body helper for tests and adapters: a transient message with no properties.
+pub fn plain_message(exchange: &str, routing_key: &str, body: &'static [u8]) -> Arc<Message> {
+    Message::new(
+        exchange,
+        routing_key,
+        Default::default(),
+        Bytes::from_static(body),
+    )
+}
