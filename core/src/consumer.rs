@@ -2,7 +2,7 @@
 
 use crate::message::Message;
 use crate::queue::Queue;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
 
@@ -136,6 +136,7 @@ impl DeliveryReceiver {
 pub struct Credit {
     limit: AtomicU32,
     in_flight: AtomicU32,
+    paused: AtomicBool,
 }
 
 impl Credit {
@@ -143,7 +144,17 @@ impl Credit {
         Arc::new(Credit {
             limit: AtomicU32::new(limit),
             in_flight: AtomicU32::new(0),
+            paused: AtomicBool::new(false),
         })
+    }
+
+    /// Stops (or resumes) deliveries through this credit, whatever the window (flow control).
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     /// Changes the window (basic.qos on a live channel).
@@ -160,6 +171,9 @@ impl Credit {
     }
 
     pub(crate) fn try_acquire(&self) -> bool {
+        if self.is_paused() {
+            return false;
+        }
         let limit = self.limit.load(Ordering::Acquire);
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -199,7 +213,7 @@ pub struct ConsumerSpec {
 impl ConsumerSpec {
     pub(crate) fn try_acquire(&self) -> bool {
         if self.no_ack {
-            return true;
+            return !self.credit.as_ref().is_some_and(|c| c.is_paused());
         }
         let own = self.credit.as_ref().is_none_or(|c| c.try_acquire());
         if !own {

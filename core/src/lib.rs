@@ -18,6 +18,7 @@ pub mod storage;
 pub mod topic;
 pub mod value;
 pub mod vhost;
+pub mod write_buf;
 
 pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};
 pub use broker::{Broker, BrokerOptions};
@@ -30,6 +31,7 @@ pub use message::{Message, Properties};
 pub use queue::{Enqueued, Fetched, Queue, QueueDef};
 pub use value::{FieldTable, FieldValue};
 pub use vhost::{DeclaredQueue, Routed, VHost};
+pub use write_buf::WriteBuf;
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,9 @@ pub struct DeclaredQueue {
     pub consumers: usize,
 }
 
+/// Queues behind AMQP direct reply-to are named with this prefix.
+pub const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
+
 /// The exchanges every vhost has.
 pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
     ("amq.direct", ExchangeKind::Direct),
@@ -267,7 +270,9 @@ impl VHost {
         if passive {
             return Err(self.not_found("queue", &def.name));
         }
-        if def.name.starts_with("amq.") && !def.name.starts_with("amq.gen-") {
+        let reserved_ok = def.name.starts_with("amq.gen-")
+            || (def.exclusive && def.name.starts_with(REPLY_TO_PREFIX));
+        if def.name.starts_with("amq.") && !reserved_ok {
             return Err(CoreError::AccessRefused(format!(
                 "queue name '{}' contains reserved prefix 'amq.*'",
                 def.name

@@ -1,1 +1,171 @@
-//! placeholder
+//! junction-gateway: configuration, listeners and wiring of the `junction` binary.
+
+pub mod config;
+pub mod listener;
+
+use config::Config;
+use junction_core::auth::new_user;
+use junction_core::{Broker, BrokerOptions, ProtocolAdapter};
+use listener::{accept_loop, ConnectionCount};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long shutdown waits for connections to finish their protocol's close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the gateway could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} for {protocol}: {source}")]
+    Listen {
+        protocol: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the broker: {0}")]
+    Broker(#[from] junction_core::CoreError),
+}
+
+/// The addresses the listeners are bound to (None = disabled).
+#[derive(Debug, Clone, Default)]
+pub struct BoundAddrs {
+    pub amqp: Option<SocketAddr>,
+    pub stomp: Option<SocketAddr>,
+    pub mqtt: Option<SocketAddr>,
+}
+
+/// A running broker with its listeners.
+pub struct Gateway {
+    broker: Arc<Broker>,
+    addrs: BoundAddrs,
+    shutdown: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    housekeeping: JoinHandle<()>,
+    connections: Arc<ConnectionCount>,
+}
+
+/// The adapters, by listener name. A new protocol is one more line here.
+fn adapters() -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
+    [
+        ("AMQP", Arc::new(junction_amqp::AmqpAdapter)),
+        ("STOMP", Arc::new(junction_stomp::StompAdapter)),
+        ("MQTT", Arc::new(junction_mqtt::MqttAdapter)),
+    ]
+}
+
+impl Gateway {
+    /// Opens the data directory, builds the broker and binds every enabled listener.
+    pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+        let broker = Broker::new(BrokerOptions {
+            default_vhost: cfg.default_vhost.clone(),
+            default_user: Some((cfg.default_user.clone(), cfg.default_pass.clone())),
+            ..BrokerOptions::default()
+        })?;
+        broker.auth().set_loopback_only(cfg.loopback_users.clone());
+        for u in &cfg.users {
+            broker.put_user(new_user(
+                &u.name,
+                &u.password,
+                u.tags.clone(),
+                u.vhosts.clone(),
+            ))?;
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let connections = Arc::new(ConnectionCount::default());
+        let limits = cfg.core_limits();
+        let mut addrs = BoundAddrs::default();
+        let mut accept_tasks = Vec::new();
+        let listeners = [
+            &cfg.listeners.amqp,
+            &cfg.listeners.stomp,
+            &cfg.listeners.mqtt,
+        ];
+        for ((protocol, adapter), lc) in adapters().into_iter().zip(listeners) {
+            if !lc.enabled {
+                continue;
+            }
+            let addr = lc.socket_addr();
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    protocol,
+                    addr,
+                    source,
+                })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(%bound, protocol, "listening");
+            match protocol {
+                "AMQP" => addrs.amqp = Some(bound),
+                "STOMP" => addrs.stomp = Some(bound),
+                _ => addrs.mqtt = Some(bound),
+            }
+            accept_tasks.push(tokio::spawn(accept_loop(
+                listener,
+                adapter,
+                broker.clone(),
+                limits.clone(),
+                shutdown_rx.clone(),
+                connections.clone(),
+            )));
+        }
+        let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));
+        Ok(Gateway {
+            broker,
+            addrs,
+            shutdown,
+            accept_tasks,
+            housekeeping,
+            connections,
+        })
+    }
+
+    pub fn addrs(&self) -> &BoundAddrs {
+        &self.addrs
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Connections currently open.
+    pub fn connection_count(&self) -> usize {
+        self.connections.live()
+    }
+
+    /// Stops accepting, asks every connection to close with its protocol's close, waits for
+    /// them (a few seconds at most), and flushes storage.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in &self.accept_tasks {
+            t.abort();
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.connections.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.connections.live(),
+                "connections still open after the grace period"
+            );
+        }
+        self.housekeeping.abort();
+        if let Err(e) = self.broker.message_store().sync().await {
+            tracing::error!(error = %e, "final storage flush failed");
+        }
+        tracing::info!("shut down");
+    }
+}

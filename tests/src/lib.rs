@@ -1,1 +1,88 @@
-//! placeholder
+//! Test support: a real Junction on ephemeral loopback ports with a temp data dir, plus helpers
+//! that put a timeout on every await.
+
+pub mod raw_amqp;
+
+use junction_gateway::config::Config;
+use junction_gateway::{BoundAddrs, Gateway};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// The limit on any single await in a test.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Awaits `f`, failing the test if it takes longer than [`TIMEOUT`].
+pub async fn within<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .expect("timed out waiting in test")
+}
+
+/// A broker started in-process for one test.
+pub struct TestBroker {
+    gateway: Option<Gateway>,
+    pub addrs: BoundAddrs,
+    pub dir: TempDir,
+}
+
+impl TestBroker {
+    /// Starts with defaults, every listener on 127.0.0.1 and an ephemeral port.
+    pub async fn start() -> TestBroker {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts after `tweak` has adjusted the test configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestBroker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = Config::default();
+        for l in [
+            &mut cfg.listeners.amqp,
+            &mut cfg.listeners.stomp,
+            &mut cfg.listeners.mqtt,
+        ] {
+            l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            l.port = 0;
+        }
+        cfg.data_dir = dir.path().join("data");
+        tweak(&mut cfg);
+        let gateway = within(Gateway::start(cfg)).await.expect("broker starts");
+        TestBroker {
+            addrs: gateway.addrs().clone(),
+            gateway: Some(gateway),
+            dir,
+        }
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        self.gateway.as_ref().expect("running")
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
+    pub fn amqp_uri(&self) -> String {
+        self.amqp_uri_for("guest", "guest", "%2f")
+    }
+
+    pub fn amqp_uri_for(&self, user: &str, pass: &str, vhost: &str) -> String {
+        let a = self.addrs.amqp.expect("AMQP listener");
+        format!("amqp://{user}:{pass}@{a}/{vhost}")
+    }
+
+    /// Shuts the broker down cleanly.
+    pub async fn stop(mut self) {
+        if let Some(g) = self.gateway.take() {
+            within(g.shutdown()).await;
+        }
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds (or the test times out).
+pub async fn eventually(mut cond: impl FnMut() -> bool) {
+    within(async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}

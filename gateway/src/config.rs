@@ -1,0 +1,294 @@
+//! The configuration file (TOML) and its embedded defaults.
+
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A configuration problem, named by key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key '{key}': {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+/// One listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    pub enabled: bool,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+impl ListenerConfig {
+    fn on(port: u16) -> Self {
+        ListenerConfig {
+            enabled: true,
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+        }
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig::on(0)
+    }
+}
+
+fn amqp_default() -> ListenerConfig {
+    ListenerConfig::on(5672)
+}
+fn stomp_default() -> ListenerConfig {
+    ListenerConfig::on(61613)
+}
+fn mqtt_default() -> ListenerConfig {
+    ListenerConfig::on(1883)
+}
+
+/// The listeners, one per protocol.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    #[serde(default = "amqp_default")]
+    pub amqp: ListenerConfig,
+    #[serde(default = "stomp_default")]
+    pub stomp: ListenerConfig,
+    #[serde(default = "mqtt_default")]
+    pub mqtt: ListenerConfig,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners {
+            amqp: amqp_default(),
+            stomp: stomp_default(),
+            mqtt: mqtt_default(),
+        }
+    }
+}
+
+/// A user created at start (added to those already stored).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Vhosts the user may open; `["*"]` for all.
+    #[serde(default = "all_vhosts")]
+    pub vhosts: Vec<String>,
+}
+
+fn all_vhosts() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// Protocol limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest frame accepted (AMQP frame_max, STOMP frame, MQTT packet), in bytes.
+    pub max_frame_size: u32,
+    /// Largest message body, in bytes.
+    pub max_message_size: u64,
+    /// AMQP channels per connection.
+    pub channel_max: u16,
+    /// Heart-beat the server proposes, in seconds (0 = off).
+    pub heartbeat: u16,
+    /// Deliveries buffered per connection before back-pressure.
+    pub delivery_buffer: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = junction_core::Limits::default();
+        LimitsConfig {
+            max_frame_size: l.max_frame_size,
+            max_message_size: l.max_message_size,
+            channel_max: l.channel_max,
+            heartbeat: l.heartbeat,
+            delivery_buffer: l.delivery_buffer,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listeners: Listeners,
+    /// Where durable state is kept.
+    pub data_dir: PathBuf,
+    /// The vhost created on first start.
+    pub default_vhost: String,
+    /// The user created on first start (RabbitMQ's guest/guest, loopback only).
+    pub default_user: String,
+    pub default_pass: String,
+    /// Users who may connect only from loopback.
+    pub loopback_users: Vec<String>,
+    pub users: Vec<UserConfig>,
+    pub limits: LimitsConfig,
+    /// Log filter (as RUST_LOG), e.g. "info" or "junction_amqp=debug".
+    pub log_level: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: Listeners::default(),
+            data_dir: PathBuf::from("junction-data"),
+            default_vhost: "/".into(),
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
+            loopback_users: vec!["guest".into()],
+            users: Vec::new(),
+            limits: LimitsConfig::default(),
+            log_level: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                problem: problem.into(),
+            })
+        };
+        if self.limits.max_frame_size < 4096 {
+            return bad("limits.max_frame_size", "must be at least 4096");
+        }
+        if self.limits.channel_max == 0 {
+            return bad("limits.channel_max", "must be at least 1");
+        }
+        if self.limits.delivery_buffer == 0 {
+            return bad("limits.delivery_buffer", "must be at least 1");
+        }
+        if self.default_vhost.is_empty() {
+            return bad("default_vhost", "must not be empty");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        for (i, u) in self.users.iter().enumerate() {
+            if u.name.is_empty() {
+                return bad(&format!("users[{i}].name"), "must not be empty");
+            }
+        }
+        Ok(())
+    }
+
+    /// The core's limits from this configuration.
+    pub fn core_limits(&self) -> junction_core::Limits {
+        junction_core::Limits {
+            max_frame_size: self.limits.max_frame_size,
+            max_message_size: self.limits.max_message_size,
+            channel_max: self.limits.channel_max,
+            heartbeat: self.limits.heartbeat,
+            delivery_buffer: self.limits.delivery_buffer,
+            ..junction_core::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listeners.amqp.port, 5672);
+        assert_eq!(c.listeners.stomp.port, 61613);
+        assert_eq!(c.listeners.mqtt.port, 1883);
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = Config::parse(
+            r#"
+            data_dir = "/var/lib/junction"
+            default_vhost = "/"
+            [listeners.amqp]
+            address = "127.0.0.1"
+            port = 5673
+            [listeners.mqtt]
+            enabled = false
+            [limits]
+            heartbeat = 30
+            [[users]]
+            name = "app"
+            password = "secret"
+            tags = ["management"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listeners.amqp.port, 5673);
+        assert!(!c.listeners.mqtt.enabled);
+        assert_eq!(c.listeners.stomp.port, 61613);
+        assert_eq!(c.limits.heartbeat, 30);
+        assert_eq!(c.users[0].vhosts, vec!["*"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = Config::parse("[listeners.amqp]\nprot = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prot"), "{e}");
+        let e = Config::parse("[limits]\nheartbeat = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("heartbeat"), "{e}");
+        let e = Config::parse("[limits]\nmax_frame_size = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_frame_size"), "{e}");
+        let e = Config::parse("colour = \"blue\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+}

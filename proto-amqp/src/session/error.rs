@@ -1,0 +1,84 @@
+//! Errors the session answers with channel.close or connection.close.
+
+use junction_core::CoreError;
+
+/// AMQP reply codes used by the session.
+pub mod code {
+    pub const CONNECTION_FORCED: u16 = 320;
+    pub const NO_ROUTE: u16 = 312;
+    pub const ACCESS_REFUSED: u16 = 403;
+    pub const NOT_FOUND: u16 = 404;
+    pub const PRECONDITION_FAILED: u16 = 406;
+    pub const FRAME_ERROR: u16 = 501;
+    pub const COMMAND_INVALID: u16 = 503;
+    pub const CHANNEL_ERROR: u16 = 504;
+    pub const UNEXPECTED_FRAME: u16 = 505;
+    pub const NOT_ALLOWED: u16 = 530;
+    pub const NOT_IMPLEMENTED: u16 = 540;
+}
+
+/// A failure and where it lands: on the channel, or on the whole connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpError {
+    pub connection: bool,
+    pub code: u16,
+    pub text: String,
+    pub class_id: u16,
+    pub method_id: u16,
+}
+
+impl AmqpError {
+    pub fn channel(code: u16, text: impl Into<String>, ids: (u16, u16)) -> Self {
+        AmqpError {
+            connection: false,
+            code,
+            text: text.into(),
+            class_id: ids.0,
+            method_id: ids.1,
+        }
+    }
+
+    pub fn connection(code: u16, text: impl Into<String>, ids: (u16, u16)) -> Self {
+        AmqpError {
+            connection: true,
+            ..Self::channel(code, text, ids)
+        }
+    }
+
+    /// Maps a core error raised by the method `ids`.
+    pub fn core(e: CoreError, ids: (u16, u16)) -> Self {
+        let text = e.to_string();
+        if e.is_connection_error() {
+            Self::connection(e.reply_code(), text, ids)
+        } else {
+            Self::channel(e.reply_code(), text, ids)
+        }
+    }
+
+    /// The reply text as sent: RabbitMQ prefixes it with the code's name.
+    pub fn reply_text(&self) -> String {
+        let name = match self.code {
+            code::CONNECTION_FORCED => "CONNECTION_FORCED",
+            code::ACCESS_REFUSED => "ACCESS_REFUSED",
+            code::NOT_FOUND => "NOT_FOUND",
+            405 => "RESOURCE_LOCKED",
+            code::PRECONDITION_FAILED => "PRECONDITION_FAILED",
+            code::FRAME_ERROR => "FRAME_ERROR",
+            502 => "SYNTAX_ERROR",
+            code::COMMAND_INVALID => "COMMAND_INVALID",
+            code::CHANNEL_ERROR => "CHANNEL_ERROR",
+            code::UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+            506 => "RESOURCE_ERROR",
+            code::NOT_ALLOWED => "NOT_ALLOWED",
+            code::NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+            _ => "INTERNAL_ERROR",
+        };
+        if self.text.starts_with(name) {
+            self.text.clone()
+        } else {
+            format!("{name} - {}", self.text)
+        }
+    }
+}
+
+pub type AmqpResult<T> = Result<T, AmqpError>;

@@ -1,0 +1,95 @@
+//! connection.start: what the server announces, and how start-ok's credentials are checked.
+
+use crate::codec::types::{field_value, short_string};
+use crate::codec::Method;
+use bytes::Bytes;
+use junction_core::auth::AuthUser;
+use junction_core::{Broker, CoreError, CoreResult, FieldTable, FieldValue};
+use std::net::SocketAddr;
+
+/// The capabilities RabbitMQ advertises, which clients check before using an extension.
+const CAPABILITIES: [&str; 9] = [
+    "publisher_confirms",
+    "exchange_exchange_bindings",
+    "basic.nack",
+    "consumer_cancel_notify",
+    "connection.blocked",
+    "consumer_priorities",
+    "authentication_failure_close",
+    "per_consumer_qos",
+    "direct_reply_to",
+];
+
+/// connection.start as Junction sends it.
+pub fn start_method() -> Method {
+    let mut caps = FieldTable::new();
+    for c in CAPABILITIES {
+        caps.insert(c, FieldValue::Bool(true));
+    }
+    let mut props = FieldTable::new();
+    props.insert("capabilities", FieldValue::Table(caps));
+    props.insert("cluster_name", FieldValue::string("junction"));
+    props.insert("product", FieldValue::string("Junction"));
+    props.insert("version", FieldValue::string(env!("CARGO_PKG_VERSION")));
+    props.insert("platform", FieldValue::string("Rust"));
+    props.insert(
+        "information",
+        FieldValue::string("Junction multi-protocol broker (AMQP 0-9-1, STOMP, MQTT)"),
+    );
+    Method::ConnectionStart {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: props,
+        mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+        locales: Bytes::from_static(b"en_US"),
+    }
+}
+
+/// Checks start-ok's credentials with PLAIN (`\0user\0password`) or AMQPLAIN (a table body
+/// with LOGIN and PASSWORD).
+pub fn authenticate(
+    broker: &Broker,
+    mechanism: &str,
+    response: &[u8],
+    peer: Option<SocketAddr>,
+) -> CoreResult<AuthUser> {
+    let (user, pass) = match mechanism {
+        "PLAIN" => {
+            let mut parts = response.split(|&b| b == 0);
+            let _authzid = parts.next();
+            let user = parts.next().unwrap_or_default();
+            let pass = parts.next().unwrap_or_default();
+            (
+                String::from_utf8_lossy(user).into_owned(),
+                String::from_utf8_lossy(pass).into_owned(),
+            )
+        }
+        "AMQPLAIN" => amqplain(response)
+            .ok_or_else(|| CoreError::AccessRefused("malformed AMQPLAIN response".to_string()))?,
+        other => {
+            return Err(CoreError::AccessRefused(format!(
+                "unsupported authentication mechanism '{other}'"
+            )))
+        }
+    };
+    broker.auth().authenticate(&user, &pass, peer).map_err(|_| {
+        CoreError::AccessRefused(format!(
+            "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+        ))
+    })
+}
+
+fn amqplain(mut body: &[u8]) -> Option<(String, String)> {
+    let (mut user, mut pass) = (None, None);
+    while !body.is_empty() {
+        let (rest, name) = short_string(body).ok()?;
+        let (rest, value) = field_value(rest, 2).ok()?;
+        match name.as_str() {
+            "LOGIN" => user = value.as_str().map(str::to_string),
+            "PASSWORD" => pass = value.as_str().map(str::to_string),
+            _ => {}
+        }
+        body = rest;
+    }
+    Some((user?, pass?))
+}

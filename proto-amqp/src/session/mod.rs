@@ -1,0 +1,464 @@
+//! The AMQP connection state machine, sans I/O: frames and clock values in, core calls and
+//! frames out. The server task owns the socket and feeds this.
+
+mod channel;
+mod error;
+mod handshake;
+
+pub use error::{code, AmqpError, AmqpResult};
+
+use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, Frame, Method};
+use channel::Channel;
+use junction_core::auth::AuthUser;
+use junction_core::{Broker, ConnectionContext, DeliverySink, Limits, SinkEvent, VHost, WriteBuf};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How long the server waits for connection.close-ok before dropping the socket.
+const CLOSE_TIMEOUT_MS: u64 = 3_000;
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for connection.start-ok.
+    Starting,
+    /// Waiting for connection.tune-ok.
+    Tuning,
+    /// Waiting for connection.open.
+    Opening,
+    Open,
+    /// connection.close sent; waiting for close-ok (until the deadline).
+    Closing {
+        deadline: u64,
+    },
+    /// Done: flush output and drop the socket.
+    Closed,
+}
+
+/// One AMQP connection.
+pub struct Session {
+    broker: Arc<Broker>,
+    ctx: ConnectionContext,
+    state: State,
+    user: Option<AuthUser>,
+    vhost: Option<Arc<VHost>>,
+    frame_max: u32,
+    channel_max: u16,
+    /// Negotiated heart-beat in seconds (0 = off).
+    heartbeat: u16,
+    channels: HashMap<u16, Channel>,
+    /// Consumer key → (channel, tag): where a core delivery goes.
+    consumers: HashMap<u64, (u16, String)>,
+    next_consumer_key: u64,
+    sink: DeliverySink,
+    out: WriteBuf,
+    /// Publisher confirms held until the store has synced.
+    held_confirms: Vec<(u16, Method)>,
+    needs_sync: bool,
+    last_recv: u64,
+    last_send: u64,
+    client_properties: junction_core::FieldTable,
+}
+
+impl Session {
+    /// A session for a connection whose protocol header has been accepted; connection.start is
+    /// already queued for output.
+    pub fn new(ctx: ConnectionContext, sink: DeliverySink, now: u64) -> Session {
+        let mut s = Session {
+            broker: ctx.broker.clone(),
+            frame_max: ctx.limits.max_frame_size,
+            channel_max: ctx.limits.channel_max,
+            heartbeat: 0,
+            ctx,
+            state: State::Starting,
+            user: None,
+            vhost: None,
+            channels: HashMap::new(),
+            consumers: HashMap::new(),
+            next_consumer_key: 1,
+            sink,
+            out: WriteBuf::new(),
+            held_confirms: Vec::new(),
+            needs_sync: false,
+            last_recv: now,
+            last_send: now,
+            client_properties: Default::default(),
+        };
+        s.send(0, &handshake::start_method());
+        s
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The decoder limits in force.
+    pub fn codec_limits(&self) -> codec::Limits {
+        codec::Limits {
+            frame_max: self.frame_max,
+            table_depth: self.ctx.limits.max_table_depth,
+        }
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.ctx.limits
+    }
+
+    /// Output waiting to be written.
+    pub fn output(&mut self) -> &mut WriteBuf {
+        &mut self.out
+    }
+
+    /// The server wrote the output at `now`.
+    pub fn note_sent(&mut self, now: u64) {
+        self.last_send = now;
+    }
+
+    fn send(&mut self, channel: u16, m: &Method) {
+        encode_method_frame(channel, m, self.out.buf());
+    }
+
+    /// True when confirms are held until the message store has synced.
+    pub fn needs_sync(&self) -> bool {
+        self.needs_sync
+    }
+
+    /// The store has synced: send the held confirms.
+    pub fn synced(&mut self) {
+        self.needs_sync = false;
+        for (ch, m) in std::mem::take(&mut self.held_confirms) {
+            if self.channels.get(&ch).is_some_and(Channel::is_open) {
+                self.send(ch, &m);
+            }
+        }
+    }
+
+    /// Handles one decoded frame.
+    pub fn handle_frame(&mut self, frame: Frame, now: u64) {
+        self.last_recv = now;
+        if let State::Closing { .. } = self.state {
+            if let Frame::Method {
+                method: Method::ConnectionCloseOk | Method::ConnectionClose { .. },
+                ..
+            } = frame
+            {
+                if let Frame::Method {
+                    method: Method::ConnectionClose { .. },
+                    ..
+                } = frame
+                {
+                    self.send(0, &Method::ConnectionCloseOk);
+                }
+                self.state = State::Closed;
+            }
+            return;
+        }
+        if self.state == State::Closed {
+            return;
+        }
+        let ch = match &frame {
+            Frame::Method { channel, .. }
+            | Frame::Header { channel, .. }
+            | Frame::Body { channel, .. } => *channel,
+            Frame::Heartbeat => 0,
+        };
+        let result = match frame {
+            Frame::Heartbeat => Ok(()),
+            Frame::Method { channel: 0, method } => self.connection_method(method, now),
+            Frame::Method { channel, method } if self.state == State::Open => {
+                self.channel_method(channel, method)
+            }
+            Frame::Header { channel, header } if self.state == State::Open => {
+                self.content_header(channel, header)
+            }
+            Frame::Body { channel, payload } if self.state == State::Open => {
+                self.content_body(channel, payload)
+            }
+            _ => Err(AmqpError::connection(
+                code::COMMAND_INVALID,
+                "frame received before the connection was open",
+                (0, 0),
+            )),
+        };
+        if let Err(e) = result {
+            self.fail(ch, e, now);
+        }
+    }
+
+    /// A decode error: close the connection with the codec's reply code.
+    pub fn codec_error(&mut self, e: &codec::CodecError, now: u64) {
+        let err = AmqpError::connection(e.reply_code(), e.to_string(), e.ids());
+        self.close_connection(err, now);
+    }
+
+    fn fail(&mut self, ch: u16, e: AmqpError, now: u64) {
+        if e.connection || ch == 0 || self.state != State::Open {
+            self.close_connection(e, now);
+        } else {
+            self.close_channel_with(ch, e);
+        }
+    }
+
+    /// Starts closing the connection with `e` (server-initiated connection.close).
+    pub fn close_connection(&mut self, e: AmqpError, now: u64) {
+        if matches!(self.state, State::Closing { .. } | State::Closed) {
+            return;
+        }
+        tracing::info!(
+            peer = %self.ctx.peer,
+            code = e.code,
+            text = %e.text,
+            "closing AMQP connection"
+        );
+        self.release_all();
+        self.send(
+            0,
+            &Method::ConnectionClose {
+                reply_code: e.code,
+                reply_text: e.reply_text(),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            },
+        );
+        self.state = State::Closing {
+            deadline: now + CLOSE_TIMEOUT_MS,
+        };
+    }
+
+    /// Broker shutdown: connection.close 320 CONNECTION_FORCED.
+    pub fn shutdown(&mut self, now: u64) {
+        self.close_connection(
+            AmqpError::connection(
+                code::CONNECTION_FORCED,
+                "broker forced connection closure with reason 'shutdown'",
+                (0, 0),
+            ),
+            now,
+        );
+    }
+
+    fn connection_method(&mut self, method: Method, now: u64) -> AmqpResult<()> {
+        let ids = method.ids();
+        match (self.state, method) {
+            (
+                State::Starting,
+                Method::ConnectionStartOk {
+                    client_properties,
+                    mechanism,
+                    response,
+                    ..
+                },
+            ) => {
+                let user = handshake::authenticate(
+                    &self.broker,
+                    &mechanism,
+                    &response,
+                    Some(self.ctx.peer),
+                )
+                .map_err(|e| AmqpError::connection(e.reply_code(), e.to_string(), ids))?;
+                self.user = Some(user);
+                self.client_properties = client_properties;
+                let l = self.limits().clone();
+                self.send(
+                    0,
+                    &Method::ConnectionTune {
+                        channel_max: l.channel_max,
+                        frame_max: l.max_frame_size,
+                        heartbeat: l.heartbeat,
+                    },
+                );
+                self.state = State::Tuning;
+                Ok(())
+            }
+            (State::Starting, Method::ConnectionSecureOk { .. }) => Err(AmqpError::connection(
+                code::ACCESS_REFUSED,
+                "SASL challenge-response is not supported",
+                ids,
+            )),
+            (
+                State::Tuning,
+                Method::ConnectionTuneOk {
+                    channel_max,
+                    frame_max,
+                    heartbeat,
+                },
+            ) => {
+                let ours = self.limits().max_frame_size;
+                if frame_max != 0 && frame_max < 4096 {
+                    return Err(AmqpError::connection(
+                        code::NOT_ALLOWED,
+                        format!("frame_max={frame_max} < 4096 min size"),
+                        ids,
+                    ));
+                }
+                if frame_max > ours {
+                    return Err(AmqpError::connection(
+                        code::NOT_ALLOWED,
+                        format!("frame_max={frame_max} > {ours} max size"),
+                        ids,
+                    ));
+                }
+                self.frame_max = if frame_max == 0 { ours } else { frame_max };
+                let ours = self.limits().channel_max;
+                self.channel_max = if channel_max == 0 {
+                    ours
+                } else {
+                    channel_max.min(ours)
+                };
+                self.heartbeat = heartbeat;
+                self.state = State::Opening;
+                Ok(())
+            }
+            (State::Opening, Method::ConnectionOpen { virtual_host }) => {
+                let vhost = if virtual_host.is_empty() {
+                    self.broker.default_vhost().to_string()
+                } else {
+                    virtual_host
+                };
+                let v = self.broker.vhost(&vhost).map_err(|_| {
+                    AmqpError::connection(
+                        code::NOT_ALLOWED,
+                        format!("vhost {vhost} not found"),
+                        ids,
+                    )
+                })?;
+                let user = self
+                    .user
+                    .as_ref()
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default();
+                self.broker
+                    .auth()
+                    .check_vhost(&user, &vhost)
+                    .map_err(|e| AmqpError::connection(e.reply_code(), e.to_string(), ids))?;
+                self.vhost = Some(v);
+                self.send(0, &Method::ConnectionOpenOk);
+                self.state = State::Open;
+                tracing::debug!(peer = %self.ctx.peer, user, vhost, "AMQP connection open");
+                Ok(())
+            }
+            (_, Method::ConnectionClose { .. }) => {
+                self.release_all();
+                self.send(0, &Method::ConnectionCloseOk);
+                self.state = State::Closed;
+                Ok(())
+            }
+            (State::Open, Method::ConnectionUpdateSecret { .. }) => {
+                self.send(0, &Method::ConnectionUpdateSecretOk);
+                Ok(())
+            }
+            (State::Open, Method::ConnectionBlocked { .. } | Method::ConnectionUnblocked) => Ok(()),
+            (_, m) => {
+                let _ = now;
+                Err(AmqpError::connection(
+                    code::COMMAND_INVALID,
+                    format!("unexpected method {:?} on channel 0", m.ids()),
+                    ids,
+                ))
+            }
+        }
+    }
+
+    /// Handles what the core pushed to this connection's consumers.
+    pub fn handle_sink_event(&mut self, ev: SinkEvent) {
+        match ev {
+            SinkEvent::Deliver(d) => {
+                let Some((ch, tag)) = self.consumers.get(&d.consumer).cloned() else {
+                    // The consumer is gone: give the message back.
+                    if d.id != 0 {
+                        d.queue.reject(&[d.id], true);
+                    }
+                    return;
+                };
+                let Some(channel) = self.channels.get_mut(&ch) else {
+                    if d.id != 0 {
+                        d.queue.reject(&[d.id], true);
+                    }
+                    return;
+                };
+                let delivery_tag = channel.track_delivery(&d);
+                let m = Method::BasicDeliver {
+                    consumer_tag: tag,
+                    delivery_tag,
+                    redelivered: d.redelivered,
+                    exchange: d.message.exchange.clone(),
+                    routing_key: d.message.routing_key.clone(),
+                };
+                self.send(ch, &m);
+                encode_content(
+                    ch,
+                    60,
+                    &d.message.properties,
+                    &d.message.body,
+                    self.frame_max,
+                    &mut self.out,
+                );
+            }
+            SinkEvent::Cancelled { consumer } => {
+                if let Some((ch, tag)) = self.consumers.remove(&consumer) {
+                    if let Some(channel) = self.channels.get_mut(&ch) {
+                        channel.consumers.remove(&tag);
+                    }
+                    // consumer_cancel_notify: tell the client its queue went away.
+                    self.send(
+                        ch,
+                        &Method::BasicCancel {
+                            consumer_tag: tag,
+                            no_wait: true,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// When [`Session::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.state {
+            State::Closing { deadline } => Some(deadline),
+            State::Closed => None,
+            _ if self.heartbeat == 0 => None,
+            _ => {
+                let hb = u64::from(self.heartbeat) * 1000;
+                Some((self.last_send + hb / 2).min(self.last_recv + 2 * hb))
+            }
+        }
+    }
+
+    /// Heart-beats out, silent peers and unanswered closes dropped.
+    pub fn handle_timeout(&mut self, now: u64) {
+        match self.state {
+            State::Closing { deadline } if now >= deadline => {
+                self.state = State::Closed;
+            }
+            State::Closed | State::Closing { .. } => {}
+            _ if self.heartbeat == 0 => {}
+            _ => {
+                let hb = u64::from(self.heartbeat) * 1000;
+                if now >= self.last_recv + 2 * hb {
+                    tracing::info!(peer = %self.ctx.peer, "missed heartbeats from client, timeout: {}s", self.heartbeat);
+                    self.release_all();
+                    self.state = State::Closed;
+                } else if now >= self.last_send + hb / 2 && self.out.is_empty() {
+                    encode_heartbeat(self.out.buf());
+                    self.last_send = now;
+                }
+            }
+        }
+    }
+
+    /// Releases every channel's consumers and unacked messages, and the connection's exclusive
+    /// queues. Called on any end of the connection.
+    pub fn release_all(&mut self) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.release_channel(id);
+        }
+        self.channels.clear();
+        self.broker.connection_closed(self.ctx.connection_id);
+    }
+}

@@ -1,0 +1,124 @@
+//! A bare AMQP client over a raw socket, for sending what well-behaved client libraries never
+//! send (bad frames, oversized frames, silence).
+
+use bytes::BytesMut;
+use junction_amqp::codec::{self, Frame, Method};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw connection that has done the handshake (guest/guest, vhost `/`).
+pub struct RawClient {
+    pub stream: TcpStream,
+    buf: BytesMut,
+}
+
+fn plain(user: &str, pass: &str) -> bytes::Bytes {
+    bytes::Bytes::from(format!("\0{user}\0{pass}"))
+}
+
+impl RawClient {
+    /// Connects and completes start/tune/open with the given heartbeat.
+    pub async fn connect(addr: SocketAddr, heartbeat: u16) -> RawClient {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(codec::PROTOCOL_HEADER).await.unwrap();
+        let mut c = RawClient {
+            stream,
+            buf: BytesMut::new(),
+        };
+        let start = c.recv().await.expect("start");
+        assert!(matches!(
+            start,
+            Frame::Method {
+                method: Method::ConnectionStart { .. },
+                ..
+            }
+        ));
+        c.send_method(
+            0,
+            &Method::ConnectionStartOk {
+                client_properties: Default::default(),
+                mechanism: "PLAIN".into(),
+                response: plain("guest", "guest"),
+                locale: "en_US".into(),
+            },
+        )
+        .await;
+        let tune = c.recv().await.expect("tune");
+        let Frame::Method {
+            method:
+                Method::ConnectionTune {
+                    channel_max,
+                    frame_max,
+                    ..
+                },
+            ..
+        } = tune
+        else {
+            panic!("expected tune, got {tune:?}");
+        };
+        c.send_method(
+            0,
+            &Method::ConnectionTuneOk {
+                channel_max,
+                frame_max,
+                heartbeat,
+            },
+        )
+        .await;
+        c.send_method(
+            0,
+            &Method::ConnectionOpen {
+                virtual_host: "/".into(),
+            },
+        )
+        .await;
+        let ok = c.recv().await.expect("open-ok");
+        assert!(matches!(
+            ok,
+            Frame::Method {
+                method: Method::ConnectionOpenOk,
+                ..
+            }
+        ));
+        c
+    }
+
+    pub async fn send_method(&mut self, channel: u16, m: &Method) {
+        let mut out = BytesMut::new();
+        codec::encode_method_frame(channel, m, &mut out);
+        self.send_raw(&out).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// The next frame, or `None` when the server closed the socket.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let limits = codec::Limits {
+            frame_max: 16 * 1024 * 1024,
+            table_depth: 16,
+        };
+        loop {
+            if let Some(f) = codec::decode(&mut self.buf, &limits).expect("server frames decode") {
+                return Some(f);
+            }
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next method frame, skipping heartbeats.
+    pub async fn recv_method(&mut self) -> Option<(u16, Method)> {
+        loop {
+            match self.recv().await? {
+                Frame::Method { channel, method } => return Some((channel, method)),
+                Frame::Heartbeat => continue,
+                other => panic!("expected a method, got {other:?}"),
+            }
+        }
+    }
+}
