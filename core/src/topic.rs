@@ -132,7 +132,7 @@ impl<T: PartialEq> TopicTrie<T> {
             }
         }
         match ws.split_first() {
-            None => node.values.iter().for_each(|v| f(v)),
+            None => node.values.iter().for_each(&mut *f),
             Some((w, rest)) => {
                 if let Some(star) = node.children.get("*") {
                     Self::match_at(star, rest, f);

@@ -13,3 +13,15 @@ pub use frame::{
 };
 pub use methods::Method;
 pub use properties::ContentHeader;
+
+/// A basic-class content header payload (for tests and tools that build frames by hand).
+pub fn properties_payload(
+    body_size: u64,
+    properties: &junction_core::Properties,
+    out: &mut bytes::BytesMut,
+) {
+    properties::encode_content_header(methods::class::BASIC, body_size, properties, out);
+}
+
+#[cfg(test)]
+mod tests;

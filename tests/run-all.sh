@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every check and test Junction has: formatting, lints, the Rust test suite (unit,
+# end-to-end with lapin, the binary as a process), then interop runs with the clients users run
+# (pika, kombu, Node's amqplib) against a real `junction` process. Installs the Python and Node
+# clients it needs if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "interop clients"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/interop/requirements.txt
+(cd tests/interop/node && npm ci --no-audit --no-fund --silent)
+
+step "interop: starting junction"
+cargo build --quiet -p junction-gateway
+work=$(mktemp -d)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+amqp_port=$(port); stomp_port=$(port); mqtt_port=$(port)
+cat > "$work/junction.toml" <<TOML
+data_dir = "$work/data"
+[listeners.amqp]
+address = "127.0.0.1"
+port = $amqp_port
+[listeners.stomp]
+address = "127.0.0.1"
+port = $stomp_port
+[listeners.mqtt]
+address = "127.0.0.1"
+port = $mqtt_port
+TOML
+"$root/target/debug/junction" --config "$work/junction.toml" --log-level warn 2> "$work/junction.log" &
+junction_pid=$!
+cleanup() {
+  kill -TERM "$junction_pid" 2>/dev/null || true
+  wait "$junction_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 1 200); do
+  if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$amqp_port),0.2)" 2>/dev/null; then break; fi
+  sleep 0.05
+done
+export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQTT_PORT=$mqtt_port
+
+step "interop: Node (amqplib)"
+(cd tests/interop/node && node --test)
+
+step "interop: Python (pika, kombu)"
+python3 -m pytest -q -p no:cacheprovider tests/interop/python
+
+step "interop: junction exits cleanly on SIGTERM"
+kill -TERM "$junction_pid"
+wait "$junction_pid"
+echo "junction exited with status 0"
