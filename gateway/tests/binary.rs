@@ -8,10 +8,20 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_junction");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn write_config(dir: &std::path::Path, amqp: u16, stomp: u16, mqtt: u16, extra: &str) -> std::path::PathBuf {
+fn write_config(
+    dir: &std::path::Path,
+    amqp: u16,
+    stomp: u16,
+    mqtt: u16,
+    extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("junction.toml");
     let text = format!(
         "data_dir = \"{}\"\n{extra}\n[listeners.amqp]\naddress = \"127.0.0.1\"\nport = {amqp}\n[listeners.stomp]\naddress = \"127.0.0.1\"\nport = {stomp}\n[listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {mqtt}\n",
@@ -63,7 +73,9 @@ fn starts_listens_and_exits_cleanly_on_sigterm() {
         .unwrap();
     let mut child = Reap(child);
     for port in [ports.0, ports.1, ports.2] {
-        wait_until("the listener", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        wait_until("the listener", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
     }
     assert!(dir.path().join("data").is_dir(), "data directory created");
     let status = Command::new("kill")
@@ -75,21 +87,41 @@ fn starts_listens_and_exits_cleanly_on_sigterm() {
     let status = wait_exit(&mut child.0);
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     let mut log = String::new();
-    child.0.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(log.contains("shut down"), "{log}");
 }
 
 #[test]
 fn unknown_config_key_is_named_and_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), free_port(), free_port(), free_port(), "colour = \"blue\"");
-    let out = Command::new(BIN).arg("--config").arg(&cfg).output().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        free_port(),
+        free_port(),
+        free_port(),
+        "colour = \"blue\"",
+    );
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("colour"), "{err}");
     let bad_value = dir.path().join("bad.toml");
     std::fs::write(&bad_value, "[limits]\nheartbeat = \"often\"\n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&bad_value).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&bad_value)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("heartbeat"), "{err}");
@@ -101,10 +133,20 @@ fn port_in_use_is_a_one_line_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let cfg = write_config(dir.path(), port, free_port(), free_port(), "");
-    let out = Command::new(BIN).arg("--config").arg(&cfg).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err.lines().find(|l| l.contains("error")).unwrap_or_default();
-    assert!(line.contains(&port.to_string()) && line.contains("AMQP"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&port.to_string()) && line.contains("AMQP"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -18,8 +18,31 @@ fn plain(user: &str, pass: &str) -> bytes::Bytes {
 }
 
 impl RawClient {
-    /// Connects and completes start/tune/open with the given heartbeat.
+    /// Connects and completes start/tune/open with the given heartbeat (PLAIN, guest/guest).
     pub async fn connect(addr: SocketAddr, heartbeat: u16) -> RawClient {
+        Self::connect_with(addr, heartbeat, "PLAIN", plain("guest", "guest")).await
+    }
+
+    /// Connects with the given SASL mechanism and response.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        heartbeat: u16,
+        mechanism: &str,
+        response: bytes::Bytes,
+    ) -> RawClient {
+        match Self::try_connect_with(addr, heartbeat, mechanism, response).await {
+            Ok(c) => c,
+            Err(m) => panic!("handshake refused: {m:?}"),
+        }
+    }
+
+    /// Like [`RawClient::connect_with`], returning the server's refusal instead of panicking.
+    pub async fn try_connect_with(
+        addr: SocketAddr,
+        heartbeat: u16,
+        mechanism: &str,
+        response: bytes::Bytes,
+    ) -> Result<RawClient, Method> {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(codec::PROTOCOL_HEADER).await.unwrap();
         let mut c = RawClient {
@@ -38,8 +61,8 @@ impl RawClient {
             0,
             &Method::ConnectionStartOk {
                 client_properties: Default::default(),
-                mechanism: "PLAIN".into(),
-                response: plain("guest", "guest"),
+                mechanism: mechanism.into(),
+                response,
                 locale: "en_US".into(),
             },
         )
@@ -55,7 +78,10 @@ impl RawClient {
             ..
         } = tune
         else {
-            panic!("expected tune, got {tune:?}");
+            let Frame::Method { method, .. } = tune else {
+                panic!("expected a method, got {tune:?}")
+            };
+            return Err(method);
         };
         c.send_method(
             0,
@@ -74,14 +100,14 @@ impl RawClient {
         )
         .await;
         let ok = c.recv().await.expect("open-ok");
-        assert!(matches!(
-            ok,
+        match ok {
             Frame::Method {
                 method: Method::ConnectionOpenOk,
                 ..
-            }
-        ));
-        c
+            } => Ok(c),
+            Frame::Method { method, .. } => Err(method),
+            other => panic!("expected open-ok, got {other:?}"),
+        }
     }
 
     pub async fn send_method(&mut self, channel: u16, m: &Method) {

@@ -10,9 +10,12 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
 async fn open(b: &TestBroker) -> (Connection, Channel) {
-    let c = within(Connection::connect(&b.amqp_uri(), ConnectionProperties::default()))
-        .await
-        .expect("connect");
+    let c = within(Connection::connect(
+        &b.amqp_uri(),
+        ConnectionProperties::default(),
+    ))
+    .await
+    .expect("connect");
     let ch = within(c.create_channel()).await.expect("channel");
     (c, ch)
 }
@@ -29,50 +32,92 @@ async fn channel_errors_close_only_their_channel() {
     let b = TestBroker::start().await;
     let (conn, ch) = open(&b).await;
     // 404: publish to a missing exchange (seen on the next synchronous call).
-    within(ch.basic_publish("no-such-exchange", "k", BasicPublishOptions::default(), b"x", BasicProperties::default()))
-        .await
-        .ok();
-    let e = within(ch.queue_declare("after", QueueDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap_err();
+    within(ch.basic_publish(
+        "no-such-exchange",
+        "k",
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default(),
+    ))
+    .await
+    .ok();
+    let e = within(ch.queue_declare(
+        "after",
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), 404, "{e:?}");
     // The connection and its other channels carry on.
     let ch2 = within(conn.create_channel()).await.unwrap();
     // 404: passive declare of a missing queue.
-    let e = within(ch2.queue_declare("ghost", QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()))
-        .await
-        .unwrap_err();
+    let e = within(ch2.queue_declare(
+        "ghost",
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), 404);
     let ch3 = within(conn.create_channel()).await.unwrap();
-    within(ch3.queue_declare("q", QueueDeclareOptions::default(), FieldTable::default())).await.unwrap();
-    // 406: redeclare with other settings.
-    let e = within(ch3.queue_declare("q", QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default()))
+    within(ch3.queue_declare("q", QueueDeclareOptions::default(), FieldTable::default()))
         .await
-        .unwrap_err();
+        .unwrap();
+    // 406: redeclare with other settings.
+    let e = within(ch3.queue_declare(
+        "q",
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), 406);
     let ch4 = within(conn.create_channel()).await.unwrap();
     // 406: ack of an unknown delivery tag.
-    within(ch4.basic_ack(42, BasicAckOptions::default())).await.ok();
+    within(ch4.basic_ack(42, BasicAckOptions::default()))
+        .await
+        .ok();
     let e = within(ch4.queue_declare("q", QueueDeclareOptions::default(), FieldTable::default()))
         .await
         .unwrap_err();
     assert_eq!(code(&e), 406);
     // 403: declaring a reserved name; 406 on a bad x-argument.
     let ch5 = within(conn.create_channel()).await.unwrap();
-    let e = within(ch5.exchange_declare("amq.mine", lapin::ExchangeKind::Direct, ExchangeDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap_err();
+    let e = within(ch5.exchange_declare(
+        "amq.mine",
+        lapin::ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), 403);
     let ch6 = within(conn.create_channel()).await.unwrap();
     let mut args = FieldTable::default();
     args.insert("x-message-ttl".into(), AMQPValue::LongString("soon".into()));
-    let e = within(ch6.queue_declare("bad-args", QueueDeclareOptions::default(), args)).await.unwrap_err();
-    assert_eq!(code(&e), 406);
-    assert!(conn.status().connected(), "channel errors leave the connection open");
-    let ok = within(conn.create_channel()).await.unwrap();
-    within(ok.queue_declare("still-fine", QueueDeclareOptions::default(), FieldTable::default()))
+    let e = within(ch6.queue_declare("bad-args", QueueDeclareOptions::default(), args))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(code(&e), 406);
+    assert!(
+        conn.status().connected(),
+        "channel errors leave the connection open"
+    );
+    let ok = within(conn.create_channel()).await.unwrap();
+    within(ok.queue_declare(
+        "still-fine",
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     b.stop().await;
 }
 
@@ -80,14 +125,29 @@ async fn channel_errors_close_only_their_channel() {
 async fn double_ack_is_precondition_failed() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
-    within(ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::default())).await.unwrap();
-    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"x", BasicProperties::default()))
+    within(ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::default()))
         .await
         .unwrap();
-    let m = within(ch.basic_get("q", BasicGetOptions::default())).await.unwrap().unwrap();
+    within(ch.basic_publish(
+        "",
+        "q",
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let m = within(ch.basic_get("q", BasicGetOptions::default()))
+        .await
+        .unwrap()
+        .unwrap();
     let tag = m.delivery.delivery_tag;
-    within(ch.basic_ack(tag, BasicAckOptions::default())).await.unwrap();
-    within(ch.basic_ack(tag, BasicAckOptions::default())).await.ok();
+    within(ch.basic_ack(tag, BasicAckOptions::default()))
+        .await
+        .unwrap();
+    within(ch.basic_ack(tag, BasicAckOptions::default()))
+        .await
+        .ok();
     let e = within(ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::default()))
         .await
         .unwrap_err();
@@ -99,13 +159,25 @@ async fn double_ack_is_precondition_failed() {
 async fn exclusive_queue_of_another_connection_is_locked() {
     let b = TestBroker::start().await;
     let (_c1, ch1) = open(&b).await;
-    within(ch1.queue_declare("mine", QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch1.queue_declare(
+        "mine",
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     let (_c2, ch2) = open(&b).await;
-    let e = within(ch2.basic_consume("mine", "", BasicConsumeOptions::default(), FieldTable::default()))
-        .await
-        .unwrap_err();
+    let e = within(ch2.basic_consume(
+        "mine",
+        "",
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), 405);
     b.stop().await;
 }
@@ -113,14 +185,26 @@ async fn exclusive_queue_of_another_connection_is_locked() {
 #[tokio::test]
 async fn bad_credentials_and_unknown_vhost_are_refused() {
     let b = TestBroker::start().await;
-    let e = within(Connection::connect(&b.amqp_uri_for("guest", "wrong", "%2f"), ConnectionProperties::default()))
-        .await
-        .unwrap_err();
-    assert!(format!("{e:?}").contains("ACCESS_REFUSED") || format!("{e:?}").contains("403"), "{e:?}");
-    let e = within(Connection::connect(&b.amqp_uri_for("guest", "guest", "nowhere"), ConnectionProperties::default()))
-        .await
-        .unwrap_err();
-    assert!(format!("{e:?}").contains("530") || format!("{e:?}").contains("NOT_ALLOWED"), "{e:?}");
+    let e = within(Connection::connect(
+        &b.amqp_uri_for("guest", "wrong", "%2f"),
+        ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("ACCESS_REFUSED") || format!("{e:?}").contains("403"),
+        "{e:?}"
+    );
+    let e = within(Connection::connect(
+        &b.amqp_uri_for("guest", "guest", "nowhere"),
+        ConnectionProperties::default(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("530") || format!("{e:?}").contains("NOT_ALLOWED"),
+        "{e:?}"
+    );
     b.stop().await;
 }
 
@@ -130,7 +214,15 @@ async fn close_after(b: &TestBroker, bytes: &[u8]) -> (u16, String, u16, u16) {
     c.send_raw(bytes).await;
     loop {
         match within(c.recv_method()).await {
-            Some((0, Method::ConnectionClose { reply_code, reply_text, class_id, method_id })) => {
+            Some((
+                0,
+                Method::ConnectionClose {
+                    reply_code,
+                    reply_text,
+                    class_id,
+                    method_id,
+                },
+            )) => {
                 c.send_method(0, &Method::ConnectionCloseOk).await;
                 return (reply_code, reply_text, class_id, method_id);
             }
@@ -150,10 +242,22 @@ fn method(channel: u16, m: &Method) -> Vec<u8> {
 async fn malformed_frames_close_the_connection_with_the_right_code() {
     let b = TestBroker::start().await;
     // 504: a method on a channel that was never opened.
-    let (c, ..) = close_after(&b, &method(5, &Method::QueueDeclare {
-        queue: "q".into(), passive: false, durable: false, exclusive: false, auto_delete: false,
-        no_wait: false, arguments: Default::default(),
-    })).await;
+    let (c, ..) = close_after(
+        &b,
+        &method(
+            5,
+            &Method::QueueDeclare {
+                queue: "q".into(),
+                passive: false,
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                no_wait: false,
+                arguments: Default::default(),
+            },
+        ),
+    )
+    .await;
     assert_eq!(c, 504);
     // 501: bad frame end.
     let mut bad_end = method(0, &Method::ConnectionUpdateSecretOk);
@@ -162,21 +266,37 @@ async fn malformed_frames_close_the_connection_with_the_right_code() {
     // 501: unknown frame type.
     assert_eq!(close_after(&b, &[9, 0, 1, 0, 0, 0, 0, 0xCE]).await.0, 501);
     // 501: a frame larger than frame_max, refused from its header alone.
-    assert_eq!(close_after(&b, &[1, 0, 1, 0x7f, 0xff, 0xff, 0xff]).await.0, 501);
+    assert_eq!(
+        close_after(&b, &[1, 0, 1, 0x7f, 0xff, 0xff, 0xff]).await.0,
+        501
+    );
     // 540: an unknown method.
-    assert_eq!(close_after(&b, &[1, 0, 0, 0, 0, 0, 4, 0, 99, 0, 1, 0xCE]).await.0, 540);
+    assert_eq!(
+        close_after(&b, &[1, 0, 0, 0, 0, 0, 4, 0, 99, 0, 1, 0xCE])
+            .await
+            .0,
+        540
+    );
     // 502: a known method with truncated arguments (basic.qos with one byte).
     let (c, _, class, meth) = close_after(&b, &[1, 0, 0, 0, 0, 0, 5, 0, 60, 0, 10, 1, 0xCE]).await;
     assert_eq!((c, class, meth), (502, 60, 10));
     // 505: a content header with no basic.publish before it.
     let mut open = method(1, &Method::ChannelOpen);
-    open.extend_from_slice(&[2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0xCE]);
+    open.extend_from_slice(&[
+        2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0xCE,
+    ]);
     assert_eq!(close_after(&b, &open).await.0, 505);
     // 540: basic.publish with immediate=true, as RabbitMQ.
     let mut imm = method(1, &Method::ChannelOpen);
-    imm.extend(method(1, &Method::BasicPublish {
-        exchange: "".into(), routing_key: "q".into(), mandatory: false, immediate: true,
-    }));
+    imm.extend(method(
+        1,
+        &Method::BasicPublish {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            mandatory: false,
+            immediate: true,
+        },
+    ));
     assert_eq!(close_after(&b, &imm).await.0, 540);
     b.stop().await;
 }
@@ -186,10 +306,19 @@ async fn huge_declared_body_is_refused_without_allocating() {
     let b = TestBroker::start().await;
     let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
     c.send_method(1, &Method::ChannelOpen).await;
-    assert!(matches!(within(c.recv_method()).await, Some((1, Method::ChannelOpenOk))));
-    c.send_method(1, &Method::BasicPublish {
-        exchange: "".into(), routing_key: "q".into(), mandatory: false, immediate: false,
-    })
+    assert!(matches!(
+        within(c.recv_method()).await,
+        Some((1, Method::ChannelOpenOk))
+    ));
+    c.send_method(
+        1,
+        &Method::BasicPublish {
+            exchange: "".into(),
+            routing_key: "q".into(),
+            mandatory: false,
+            immediate: false,
+        },
+    )
     .await;
     // A content header announcing a 2^60-byte body.
     let mut header = BytesMut::new();
@@ -211,7 +340,9 @@ async fn huge_declared_body_is_refused_without_allocating() {
 async fn wrong_protocol_header_gets_ours_back() {
     let b = TestBroker::start().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = within(tokio::net::TcpStream::connect(b.addrs.amqp.unwrap())).await.unwrap();
+    let mut s = within(tokio::net::TcpStream::connect(b.addrs.amqp.unwrap()))
+        .await
+        .unwrap();
     within(s.write_all(b"AMQP\x01\x01\x00\x0a")).await.unwrap();
     let mut got = Vec::new();
     within(s.read_to_end(&mut got)).await.unwrap();
@@ -234,7 +365,10 @@ async fn heartbeats_are_sent_and_a_silent_client_is_dropped() {
     }
     let waited = started.elapsed();
     assert!(heartbeats >= 2, "server sent {heartbeats} heartbeats");
-    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(6), "dropped after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(6),
+        "dropped after {waited:?}"
+    );
     b.stop().await;
 }
 
@@ -242,14 +376,29 @@ async fn heartbeats_are_sent_and_a_silent_client_is_dropped() {
 async fn a_broken_connection_does_not_disturb_others() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
-    within(ch.queue_declare("steady", QueueDeclareOptions::default(), FieldTable::default())).await.unwrap();
+    within(ch.queue_declare(
+        "steady",
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     for _ in 0..3 {
         close_after(&b, &[1, 0, 0, 0, 0, 0, 4, 0, 99, 0, 1, 0xCE]).await;
     }
-    within(ch.basic_publish("", "steady", BasicPublishOptions::default(), b"ok", BasicProperties::default()))
+    within(ch.basic_publish(
+        "",
+        "steady",
+        BasicPublishOptions::default(),
+        b"ok",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let m = within(ch.basic_get("steady", BasicGetOptions { no_ack: true }))
         .await
+        .unwrap()
         .unwrap();
-    let m = within(ch.basic_get("steady", BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
     assert_eq!(m.delivery.data, b"ok");
     b.stop().await;
 }

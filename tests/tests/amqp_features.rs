@@ -10,9 +10,12 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
 async fn open(b: &TestBroker) -> (Connection, Channel) {
-    let c = within(Connection::connect(&b.amqp_uri(), ConnectionProperties::default()))
-        .await
-        .expect("connect");
+    let c = within(Connection::connect(
+        &b.amqp_uri(),
+        ConnectionProperties::default(),
+    ))
+    .await
+    .expect("connect");
     let ch = within(c.create_channel()).await.expect("channel");
     (c, ch)
 }
@@ -31,7 +34,13 @@ fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
     t
 }
 
-async fn publish_confirmed(ch: &Channel, ex: &str, key: &str, body: &[u8], mandatory: bool) -> Confirmation {
+async fn publish_confirmed(
+    ch: &Channel,
+    ex: &str,
+    key: &str,
+    body: &[u8],
+    mandatory: bool,
+) -> Confirmation {
     let pc = within(ch.basic_publish(
         ex,
         key,
@@ -51,7 +60,9 @@ async fn publish_confirmed(ch: &Channel, ex: &str, key: &str, body: &[u8], manda
 async fn confirms_ack_nack_and_mandatory_return() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
-    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .unwrap();
     declare_with(&ch, "q", FieldTable::default()).await;
     assert!(matches!(
         publish_confirmed(&ch, "", "q", b"one", false).await,
@@ -92,11 +103,20 @@ async fn get_purge_and_delete_report_counts() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
     declare_with(&ch, "q", FieldTable::default()).await;
-    assert!(within(ch.basic_get("q", BasicGetOptions::default())).await.unwrap().is_none());
+    assert!(within(ch.basic_get("q", BasicGetOptions::default()))
+        .await
+        .unwrap()
+        .is_none());
     for i in 0..5u8 {
-        within(ch.basic_publish("", "q", BasicPublishOptions::default(), &[i], BasicProperties::default()))
-            .await
-            .unwrap();
+        within(ch.basic_publish(
+            "",
+            "q",
+            BasicPublishOptions::default(),
+            &[i],
+            BasicProperties::default(),
+        ))
+        .await
+        .unwrap();
     }
     let m = within(ch.basic_get("q", BasicGetOptions { no_ack: false }))
         .await
@@ -104,7 +124,9 @@ async fn get_purge_and_delete_report_counts() {
         .expect("a message");
     assert_eq!(m.delivery.data, vec![0]);
     assert_eq!(m.message_count, 4);
-    within(m.delivery.ack(BasicAckOptions::default())).await.unwrap();
+    within(m.delivery.ack(BasicAckOptions::default()))
+        .await
+        .unwrap();
     let declared = within(ch.queue_declare(
         "q",
         QueueDeclareOptions {
@@ -116,10 +138,21 @@ async fn get_purge_and_delete_report_counts() {
     .await
     .unwrap();
     assert_eq!(declared.message_count(), 4);
-    assert_eq!(within(ch.queue_purge("q", QueuePurgeOptions::default())).await.unwrap(), 4);
-    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"x", BasicProperties::default()))
-        .await
-        .unwrap();
+    assert_eq!(
+        within(ch.queue_purge("q", QueuePurgeOptions::default()))
+            .await
+            .unwrap(),
+        4
+    );
+    within(ch.basic_publish(
+        "",
+        "q",
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
     let e = within(ch.queue_delete(
         "q",
         QueueDeleteOptions {
@@ -131,7 +164,12 @@ async fn get_purge_and_delete_report_counts() {
     .unwrap_err();
     assert_eq!(reply_code(&e), Some(406), "{e:?}");
     let (_c2, ch2) = open(&b).await;
-    assert_eq!(within(ch2.queue_delete("q", QueueDeleteOptions::default())).await.unwrap(), 1);
+    assert_eq!(
+        within(ch2.queue_delete("q", QueueDeleteOptions::default()))
+            .await
+            .unwrap(),
+        1
+    );
     b.stop().await;
 }
 
@@ -149,22 +187,44 @@ async fn tx_commit_and_rollback() {
     let (_c, ch) = open(&b).await;
     declare_with(&ch, "q", FieldTable::default()).await;
     within(ch.tx_select()).await.unwrap();
-    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"rolled back", BasicProperties::default()))
-        .await
-        .unwrap();
+    within(ch.basic_publish(
+        "",
+        "q",
+        BasicPublishOptions::default(),
+        b"rolled back",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
     within(ch.tx_rollback()).await.unwrap();
-    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"committed", BasicProperties::default()))
-        .await
-        .unwrap();
+    within(ch.basic_publish(
+        "",
+        "q",
+        BasicPublishOptions::default(),
+        b"committed",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
     let (_c2, observer) = open(&b).await;
-    assert!(within(observer.basic_get("q", BasicGetOptions { no_ack: true })).await.unwrap().is_none());
+    assert!(
+        within(observer.basic_get("q", BasicGetOptions { no_ack: true }))
+            .await
+            .unwrap()
+            .is_none()
+    );
     within(ch.tx_commit()).await.unwrap();
     let m = within(observer.basic_get("q", BasicGetOptions { no_ack: true }))
         .await
         .unwrap()
         .expect("committed message");
     assert_eq!(m.delivery.data, b"committed");
-    assert!(within(observer.basic_get("q", BasicGetOptions { no_ack: true })).await.unwrap().is_none());
+    assert!(
+        within(observer.basic_get("q", BasicGetOptions { no_ack: true }))
+            .await
+            .unwrap()
+            .is_none()
+    );
     b.stop().await;
 }
 
@@ -173,11 +233,18 @@ async fn consumer_is_cancelled_when_its_queue_is_deleted() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
     declare_with(&ch, "doomed", FieldTable::default()).await;
-    let mut consumer = within(ch.basic_consume("doomed", "watcher", BasicConsumeOptions::default(), FieldTable::default()))
+    let mut consumer = within(ch.basic_consume(
+        "doomed",
+        "watcher",
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let (_c2, other) = open(&b).await;
+    within(other.queue_delete("doomed", QueueDeleteOptions::default()))
         .await
         .unwrap();
-    let (_c2, other) = open(&b).await;
-    within(other.queue_delete("doomed", QueueDeleteOptions::default())).await.unwrap();
     // lapin ends the consumer stream on basic.cancel from the server.
     assert!(within(consumer.next()).await.is_none());
     assert!(ch.status().connected(), "the channel stays open");
@@ -188,22 +255,63 @@ async fn consumer_is_cancelled_when_its_queue_is_deleted() {
 async fn nack_without_requeue_dead_letters_with_x_death() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
-    within(ch.exchange_declare("dlx", lapin::ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_declare(
+        "dlx",
+        lapin::ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     declare_with(&ch, "graveyard", FieldTable::default()).await;
-    within(ch.queue_bind("graveyard", "dlx", "", QueueBindOptions::default(), FieldTable::default()))
+    within(ch.queue_bind(
+        "graveyard",
+        "dlx",
+        "",
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    declare_with(
+        &ch,
+        "work",
+        table(&[(
+            "x-dead-letter-exchange",
+            AMQPValue::LongString("dlx".into()),
+        )]),
+    )
+    .await;
+    within(ch.basic_publish(
+        "",
+        "work",
+        BasicPublishOptions::default(),
+        b"poison",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let m = within(ch.basic_get("work", BasicGetOptions::default()))
         .await
+        .unwrap()
         .unwrap();
-    declare_with(&ch, "work", table(&[("x-dead-letter-exchange", AMQPValue::LongString("dlx".into()))])).await;
-    within(ch.basic_publish("", "work", BasicPublishOptions::default(), b"poison", BasicProperties::default()))
-        .await
-        .unwrap();
-    let m = within(ch.basic_get("work", BasicGetOptions::default())).await.unwrap().unwrap();
-    within(m.delivery.nack(BasicNackOptions { requeue: false, multiple: false })).await.unwrap();
-    let mut dead = within(ch.basic_consume("graveyard", "", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default()))
-        .await
-        .unwrap();
+    within(m.delivery.nack(BasicNackOptions {
+        requeue: false,
+        multiple: false,
+    }))
+    .await
+    .unwrap();
+    let mut dead = within(ch.basic_consume(
+        "graveyard",
+        "",
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     let d = within(dead.next()).await.unwrap().unwrap();
     assert_eq!(d.data, b"poison");
     let headers = d.properties.headers().clone().expect("headers");
@@ -211,9 +319,14 @@ async fn nack_without_requeue_dead_letters_with_x_death() {
         Some(AMQPValue::FieldArray(a)) => a.as_slice().to_vec(),
         other => panic!("x-death: {other:?}"),
     };
-    let AMQPValue::FieldTable(first) = &deaths[0] else { panic!() };
+    let AMQPValue::FieldTable(first) = &deaths[0] else {
+        panic!()
+    };
     let get = |k: &str| first.inner().get(k).cloned();
-    assert_eq!(get("reason"), Some(AMQPValue::LongString("rejected".into())));
+    assert_eq!(
+        get("reason"),
+        Some(AMQPValue::LongString("rejected".into()))
+    );
     assert_eq!(get("queue"), Some(AMQPValue::LongString("work".into())));
     assert_eq!(get("count"), Some(AMQPValue::LongLongInt(1)));
     b.stop().await;
@@ -225,12 +338,23 @@ async fn per_message_ttl_expires_before_delivery() {
     let (_c, ch) = open(&b).await;
     declare_with(&ch, "q", FieldTable::default()).await;
     let short = BasicProperties::default().with_expiration(ShortString::from("50"));
-    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"stale", short)).await.unwrap();
-    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"fresh", BasicProperties::default()))
+    within(ch.basic_publish("", "q", BasicPublishOptions::default(), b"stale", short))
         .await
         .unwrap();
+    within(ch.basic_publish(
+        "",
+        "q",
+        BasicPublishOptions::default(),
+        b"fresh",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await; // the TTL itself is the point here
-    let m = within(ch.basic_get("q", BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
+    let m = within(ch.basic_get("q", BasicGetOptions { no_ack: true }))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.delivery.data, b"fresh");
     b.stop().await;
 }
@@ -243,14 +367,36 @@ async fn global_qos_limits_the_whole_channel() {
     declare_with(&ch, "b", FieldTable::default()).await;
     for q in ["a", "b"] {
         for i in 0..3u8 {
-            within(ch.basic_publish("", q, BasicPublishOptions::default(), &[i], BasicProperties::default()))
-                .await
-                .unwrap();
+            within(ch.basic_publish(
+                "",
+                q,
+                BasicPublishOptions::default(),
+                &[i],
+                BasicProperties::default(),
+            ))
+            .await
+            .unwrap();
         }
     }
-    within(ch.basic_qos(2, BasicQosOptions { global: true })).await.unwrap();
-    let mut ca = within(ch.basic_consume("a", "ca", BasicConsumeOptions::default(), FieldTable::default())).await.unwrap();
-    let mut cb = within(ch.basic_consume("b", "cb", BasicConsumeOptions::default(), FieldTable::default())).await.unwrap();
+    within(ch.basic_qos(2, BasicQosOptions { global: true }))
+        .await
+        .unwrap();
+    let mut ca = within(ch.basic_consume(
+        "a",
+        "ca",
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    let mut cb = within(ch.basic_consume(
+        "b",
+        "cb",
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     let mut held = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
     loop {
@@ -261,7 +407,9 @@ async fn global_qos_limits_the_whole_channel() {
         }
     }
     assert_eq!(held.len(), 2, "two unacked across both consumers");
-    within(held[0].ack(BasicAckOptions::default())).await.unwrap();
+    within(held[0].ack(BasicAckOptions::default()))
+        .await
+        .unwrap();
     let more = tokio::select! {
         Some(Ok(d)) = ca.next() => d,
         Some(Ok(d)) = cb.next() => d,
@@ -275,9 +423,14 @@ async fn global_qos_limits_the_whole_channel() {
 async fn exchange_to_exchange_binding_and_alternate_exchange() {
     let b = TestBroker::start().await;
     let (_c, ch) = open(&b).await;
-    within(ch.exchange_declare("leaves", lapin::ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_declare(
+        "leaves",
+        lapin::ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     within(ch.exchange_declare(
         "root",
         lapin::ExchangeKind::Topic,
@@ -286,22 +439,61 @@ async fn exchange_to_exchange_binding_and_alternate_exchange() {
     ))
     .await
     .unwrap();
-    within(ch.exchange_declare("metrics", lapin::ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
-    within(ch.exchange_bind("metrics", "root", "metrics.#", ExchangeBindOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_declare(
+        "metrics",
+        lapin::ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    within(ch.exchange_bind(
+        "metrics",
+        "root",
+        "metrics.#",
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     declare_with(&ch, "m", FieldTable::default()).await;
     declare_with(&ch, "unrouted", FieldTable::default()).await;
-    within(ch.queue_bind("m", "metrics", "", QueueBindOptions::default(), FieldTable::default())).await.unwrap();
-    within(ch.queue_bind("unrouted", "leaves", "", QueueBindOptions::default(), FieldTable::default())).await.unwrap();
-    within(ch.basic_publish("root", "metrics.cpu", BasicPublishOptions::default(), b"cpu", BasicProperties::default()))
-        .await
-        .unwrap();
-    within(ch.basic_publish("root", "logs.x", BasicPublishOptions::default(), b"stray", BasicProperties::default()))
-        .await
-        .unwrap();
+    within(ch.queue_bind(
+        "m",
+        "metrics",
+        "",
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    within(ch.queue_bind(
+        "unrouted",
+        "leaves",
+        "",
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    within(ch.basic_publish(
+        "root",
+        "metrics.cpu",
+        BasicPublishOptions::default(),
+        b"cpu",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
+    within(ch.basic_publish(
+        "root",
+        "logs.x",
+        BasicPublishOptions::default(),
+        b"stray",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
     let get = |q: &'static str| {
         let ch = ch.clone();
         async move {

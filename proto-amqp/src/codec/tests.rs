@@ -35,69 +35,199 @@ pub(crate) fn all_methods() -> Vec<Method> {
             response: Bytes::from_static(b"\0guest\0guest"),
             locale: "en_US".into(),
         },
-        ConnectionSecure { challenge: Bytes::from_static(b"c") },
-        ConnectionSecureOk { response: Bytes::from_static(b"r") },
-        ConnectionTune { channel_max: 2047, frame_max: 131_072, heartbeat: 60 },
-        ConnectionTuneOk { channel_max: 10, frame_max: 4096, heartbeat: 0 },
-        ConnectionOpen { virtual_host: "/".into() },
+        ConnectionSecure {
+            challenge: Bytes::from_static(b"c"),
+        },
+        ConnectionSecureOk {
+            response: Bytes::from_static(b"r"),
+        },
+        ConnectionTune {
+            channel_max: 2047,
+            frame_max: 131_072,
+            heartbeat: 60,
+        },
+        ConnectionTuneOk {
+            channel_max: 10,
+            frame_max: 4096,
+            heartbeat: 0,
+        },
+        ConnectionOpen {
+            virtual_host: "/".into(),
+        },
         ConnectionOpenOk,
-        ConnectionClose { reply_code: 320, reply_text: "CONNECTION_FORCED".into(), class_id: 0, method_id: 0 },
+        ConnectionClose {
+            reply_code: 320,
+            reply_text: "CONNECTION_FORCED".into(),
+            class_id: 0,
+            method_id: 0,
+        },
         ConnectionCloseOk,
-        ConnectionBlocked { reason: "low on disk".into() },
+        ConnectionBlocked {
+            reason: "low on disk".into(),
+        },
         ConnectionUnblocked,
-        ConnectionUpdateSecret { new_secret: Bytes::from_static(b"s"), reason: "r".into() },
+        ConnectionUpdateSecret {
+            new_secret: Bytes::from_static(b"s"),
+            reason: "r".into(),
+        },
         ConnectionUpdateSecretOk,
         ChannelOpen,
         ChannelOpenOk,
         ChannelFlow { active: false },
         ChannelFlowOk { active: true },
-        ChannelClose { reply_code: 404, reply_text: "NOT_FOUND".into(), class_id: 50, method_id: 10 },
+        ChannelClose {
+            reply_code: 404,
+            reply_text: "NOT_FOUND".into(),
+            class_id: 50,
+            method_id: 10,
+        },
         ChannelCloseOk,
         ExchangeDeclare {
-            exchange: "logs".into(), kind: "topic".into(), passive: false, durable: true,
-            auto_delete: true, internal: false, no_wait: true, arguments: args(),
+            exchange: "logs".into(),
+            kind: "topic".into(),
+            passive: false,
+            durable: true,
+            auto_delete: true,
+            internal: false,
+            no_wait: true,
+            arguments: args(),
         },
         ExchangeDeclareOk,
-        ExchangeDelete { exchange: "logs".into(), if_unused: true, no_wait: false },
+        ExchangeDelete {
+            exchange: "logs".into(),
+            if_unused: true,
+            no_wait: false,
+        },
         ExchangeDeleteOk,
-        ExchangeBind { destination: "d".into(), source: "s".into(), routing_key: "k.#".into(), no_wait: false, arguments: args() },
+        ExchangeBind {
+            destination: "d".into(),
+            source: "s".into(),
+            routing_key: "k.#".into(),
+            no_wait: false,
+            arguments: args(),
+        },
         ExchangeBindOk,
-        ExchangeUnbind { destination: "d".into(), source: "s".into(), routing_key: "k.#".into(), no_wait: true, arguments: FieldTable::new() },
+        ExchangeUnbind {
+            destination: "d".into(),
+            source: "s".into(),
+            routing_key: "k.#".into(),
+            no_wait: true,
+            arguments: FieldTable::new(),
+        },
         ExchangeUnbindOk,
         QueueDeclare {
-            queue: "tasks".into(), passive: false, durable: true, exclusive: false,
-            auto_delete: false, no_wait: false, arguments: args(),
+            queue: "tasks".into(),
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            no_wait: false,
+            arguments: args(),
         },
-        QueueDeclareOk { queue: "amq.gen-x".into(), message_count: 7, consumer_count: 2 },
-        QueueBind { queue: "q".into(), exchange: "e".into(), routing_key: "k".into(), no_wait: false, arguments: args() },
+        QueueDeclareOk {
+            queue: "amq.gen-x".into(),
+            message_count: 7,
+            consumer_count: 2,
+        },
+        QueueBind {
+            queue: "q".into(),
+            exchange: "e".into(),
+            routing_key: "k".into(),
+            no_wait: false,
+            arguments: args(),
+        },
         QueueBindOk,
-        QueuePurge { queue: "q".into(), no_wait: true },
+        QueuePurge {
+            queue: "q".into(),
+            no_wait: true,
+        },
         QueuePurgeOk { message_count: 3 },
-        QueueDelete { queue: "q".into(), if_unused: true, if_empty: false, no_wait: true },
+        QueueDelete {
+            queue: "q".into(),
+            if_unused: true,
+            if_empty: false,
+            no_wait: true,
+        },
         QueueDeleteOk { message_count: 9 },
-        QueueUnbind { queue: "q".into(), exchange: "e".into(), routing_key: "k".into(), arguments: args() },
+        QueueUnbind {
+            queue: "q".into(),
+            exchange: "e".into(),
+            routing_key: "k".into(),
+            arguments: args(),
+        },
         QueueUnbindOk,
-        BasicQos { prefetch_size: 0, prefetch_count: 200, global: true },
+        BasicQos {
+            prefetch_size: 0,
+            prefetch_count: 200,
+            global: true,
+        },
         BasicQosOk,
         BasicConsume {
-            queue: "q".into(), consumer_tag: "ctag".into(), no_local: false, no_ack: true,
-            exclusive: true, no_wait: false, arguments: args(),
+            queue: "q".into(),
+            consumer_tag: "ctag".into(),
+            no_local: false,
+            no_ack: true,
+            exclusive: true,
+            no_wait: false,
+            arguments: args(),
         },
-        BasicConsumeOk { consumer_tag: "ctag".into() },
-        BasicCancel { consumer_tag: "ctag".into(), no_wait: true },
-        BasicCancelOk { consumer_tag: "ctag".into() },
-        BasicPublish { exchange: "e".into(), routing_key: "k".into(), mandatory: true, immediate: false },
-        BasicReturn { reply_code: 312, reply_text: "NO_ROUTE".into(), exchange: "e".into(), routing_key: "k".into() },
-        BasicDeliver { consumer_tag: "c".into(), delivery_tag: u64::MAX, redelivered: true, exchange: "e".into(), routing_key: "k".into() },
-        BasicGet { queue: "q".into(), no_ack: true },
-        BasicGetOk { delivery_tag: 5, redelivered: false, exchange: "".into(), routing_key: "q".into(), message_count: 1 },
+        BasicConsumeOk {
+            consumer_tag: "ctag".into(),
+        },
+        BasicCancel {
+            consumer_tag: "ctag".into(),
+            no_wait: true,
+        },
+        BasicCancelOk {
+            consumer_tag: "ctag".into(),
+        },
+        BasicPublish {
+            exchange: "e".into(),
+            routing_key: "k".into(),
+            mandatory: true,
+            immediate: false,
+        },
+        BasicReturn {
+            reply_code: 312,
+            reply_text: "NO_ROUTE".into(),
+            exchange: "e".into(),
+            routing_key: "k".into(),
+        },
+        BasicDeliver {
+            consumer_tag: "c".into(),
+            delivery_tag: u64::MAX,
+            redelivered: true,
+            exchange: "e".into(),
+            routing_key: "k".into(),
+        },
+        BasicGet {
+            queue: "q".into(),
+            no_ack: true,
+        },
+        BasicGetOk {
+            delivery_tag: 5,
+            redelivered: false,
+            exchange: "".into(),
+            routing_key: "q".into(),
+            message_count: 1,
+        },
         BasicGetEmpty,
-        BasicAck { delivery_tag: 12, multiple: true },
-        BasicReject { delivery_tag: 13, requeue: true },
+        BasicAck {
+            delivery_tag: 12,
+            multiple: true,
+        },
+        BasicReject {
+            delivery_tag: 13,
+            requeue: true,
+        },
         BasicRecoverAsync { requeue: true },
         BasicRecover { requeue: true },
         BasicRecoverOk,
-        BasicNack { delivery_tag: 14, multiple: true, requeue: false },
+        BasicNack {
+            delivery_tag: 14,
+            multiple: true,
+            requeue: false,
+        },
         ConfirmSelect { no_wait: false },
         ConfirmSelectOk,
         TxSelect,
@@ -120,7 +250,14 @@ fn every_method_round_trips() {
     for m in all_methods() {
         let mut buf = encode(3, &m);
         let frame = decode(&mut buf, &LIMITS).unwrap().unwrap();
-        assert_eq!(frame, Frame::Method { channel: 3, method: m.clone() }, "{m:?}");
+        assert_eq!(
+            frame,
+            Frame::Method {
+                channel: 3,
+                method: m.clone()
+            },
+            "{m:?}"
+        );
         assert!(buf.is_empty());
     }
 }
@@ -128,14 +265,33 @@ fn every_method_round_trips() {
 #[test]
 fn spec_fixtures() {
     // basic.ack(delivery-tag 1, multiple) on channel 1: class 60 method 80.
-    let bytes = [1, 0, 1, 0, 0, 0, 13, 0, 60, 0, 80, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0xCE];
-    assert_eq!(&encode(1, &Method::BasicAck { delivery_tag: 1, multiple: true })[..], &bytes);
+    let bytes = [
+        1, 0, 1, 0, 0, 0, 13, 0, 60, 0, 80, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0xCE,
+    ];
+    assert_eq!(
+        &encode(
+            1,
+            &Method::BasicAck {
+                delivery_tag: 1,
+                multiple: true
+            }
+        )[..],
+        &bytes
+    );
     // channel.open on channel 1 with the reserved empty shortstr.
-    assert_eq!(&encode(1, &Method::ChannelOpen)[..], &[1, 0, 1, 0, 0, 0, 5, 0, 20, 0, 10, 0, 0xCE]);
+    assert_eq!(
+        &encode(1, &Method::ChannelOpen)[..],
+        &[1, 0, 1, 0, 0, 0, 5, 0, 20, 0, 10, 0, 0xCE]
+    );
     // queue.declare "q", durable, no arguments.
     let qd = Method::QueueDeclare {
-        queue: "q".into(), passive: false, durable: true, exclusive: false, auto_delete: false,
-        no_wait: false, arguments: FieldTable::new(),
+        queue: "q".into(),
+        passive: false,
+        durable: true,
+        exclusive: false,
+        auto_delete: false,
+        no_wait: false,
+        arguments: FieldTable::new(),
     };
     assert_eq!(
         &encode(1, &qd)[..],
@@ -154,14 +310,20 @@ fn protocol_header_checks() {
     b.extend_from_slice(b"\x09\x01");
     assert_eq!(decode_protocol_header(&mut b), Ok(Some(())));
     let mut b = BytesMut::from(&b"GET / HTTP/1.1"[..]);
-    assert_eq!(decode_protocol_header(&mut b), Err(CodecError::BadProtocolHeader));
+    assert_eq!(
+        decode_protocol_header(&mut b),
+        Err(CodecError::BadProtocolHeader)
+    );
 }
 
 #[test]
 fn content_is_split_by_frame_max_and_body_is_not_copied() {
     let body = Bytes::from(vec![0xAB; 10_000]);
     let mut wb = WriteBuf::new();
-    let props = Properties { delivery_mode: Some(2), ..Default::default() };
+    let props = Properties {
+        delivery_mode: Some(2),
+        ..Default::default()
+    };
     encode_content(7, 60, &props, &body, 4096, &mut wb);
     let mut raw = Vec::new();
     futures_lite_block_on(wb.write_to(&mut raw)).unwrap();
@@ -172,7 +334,11 @@ fn content_is_split_by_frame_max_and_body_is_not_copied() {
     assert_eq!(header.body_size, 10_000);
     let mut total = 0;
     let mut frames = 0;
-    while let Some(Frame::Body { channel: 7, payload }) = decode(&mut buf, &LIMITS).unwrap() {
+    while let Some(Frame::Body {
+        channel: 7,
+        payload,
+    }) = decode(&mut buf, &LIMITS).unwrap()
+    {
         assert!(payload.len() <= 4096 - 8);
         total += payload.len();
         frames += 1;
