@@ -58,7 +58,7 @@ pub struct Gateway {
 fn adapters() -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
     [
         ("AMQP", Arc::new(junction_amqp::AmqpAdapter)),
-        ("STOMP", Arc::new(junction_stomp::StompAdapter)),
+        ("STOMP", Arc::new(junction_stomp::StompAdapter::default())),
         ("MQTT", Arc::new(junction_mqtt::MqttAdapter)),
     ]
 }

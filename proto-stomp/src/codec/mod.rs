@@ -1,0 +1,183 @@
+//! STOMP 1.0/1.1/1.2 codec: bytes ⇄ frames, pure functions with no I/O.
+//!
+//! A frame is a command line, header lines, an empty line, a body and a NUL. Lines end with LF
+//! or CRLF; EOLs between frames are heart-beats. Header values are escaped in 1.1 (`\n \c \\`)
+//! and 1.2 (also `\r`), never in CONNECT/CONNECTED frames and never in 1.0.
+
+mod decode;
+mod encode;
+
+pub use decode::decode;
+pub use encode::encode;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+/// STOMP protocol versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    V1_0,
+    V1_1,
+    V1_2,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V1_0 => "1.0",
+            Version::V1_1 => "1.1",
+            Version::V1_2 => "1.2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Version> {
+        match s.trim() {
+            "1.0" => Some(Version::V1_0),
+            "1.1" => Some(Version::V1_1),
+            "1.2" => Some(Version::V1_2),
+            _ => None,
+        }
+    }
+}
+
+/// Frame commands, client and server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Connect,
+    Stomp,
+    Send,
+    Subscribe,
+    Unsubscribe,
+    Ack,
+    Nack,
+    Begin,
+    Commit,
+    Abort,
+    Disconnect,
+    Connected,
+    Message,
+    Receipt,
+    Error,
+}
+
+impl Command {
+    pub fn parse(s: &[u8]) -> Option<Command> {
+        Some(match s {
+            b"CONNECT" => Command::Connect,
+            b"STOMP" => Command::Stomp,
+            b"SEND" => Command::Send,
+            b"SUBSCRIBE" => Command::Subscribe,
+            b"UNSUBSCRIBE" => Command::Unsubscribe,
+            b"ACK" => Command::Ack,
+            b"NACK" => Command::Nack,
+            b"BEGIN" => Command::Begin,
+            b"COMMIT" => Command::Commit,
+            b"ABORT" => Command::Abort,
+            b"DISCONNECT" => Command::Disconnect,
+            b"CONNECTED" => Command::Connected,
+            b"MESSAGE" => Command::Message,
+            b"RECEIPT" => Command::Receipt,
+            b"ERROR" => Command::Error,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Connect => "CONNECT",
+            Command::Stomp => "STOMP",
+            Command::Send => "SEND",
+            Command::Subscribe => "SUBSCRIBE",
+            Command::Unsubscribe => "UNSUBSCRIBE",
+            Command::Ack => "ACK",
+            Command::Nack => "NACK",
+            Command::Begin => "BEGIN",
+            Command::Commit => "COMMIT",
+            Command::Abort => "ABORT",
+            Command::Disconnect => "DISCONNECT",
+            Command::Connected => "CONNECTED",
+            Command::Message => "MESSAGE",
+            Command::Receipt => "RECEIPT",
+            Command::Error => "ERROR",
+        }
+    }
+
+    /// CONNECT, STOMP and CONNECTED headers are never escaped.
+    fn escapes(self, v: Version) -> bool {
+        v != Version::V1_0
+            && !matches!(self, Command::Connect | Command::Stomp | Command::Connected)
+    }
+}
+
+/// One frame. Headers keep their order; lookups take the first of repeated names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub command: Command,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Frame {
+    pub fn new(command: Command) -> Frame {
+        Frame {
+            command,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Frame {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// What the decoder produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Frame(Frame),
+    /// One or more EOLs between frames.
+    HeartBeat,
+}
+
+/// What the decoder enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_headers: usize,
+    pub max_header_length: usize,
+    pub max_body: usize,
+}
+
+/// A frame that cannot be accepted; the session answers with an ERROR frame and closes.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CodecError {
+    #[error("unknown command '{0}'")]
+    UnknownCommand(String),
+    #[error("too many headers (limit {0})")]
+    TooManyHeaders(usize),
+    #[error("header line too long (limit {0} bytes)")]
+    HeaderTooLong(usize),
+    #[error("malformed header line")]
+    MalformedHeader,
+    #[error("undefined escape sequence in header")]
+    BadEscape,
+    #[error("invalid content-length")]
+    BadContentLength,
+    #[error("body too large (limit {0} bytes)")]
+    BodyTooLarge(usize),
+    #[error("frame body not terminated by NUL")]
+    MissingNul,
+    #[error("header is not valid UTF-8")]
+    NotUtf8,
+}
+
+#[cfg(test)]
+mod tests;

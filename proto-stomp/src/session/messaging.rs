@@ -1,0 +1,470 @@
+//! SEND, SUBSCRIBE, UNSUBSCRIBE, ACK/NACK and transactions.
+
+use super::{core_error, Session};
+use crate::codec::{Command, Frame, Version};
+use crate::destination::Destination;
+use crate::headers::{from_properties, to_properties};
+use junction_core::{
+    Binding, ConsumerSpec, Credit, Delivery, Destination as Target, FieldTable, FieldValue,
+    Message, Queue, QueueDef,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Failure = (String, String);
+
+/// How a subscription's messages are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AckMode {
+    Auto,
+    /// Cumulative: an ACK covers every earlier message of the subscription.
+    Client,
+    ClientIndividual,
+}
+
+pub(super) struct Subscription {
+    destination: String,
+    ack: AckMode,
+    key: u64,
+    queue: Arc<Queue>,
+    /// Ack id → the queue's delivery id.
+    unacked: BTreeMap<u64, u64>,
+    /// A durable topic subscription's queue, deleted on UNSUBSCRIBE with `durable:true`.
+    durable_queue: bool,
+}
+
+fn missing(header: &str, command: Command) -> Failure {
+    (
+        format!("Missing '{header}' header"),
+        format!("{} frames need a '{header}' header", command.as_str()),
+    )
+}
+
+fn truthy(f: &Frame, name: &str) -> Option<bool> {
+    f.header(name).map(|v| v == "true")
+}
+
+/// `x-*` SUBSCRIBE headers become queue arguments; numbers are sent as integers.
+fn queue_arguments(f: &Frame) -> FieldTable {
+    let mut t = FieldTable::new();
+    for (k, v) in &f.headers {
+        if k.starts_with("x-") && k != "x-queue-name" && t.get(k).is_none() {
+            let value = match v.parse::<i64>() {
+                Ok(n) => FieldValue::I64(n),
+                Err(_) => FieldValue::string(v.clone()),
+            };
+            t.insert(k.clone(), value);
+        }
+    }
+    t
+}
+
+impl Session {
+    fn vh(&self) -> Arc<junction_core::VHost> {
+        self.vhost.clone().expect("open session has a vhost")
+    }
+
+    pub(super) fn dispatch(&mut self, f: Frame) -> Result<(), Failure> {
+        if let Some(tx) = f.header("transaction") {
+            if matches!(f.command, Command::Send | Command::Ack | Command::Nack) {
+                let tx = tx.to_string();
+                let Some(buffered) = self.transactions.get_mut(&tx) else {
+                    return Err((
+                        "Bad transaction".into(),
+                        format!("transaction '{tx}' was not begun"),
+                    ));
+                };
+                buffered.push(f);
+                return Ok(());
+            }
+        }
+        match f.command {
+            Command::Send => self.send_frame(&f),
+            Command::Subscribe => self.subscribe(&f),
+            Command::Unsubscribe => self.unsubscribe(&f),
+            Command::Ack | Command::Nack => self.ack(&f),
+            Command::Begin | Command::Commit | Command::Abort => self.transaction(&f),
+            other => Err((
+                "Bad command".into(),
+                format!("{} is not a client frame", other.as_str()),
+            )),
+        }
+    }
+
+    fn transaction(&mut self, f: &Frame) -> Result<(), Failure> {
+        let tx = f
+            .header("transaction")
+            .ok_or_else(|| missing("transaction", f.command))?
+            .to_string();
+        match f.command {
+            Command::Begin => {
+                if self.transactions.contains_key(&tx) {
+                    return Err((
+                        "Bad transaction".into(),
+                        format!("transaction '{tx}' already begun"),
+                    ));
+                }
+                self.transactions.insert(tx, Vec::new());
+                Ok(())
+            }
+            _ => {
+                let frames = self.transactions.remove(&tx).ok_or_else(|| {
+                    (
+                        "Bad transaction".to_string(),
+                        format!("transaction '{tx}' was not begun"),
+                    )
+                })?;
+                if f.command == Command::Commit {
+                    for mut frame in frames {
+                        frame.headers.retain(|(k, _)| k != "transaction");
+                        self.dispatch(frame)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The queue behind `/temp-queue/x`, created (exclusive, auto-delete) on first use.
+    fn temp_queue(&mut self, x: &str) -> Result<String, Failure> {
+        if let Some(q) = self.temp_queues.get(x) {
+            return Ok(q.clone());
+        }
+        let def = QueueDef {
+            name: String::new(),
+            durable: false,
+            exclusive: true,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        };
+        let d = self
+            .vh()
+            .declare_queue(def, false, self.ctx.connection_id)
+            .map_err(core_error)?;
+        self.temp_queues.insert(x.to_string(), d.name.clone());
+        // Replies to a temp queue arrive on an implicit subscription named after it.
+        let dest = format!("/temp-queue/{x}");
+        self.start_consumer(dest.clone(), dest, &d.name, AckMode::Auto, 0, false)?;
+        Ok(d.name)
+    }
+
+    /// Declares a `/queue/` queue unless it exists.
+    fn ensure_queue(&self, name: &str, f: Option<&Frame>) -> Result<(), Failure> {
+        let vh = self.vh();
+        if vh.queue(name, Some(self.ctx.connection_id)).is_ok() {
+            return Ok(());
+        }
+        let def = QueueDef {
+            name: name.to_string(),
+            durable: f.and_then(|f| truthy(f, "durable")).unwrap_or(true),
+            exclusive: f.and_then(|f| truthy(f, "exclusive")).unwrap_or(false),
+            auto_delete: f.and_then(|f| truthy(f, "auto-delete")).unwrap_or(false),
+            arguments: f.map(queue_arguments).unwrap_or_default(),
+        };
+        vh.declare_queue(def, false, self.ctx.connection_id)
+            .map(|_| ())
+            .map_err(core_error)
+    }
+
+    fn send_frame(&mut self, f: &Frame) -> Result<(), Failure> {
+        let dest = f
+            .header("destination")
+            .ok_or_else(|| missing("destination", Command::Send))?;
+        let dest = Destination::parse(dest).map_err(|e| ("Bad destination".to_string(), e))?;
+        let (exchange, routing_key) = match dest {
+            Destination::Queue(q) => {
+                self.ensure_queue(&q, None)?;
+                (String::new(), q)
+            }
+            Destination::Topic(k) => ("amq.topic".to_string(), k),
+            Destination::Exchange(e, k) => (e, k),
+            Destination::AmqQueue(q) | Destination::ReplyQueue(q) => (String::new(), q),
+            Destination::TempQueue(x) => (String::new(), self.temp_queue(&x)?),
+        };
+        let mut properties = to_properties(&f.headers);
+        if let Some(reply) = properties.reply_to.clone() {
+            if let Some(x) = reply.strip_prefix("/temp-queue/") {
+                properties.reply_to = Some(self.temp_queue(x)?);
+            } else if let Some(q) = reply.strip_prefix("/reply-queue/") {
+                properties.reply_to = Some(q.to_string());
+            }
+        }
+        let persistent = properties.is_persistent();
+        let message = Arc::new(Message {
+            exchange: exchange.clone(),
+            routing_key,
+            properties,
+            body: f.body.clone(),
+        });
+        let routed = self.vh().publish(&exchange, message).map_err(core_error)?;
+        if persistent && routed.queues > 0 {
+            self.needs_sync = true;
+        }
+        Ok(())
+    }
+
+    fn subscribe(&mut self, f: &Frame) -> Result<(), Failure> {
+        let dest_text = f
+            .header("destination")
+            .ok_or_else(|| missing("destination", Command::Subscribe))?
+            .to_string();
+        let id = match f.header("id") {
+            Some(id) => id.to_string(),
+            None if self.version == Version::V1_0 => dest_text.clone(),
+            None => return Err(missing("id", Command::Subscribe)),
+        };
+        if self.subscriptions.contains_key(&id) {
+            return Err((
+                "Duplicated subscription identifier".into(),
+                format!("subscription '{id}' already exists"),
+            ));
+        }
+        let ack = match f.header("ack").unwrap_or("auto") {
+            "auto" => AckMode::Auto,
+            "client" => AckMode::Client,
+            "client-individual" => AckMode::ClientIndividual,
+            other => return Err(("Bad ack mode".into(), format!("unknown ack mode '{other}'"))),
+        };
+        let prefetch: u32 = f
+            .header("prefetch-count")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        let vh = self.vh();
+        let conn = self.ctx.connection_id;
+        let durable_sub = truthy(f, "durable")
+            .or(truthy(f, "persistent"))
+            .unwrap_or(false);
+        let private_queue = |name: String, durable: bool| QueueDef {
+            name,
+            durable,
+            exclusive: !durable && truthy(f, "exclusive").unwrap_or(true),
+            auto_delete: !durable && truthy(f, "auto-delete").unwrap_or(true),
+            arguments: queue_arguments(f),
+        };
+        let (queue, durable_queue) =
+            match Destination::parse(&dest_text).map_err(|e| ("Bad destination".to_string(), e))? {
+                Destination::Queue(q) => {
+                    self.ensure_queue(&q, Some(f))?;
+                    (q, false)
+                }
+                Destination::AmqQueue(q) | Destination::ReplyQueue(q) => (q, false),
+                Destination::TempQueue(x) => (self.temp_queue(&x)?, false),
+                Destination::Topic(k) => {
+                    self.bound_queue(f, "amq.topic", &k, &id, durable_sub, &private_queue)?
+                }
+                Destination::Exchange(e, k) => {
+                    vh.exchange(&e).map_err(core_error)?;
+                    self.bound_queue(f, &e, &k, &id, durable_sub, &private_queue)?
+                }
+            };
+        let _ = conn;
+        self.start_consumer(id, dest_text, &queue, ack, prefetch, durable_queue)
+    }
+
+    /// A queue bound to `exchange` with `key` for a topic or exchange subscription.
+    fn bound_queue(
+        &mut self,
+        f: &Frame,
+        exchange: &str,
+        key: &str,
+        id: &str,
+        durable: bool,
+        def: &dyn Fn(String, bool) -> QueueDef,
+    ) -> Result<(String, bool), Failure> {
+        let name = match f.header("x-queue-name") {
+            Some(n) => n.to_string(),
+            None if durable => format!("stomp-subscription-{id}"),
+            None => String::new(),
+        };
+        let vh = self.vh();
+        let d = vh
+            .declare_queue(def(name, durable), false, self.ctx.connection_id)
+            .map_err(core_error)?;
+        vh.bind(
+            Binding {
+                source: exchange.to_string(),
+                destination: Target::Queue(d.name.clone()),
+                routing_key: key.to_string(),
+                arguments: FieldTable::new(),
+            },
+            Some(self.ctx.connection_id),
+        )
+        .map_err(core_error)?;
+        Ok((d.name, durable))
+    }
+
+    fn start_consumer(
+        &mut self,
+        id: String,
+        destination: String,
+        queue: &str,
+        ack: AckMode,
+        prefetch: u32,
+        durable_queue: bool,
+    ) -> Result<(), Failure> {
+        let q = self
+            .vh()
+            .queue(queue, Some(self.ctx.connection_id))
+            .map_err(core_error)?;
+        let key = self.next_key;
+        self.next_key += 1;
+        let no_ack = ack == AckMode::Auto;
+        let spec = ConsumerSpec {
+            key,
+            tag: id.clone(),
+            connection: self.ctx.connection_id,
+            no_ack,
+            exclusive: false,
+            priority: 0,
+            credit: Some(Credit::new(if no_ack { 0 } else { prefetch })),
+            shared_credit: None,
+            sink: self.sink.clone(),
+        };
+        self.consumers.insert(key, id.clone());
+        self.subscriptions.insert(
+            id.clone(),
+            Subscription {
+                destination,
+                ack,
+                key,
+                queue: q.clone(),
+                unacked: BTreeMap::new(),
+                durable_queue,
+            },
+        );
+        if let Err(e) = q.add_consumer(spec) {
+            self.consumers.remove(&key);
+            self.subscriptions.remove(&id);
+            return Err(core_error(e));
+        }
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, f: &Frame) -> Result<(), Failure> {
+        let id = match (f.header("id"), f.header("destination")) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(d)) if self.version == Version::V1_0 => d.to_string(),
+            _ => return Err(missing("id", Command::Unsubscribe)),
+        };
+        let Some(sub) = self.subscriptions.get(&id) else {
+            return Err(("Bad subscription".into(), format!("no subscription '{id}'")));
+        };
+        let delete = sub.durable_queue
+            && truthy(f, "durable")
+                .or(truthy(f, "persistent"))
+                .unwrap_or(false);
+        let queue = sub.queue.name().to_string();
+        self.end_subscription(&id);
+        if delete {
+            self.vh()
+                .delete_queue(&queue, Some(self.ctx.connection_id), false, false)
+                .map_err(core_error)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a subscription's consumer and requeues what it had unacked.
+    pub(super) fn end_subscription(&mut self, id: &str) {
+        let Some(sub) = self.subscriptions.remove(id) else {
+            return;
+        };
+        self.consumers.remove(&sub.key);
+        for ack_id in sub.unacked.keys() {
+            self.ack_index.remove(ack_id);
+        }
+        sub.queue.cancel_consumer(sub.key, self.ctx.connection_id);
+        let ids: Vec<u64> = sub.unacked.values().copied().collect();
+        if !ids.is_empty() {
+            sub.queue.reject(&ids, true);
+        }
+    }
+
+    fn ack(&mut self, f: &Frame) -> Result<(), Failure> {
+        let name = if self.version == Version::V1_2 {
+            "id"
+        } else {
+            "message-id"
+        };
+        let raw = f.header(name).ok_or_else(|| missing(name, f.command))?;
+        let ack_id: u64 = raw
+            .parse()
+            .map_err(|_| ("Bad ack id".to_string(), format!("unknown message '{raw}'")))?;
+        let Some(sub_id) = self.ack_index.get(&ack_id).cloned() else {
+            return Err((
+                "Bad ack id".into(),
+                format!("message '{raw}' is not awaiting acknowledgement"),
+            ));
+        };
+        let sub = self
+            .subscriptions
+            .get_mut(&sub_id)
+            .expect("indexed subscription exists");
+        let taken: Vec<(u64, u64)> = if sub.ack == AckMode::Client {
+            let rest = sub.unacked.split_off(&(ack_id + 1));
+            std::mem::replace(&mut sub.unacked, rest)
+                .into_iter()
+                .collect()
+        } else {
+            sub.unacked
+                .remove(&ack_id)
+                .map(|d| vec![(ack_id, d)])
+                .unwrap_or_default()
+        };
+        let queue = sub.queue.clone();
+        for (a, _) in &taken {
+            self.ack_index.remove(a);
+        }
+        let ids: Vec<u64> = taken.into_iter().map(|(_, d)| d).collect();
+        if f.command == Command::Ack {
+            queue.ack(&ids);
+        } else {
+            let requeue = f.header("requeue").is_none_or(|r| r != "false");
+            queue.reject(&ids, requeue);
+        }
+        Ok(())
+    }
+
+    pub(super) fn deliver(&mut self, d: Delivery) {
+        let Some(sub_id) = self.consumers.get(&d.consumer).cloned() else {
+            if d.id != 0 {
+                d.queue.reject(&[d.id], true);
+            }
+            return;
+        };
+        let n = self.next_message;
+        self.next_message += 1;
+        let sub = self
+            .subscriptions
+            .get_mut(&sub_id)
+            .expect("consumer has a subscription");
+        let needs_ack = sub.ack != AckMode::Auto;
+        if needs_ack {
+            sub.unacked.insert(n, d.id);
+            self.ack_index.insert(n, sub_id.clone());
+        }
+        let destination = if sub.destination.starts_with("/temp-queue/") {
+            sub.destination.clone()
+        } else {
+            Destination::for_message(&d.message.exchange, &d.message.routing_key)
+        };
+        let mut headers = vec![
+            ("subscription".to_string(), sub_id),
+            ("destination".to_string(), destination),
+            ("message-id".to_string(), n.to_string()),
+            ("redelivered".to_string(), d.redelivered.to_string()),
+        ];
+        if needs_ack && self.version == Version::V1_2 {
+            headers.push(("ack".to_string(), n.to_string()));
+        }
+        from_properties(&d.message.properties, &mut headers);
+        headers.push((
+            "content-length".to_string(),
+            d.message.body.len().to_string(),
+        ));
+        self.send(Frame {
+            command: Command::Message,
+            headers,
+            body: d.message.body.clone(),
+        });
+    }
+}

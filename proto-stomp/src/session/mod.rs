@@ -1,0 +1,368 @@
+//! The STOMP session, sans I/O: frames and clock values in, core calls and frames out.
+
+mod messaging;
+
+use crate::codec::{self, encode, Command, Frame, Version};
+use junction_core::auth::AuthUser;
+use junction_core::{
+    Broker, ConnectionContext, CoreError, DeliverySink, SinkEvent, VHost, WriteBuf,
+};
+use messaging::Subscription;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Versions this server speaks, as listed in an ERROR when negotiation fails.
+pub const SUPPORTED: &str = "1.0,1.1,1.2";
+
+/// The login used when a client sends none (RabbitMQ's `stomp.default_user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultLogin {
+    pub login: String,
+    pub passcode: String,
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    AwaitConnect,
+    Open,
+    /// Flush the output, then close the socket.
+    Closed,
+}
+
+/// One STOMP connection.
+pub struct Session {
+    broker: Arc<Broker>,
+    ctx: ConnectionContext,
+    default_login: Option<DefaultLogin>,
+    state: State,
+    version: Version,
+    vhost: Option<Arc<VHost>>,
+    user: Option<AuthUser>,
+    out: WriteBuf,
+    sink: DeliverySink,
+    subscriptions: HashMap<String, Subscription>,
+    /// Consumer key → subscription id.
+    consumers: HashMap<u64, String>,
+    /// Ack id → subscription id.
+    ack_index: HashMap<u64, String>,
+    next_key: u64,
+    next_message: u64,
+    transactions: HashMap<String, Vec<Frame>>,
+    /// Temp-queue name (`/temp-queue/x`'s x) → the real queue.
+    temp_queues: HashMap<String, String>,
+    /// Heart-beat periods in ms (0 = off): what the client sends, what we send.
+    hb_in: u64,
+    hb_out: u64,
+    last_recv: u64,
+    last_send: u64,
+    held_receipts: Vec<String>,
+    needs_sync: bool,
+    session_id: String,
+}
+
+impl Session {
+    pub fn new(
+        ctx: ConnectionContext,
+        sink: DeliverySink,
+        default_login: Option<DefaultLogin>,
+        now: u64,
+    ) -> Session {
+        Session {
+            broker: ctx.broker.clone(),
+            session_id: format!("session-{}", ctx.connection_id),
+            ctx,
+            default_login,
+            state: State::AwaitConnect,
+            version: Version::V1_0,
+            vhost: None,
+            user: None,
+            out: WriteBuf::new(),
+            sink,
+            subscriptions: HashMap::new(),
+            consumers: HashMap::new(),
+            ack_index: HashMap::new(),
+            next_key: 1,
+            next_message: 1,
+            transactions: HashMap::new(),
+            temp_queues: HashMap::new(),
+            hb_in: 0,
+            hb_out: 0,
+            last_recv: now,
+            last_send: now,
+            held_receipts: Vec::new(),
+            needs_sync: false,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The version frames are decoded with (escaping rules).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn codec_limits(&self) -> codec::Limits {
+        let l = &self.ctx.limits;
+        codec::Limits {
+            max_headers: l.max_headers,
+            max_header_length: l.max_header_length,
+            max_body: l.max_message_size.min(usize::MAX as u64) as usize,
+        }
+    }
+
+    pub fn output(&mut self) -> &mut WriteBuf {
+        &mut self.out
+    }
+
+    pub fn note_sent(&mut self, now: u64) {
+        self.last_send = now;
+    }
+
+    pub fn needs_sync(&self) -> bool {
+        self.needs_sync
+    }
+
+    /// The message store synced: send the receipts held for persistent SENDs.
+    pub fn synced(&mut self) {
+        self.needs_sync = false;
+        for r in std::mem::take(&mut self.held_receipts) {
+            self.send(Frame::new(Command::Receipt).with("receipt-id", r));
+        }
+    }
+
+    fn send(&mut self, f: Frame) {
+        encode(&f, self.version, &mut self.out);
+    }
+
+    /// Any bytes from the client count as life.
+    pub fn note_received(&mut self, now: u64) {
+        self.last_recv = now;
+    }
+
+    /// Sends an ERROR frame and closes.
+    pub fn error(&mut self, message: &str, detail: &str, receipt: Option<&str>) {
+        if self.state == State::Closed {
+            return;
+        }
+        tracing::info!(peer = %self.ctx.peer, message, detail, "STOMP error");
+        let mut f = Frame::new(Command::Error)
+            .with("message", message)
+            .with("content-type", "text/plain")
+            .with("version", SUPPORTED);
+        if let Some(r) = receipt {
+            f = f.with("receipt-id", r);
+        }
+        f.headers
+            .push(("content-length".into(), detail.len().to_string()));
+        f.body = bytes::Bytes::from(detail.to_string());
+        self.send(f);
+        self.release_all();
+        self.state = State::Closed;
+    }
+
+    /// A frame that did not decode.
+    pub fn codec_error(&mut self, e: &codec::CodecError) {
+        self.error("malformed frame", &e.to_string(), None);
+    }
+
+    /// Handles one frame.
+    pub fn handle_frame(&mut self, f: Frame, now: u64) {
+        self.last_recv = now;
+        match (self.state, f.command) {
+            (State::Closed, _) => {}
+            (State::AwaitConnect, Command::Connect | Command::Stomp) => self.connect(f),
+            (State::AwaitConnect, _) => self.error(
+                "not connected",
+                "the first frame must be CONNECT or STOMP",
+                None,
+            ),
+            (State::Open, Command::Connect | Command::Stomp) => {
+                self.error("already connected", "a second CONNECT is not allowed", None)
+            }
+            (State::Open, Command::Disconnect) => {
+                if let Some(r) = f.header("receipt") {
+                    let r = r.to_string();
+                    self.release_all();
+                    self.send(Frame::new(Command::Receipt).with("receipt-id", r));
+                } else {
+                    self.release_all();
+                }
+                self.state = State::Closed;
+            }
+            (State::Open, _) => {
+                let receipt = f.header("receipt").map(str::to_string);
+                match self.dispatch(f) {
+                    Ok(()) => {
+                        if let Some(r) = receipt {
+                            if self.needs_sync {
+                                self.held_receipts.push(r);
+                            } else {
+                                self.send(Frame::new(Command::Receipt).with("receipt-id", r));
+                            }
+                        }
+                    }
+                    Err((message, detail)) => self.error(&message, &detail, receipt.as_deref()),
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, f: Frame) {
+        let accepted = f.header("accept-version").unwrap_or("1.0");
+        let Some(version) = accepted.split(',').filter_map(Version::parse).max() else {
+            self.error(
+                "Supported protocol versions are 1.0,1.1,1.2",
+                &format!("none of the versions '{accepted}' is supported"),
+                None,
+            );
+            return;
+        };
+        self.version = version;
+        let (login, passcode) = match (f.header("login"), f.header("passcode")) {
+            (Some(l), p) => (l.to_string(), p.unwrap_or("").to_string()),
+            (None, _) => match &self.default_login {
+                Some(d) => (d.login.clone(), d.passcode.clone()),
+                None => {
+                    self.error("Access refused", "no login given and no default user", None);
+                    return;
+                }
+            },
+        };
+        let user = match self
+            .broker
+            .auth()
+            .authenticate(&login, &passcode, Some(self.ctx.peer))
+        {
+            Ok(u) => u,
+            Err(_) => {
+                self.error(
+                    "Bad CONNECT",
+                    &format!("Access refused for user '{login}'"),
+                    None,
+                );
+                return;
+            }
+        };
+        // `host` names the vhost when it is one; otherwise the default vhost (clients often
+        // send their idea of the server's host name).
+        let vhost_name = f
+            .header("host")
+            .filter(|h| self.broker.vhost(h).is_ok())
+            .unwrap_or(self.broker.default_vhost())
+            .to_string();
+        if let Err(e) = self.broker.auth().check_vhost(&user.name, &vhost_name) {
+            self.error("Access refused", &e.to_string(), None);
+            return;
+        }
+        let vhost = match self.broker.vhost(&vhost_name) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error("Bad CONNECT", &e.to_string(), None);
+                return;
+            }
+        };
+        let (cx, cy) = parse_heartbeat(f.header("heart-beat"));
+        // We take the client's wishes as they are: send every cy, expect something every cx.
+        self.hb_out = cy;
+        self.hb_in = cx;
+        self.vhost = Some(vhost);
+        self.user = Some(user);
+        self.state = State::Open;
+        let mut reply = Frame::new(Command::Connected)
+            .with("version", version.as_str())
+            .with("server", format!("Junction/{}", env!("CARGO_PKG_VERSION")))
+            .with("session", self.session_id.clone());
+        if version > Version::V1_0 {
+            reply = reply.with("heart-beat", format!("{cy},{cx}"));
+        }
+        self.send(reply);
+    }
+
+    /// Handles a core event for one of this session's subscriptions.
+    pub fn handle_sink_event(&mut self, ev: SinkEvent) {
+        match ev {
+            SinkEvent::Deliver(d) => self.deliver(d),
+            SinkEvent::Cancelled { consumer } => {
+                if let Some(id) = self.consumers.remove(&consumer) {
+                    self.subscriptions.remove(&id);
+                    self.error(
+                        "Subscription cancelled",
+                        &format!("the queue of subscription '{id}' was deleted"),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// When [`Session::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.state != State::Open {
+            return None;
+        }
+        let out = (self.hb_out > 0).then(|| self.last_send + self.hb_out);
+        let inn = (self.hb_in > 0).then(|| self.last_recv + 2 * self.hb_in);
+        match (out, inn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends heart-beats; drops a client silent for twice its period.
+    pub fn handle_timeout(&mut self, now: u64) {
+        if self.state != State::Open {
+            return;
+        }
+        if self.hb_in > 0 && now >= self.last_recv + 2 * self.hb_in {
+            tracing::info!(peer = %self.ctx.peer, "STOMP client missed heart-beats; closing");
+            self.release_all();
+            self.state = State::Closed;
+            return;
+        }
+        if self.hb_out > 0 && now >= self.last_send + self.hb_out && self.out.is_empty() {
+            self.out.buf().extend_from_slice(b"\n");
+            self.last_send = now;
+        }
+    }
+
+    /// Broker shutdown: an ERROR frame, then close.
+    pub fn shutdown(&mut self) {
+        self.error("Server shutdown", "the broker is shutting down", None);
+    }
+
+    /// Ends every subscription (unacked messages go back to their queues) and the connection's
+    /// exclusive queues.
+    pub fn release_all(&mut self) {
+        let ids: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for id in ids {
+            self.end_subscription(&id);
+        }
+        self.broker.connection_closed(self.ctx.connection_id);
+    }
+}
+
+fn parse_heartbeat(h: Option<&str>) -> (u64, u64) {
+    let Some((a, b)) = h.and_then(|h| h.split_once(',')) else {
+        return (0, 0);
+    };
+    (a.trim().parse().unwrap_or(0), b.trim().parse().unwrap_or(0))
+}
+
+/// Maps a core error to an ERROR frame's message and body.
+pub(crate) fn core_error(e: CoreError) -> (String, String) {
+    let message = match e.reply_code() {
+        404 => "not_found",
+        403 => "access_refused",
+        405 => "resource_locked",
+        406 => "precondition_failed",
+        _ => "internal_error",
+    };
+    (message.to_string(), e.to_string())
+}
