@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test Junction has: formatting, lints, the Rust test suite (unit,
 # end-to-end with lapin, the binary as a process), then interop runs with the clients users run
-# (pika, kombu, Node's amqplib) against a real `junction` process. Installs the Python and Node
+# (pika, kombu, stomp.py, Node's amqplib and @stomp/stompjs over WebSocket) against a real `junction` process. Installs the Python and Node
 # clients it needs if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +23,11 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 (cd tests/interop/node && npm ci --no-audit --no-fund --silent)
 
 step "interop: starting junction"
-cargo build --quiet -p junction-gateway
+# `cargo test` above built target/debug/junction for the binary tests; use that build.
+test -x target/debug/junction
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-amqp_port=$(port); stomp_port=$(port); mqtt_port=$(port)
+amqp_port=$(port); stomp_port=$(port); mqtt_port=$(port); stomp_ws_port=$(port); mqtt_ws_port=$(port)
 cat > "$work/junction.toml" <<TOML
 data_dir = "$work/data"
 [listeners.amqp]
@@ -38,6 +39,12 @@ port = $stomp_port
 [listeners.mqtt]
 address = "127.0.0.1"
 port = $mqtt_port
+[listeners.stomp_ws]
+address = "127.0.0.1"
+port = $stomp_ws_port
+[listeners.mqtt_ws]
+address = "127.0.0.1"
+port = $mqtt_ws_port
 TOML
 "$root/target/debug/junction" --config "$work/junction.toml" --log-level warn 2> "$work/junction.log" &
 junction_pid=$!
@@ -52,11 +59,12 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQTT_PORT=$mqtt_port
+export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
 
-step "interop: Node (amqplib)"
+step "interop: Node (amqplib, @stomp/stompjs over WebSocket)"
 (cd tests/interop/node && node --test)
 
-step "interop: Python (pika, kombu)"
+step "interop: Python (pika, kombu, stomp.py)"
 python3 -m pytest -q -p no:cacheprovider tests/interop/python
 
 step "interop: junction exits cleanly on SIGTERM"

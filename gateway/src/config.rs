@@ -58,7 +58,46 @@ fn mqtt_default() -> ListenerConfig {
     ListenerConfig::on(1883)
 }
 
-/// The listeners, one per protocol.
+/// A WebSocket listener (RabbitMQ's Web-STOMP / Web-MQTT).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsListenerConfig {
+    pub enabled: bool,
+    pub address: IpAddr,
+    pub port: u16,
+    /// The HTTP path the upgrade is accepted on.
+    pub path: String,
+}
+
+impl WsListenerConfig {
+    fn on(port: u16) -> Self {
+        WsListenerConfig {
+            enabled: true,
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+            path: "/ws".into(),
+        }
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+impl Default for WsListenerConfig {
+    fn default() -> Self {
+        WsListenerConfig::on(0)
+    }
+}
+
+fn stomp_ws_default() -> WsListenerConfig {
+    WsListenerConfig::on(15674)
+}
+fn mqtt_ws_default() -> WsListenerConfig {
+    WsListenerConfig::on(15675)
+}
+
+/// The listeners, one per protocol and transport.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
@@ -68,6 +107,10 @@ pub struct Listeners {
     pub stomp: ListenerConfig,
     #[serde(default = "mqtt_default")]
     pub mqtt: ListenerConfig,
+    #[serde(default = "stomp_ws_default")]
+    pub stomp_ws: WsListenerConfig,
+    #[serde(default = "mqtt_ws_default")]
+    pub mqtt_ws: WsListenerConfig,
 }
 
 impl Default for Listeners {
@@ -76,6 +119,8 @@ impl Default for Listeners {
             amqp: amqp_default(),
             stomp: stomp_default(),
             mqtt: mqtt_default(),
+            stomp_ws: stomp_ws_default(),
+            mqtt_ws: mqtt_ws_default(),
         }
     }
 }
@@ -204,6 +249,14 @@ impl Config {
         }
         if self.limits.delivery_buffer == 0 {
             return bad("limits.delivery_buffer", "must be at least 1");
+        }
+        for (key, ws) in [
+            ("listeners.stomp_ws.path", &self.listeners.stomp_ws),
+            ("listeners.mqtt_ws.path", &self.listeners.mqtt_ws),
+        ] {
+            if !ws.path.starts_with('/') {
+                return bad(key, "must start with '/'");
+            }
         }
         if self.default_vhost.is_empty() {
             return bad("default_vhost", "must not be empty");

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod listener;
+pub mod websocket;
 
 use config::Config;
 use junction_core::auth::new_user;
@@ -14,6 +15,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use websocket::{ws_accept_loop, WsOptions};
 
 /// How long shutdown waits for connections to finish their protocol's close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -42,6 +44,8 @@ pub struct BoundAddrs {
     pub amqp: Option<SocketAddr>,
     pub stomp: Option<SocketAddr>,
     pub mqtt: Option<SocketAddr>,
+    pub stomp_ws: Option<SocketAddr>,
+    pub mqtt_ws: Option<SocketAddr>,
 }
 
 /// A running broker with its listeners.
@@ -115,6 +119,54 @@ impl Gateway {
             }
             accept_tasks.push(tokio::spawn(accept_loop(
                 listener,
+                adapter,
+                broker.clone(),
+                limits.clone(),
+                shutdown_rx.clone(),
+                connections.clone(),
+            )));
+        }
+        let stomp: Arc<dyn ProtocolAdapter> = Arc::new(junction_stomp::StompAdapter::default());
+        let mqtt: Arc<dyn ProtocolAdapter> = Arc::new(junction_mqtt::MqttAdapter);
+        let ws_listeners = [
+            (
+                "STOMP over WebSocket",
+                &cfg.listeners.stomp_ws,
+                stomp,
+                &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"][..],
+            ),
+            (
+                "MQTT over WebSocket",
+                &cfg.listeners.mqtt_ws,
+                mqtt,
+                &["mqtt", "mqttv3.1"][..],
+            ),
+        ];
+        for (protocol, lc, adapter, subprotocols) in ws_listeners {
+            if !lc.enabled {
+                continue;
+            }
+            let addr = lc.socket_addr();
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    protocol,
+                    addr,
+                    source,
+                })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(%bound, path = %lc.path, protocol, "listening");
+            if protocol.starts_with("STOMP") {
+                addrs.stomp_ws = Some(bound);
+            } else {
+                addrs.mqtt_ws = Some(bound);
+            }
+            accept_tasks.push(tokio::spawn(ws_accept_loop(
+                listener,
+                WsOptions {
+                    path: lc.path.clone(),
+                    subprotocols,
+                },
                 adapter,
                 broker.clone(),
                 limits.clone(),

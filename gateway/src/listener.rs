@@ -15,7 +15,8 @@ pub struct ConnectionCount {
 }
 
 impl ConnectionCount {
-    fn enter(self: &Arc<Self>) -> ConnectionGuard {
+    /// Counts one more live connection until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> ConnectionGuard {
         self.live.fetch_add(1, Ordering::AcqRel);
         ConnectionGuard(self.clone())
     }
@@ -36,7 +37,8 @@ impl ConnectionCount {
     }
 }
 
-struct ConnectionGuard(Arc<ConnectionCount>);
+/// Held by a connection task while it runs.
+pub struct ConnectionGuard(Arc<ConnectionCount>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {

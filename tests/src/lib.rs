@@ -46,6 +46,10 @@ impl TestBroker {
             l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
             l.port = 0;
         }
+        for l in [&mut cfg.listeners.stomp_ws, &mut cfg.listeners.mqtt_ws] {
+            l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            l.port = 0;
+        }
         cfg.data_dir = dir.path().join("data");
         tweak(&mut cfg);
         let gateway = within(Gateway::start(cfg)).await.expect("broker starts");
