@@ -1,0 +1,185 @@
+//! Packet fixtures, the gaps filled around mqttbytes, and random/mutated input.
+
+use super::*;
+use proptest::prelude::*;
+
+const MAX: usize = 64 * 1024;
+
+fn v4_connect() -> Vec<u8> {
+    // CONNECT, "MQTT" level 4, clean session, keep-alive 60, client id "c1".
+    vec![
+        0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 2, b'c', b'1',
+    ]
+}
+
+fn decode_all(bytes: &[u8], level: Option<Level>) -> Vec<Result<Inbound, CodecError>> {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    let mut level = level;
+    loop {
+        match decode(&mut buf, level, MAX) {
+            Ok(Some(p)) => {
+                if let Inbound::Connect(c) = &p {
+                    level = Some(c.level);
+                }
+                out.push(Ok(p))
+            }
+            Ok(None) => break,
+            Err(e) => {
+                out.push(Err(e));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn spec_connect_fixture() {
+    let got = decode_all(&v4_connect(), None);
+    let Ok(Inbound::Connect(c)) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(c.level, Level::V4);
+    assert_eq!(c.client_id, "c1");
+    assert!(c.clean_start);
+    assert_eq!(c.keep_alive, 60);
+}
+
+#[test]
+fn partial_packets_wait() {
+    let full = v4_connect();
+    for cut in 0..full.len() {
+        let mut buf = BytesMut::from(&full[..cut]);
+        assert_eq!(decode(&mut buf, None, MAX), Ok(None), "cut {cut}");
+    }
+}
+
+#[test]
+fn first_packet_must_be_connect_and_levels_are_checked() {
+    let mut buf = BytesMut::from(&[0xC0u8, 0][..]);
+    assert!(matches!(
+        decode(&mut buf, None, MAX),
+        Err(CodecError::Protocol(_))
+    ));
+    let mut v3 = vec![0x10, 16, 0, 6];
+    v3.extend_from_slice(b"MQIsdp");
+    v3.extend_from_slice(&[3, 0x02, 0, 60, 0, 2, b'c', b'1']);
+    assert_eq!(
+        decode(&mut BytesMut::from(&v3[..]), None, MAX),
+        Err(CodecError::UnsupportedLevel(3))
+    );
+}
+
+#[test]
+fn v5_short_disconnect_and_auth() {
+    let mut buf = BytesMut::from(&[0xE0u8, 0x00, 0xF0, 0x00][..]);
+    assert_eq!(
+        decode(&mut buf, Some(Level::V5), MAX),
+        Ok(Some(Inbound::Disconnect {
+            reason: 0,
+            session_expiry: None
+        }))
+    );
+    assert_eq!(
+        decode(&mut buf, Some(Level::V5), MAX),
+        Ok(Some(Inbound::Auth))
+    );
+    let mut buf = BytesMut::from(&[0xF0u8, 0x00][..]);
+    assert!(decode(&mut buf, Some(Level::V4), MAX).is_err());
+}
+
+#[test]
+fn oversized_packets_are_refused_from_the_header() {
+    // PUBLISH announcing 2 MB with only the fixed header present.
+    let mut buf = BytesMut::from(&[0x30u8, 0x80, 0x80, 0x80, 0x01][..]);
+    assert_eq!(
+        decode(&mut buf, Some(Level::V4), MAX),
+        Err(CodecError::TooLarge(2_097_157))
+    );
+    let mut buf = BytesMut::from(&[0x30u8, 0xff, 0xff, 0xff, 0xff, 0x01][..]);
+    assert!(matches!(
+        decode(&mut buf, Some(Level::V4), MAX),
+        Err(CodecError::Malformed(_))
+    ));
+}
+
+#[test]
+fn outbound_packets_decode_as_mqttbytes_reads_them() {
+    let p = Publish {
+        dup: true,
+        qos: 2,
+        retain: true,
+        topic: "a/b".into(),
+        pkid: 7,
+        props: PubProps {
+            content_type: Some("text/plain".into()),
+            user_properties: vec![("k".into(), "v".into())],
+            correlation_data: Some(Bytes::from_static(b"c")),
+            ..Default::default()
+        },
+        payload: Bytes::from_static(b"hi"),
+    };
+    let mut out = BytesMut::new();
+    publish(Level::V5, &p, &mut out);
+    let back = decode_all(&out, Some(Level::V5));
+    assert_eq!(back, vec![Ok(Inbound::Publish(p))]);
+    let mut out = BytesMut::new();
+    disconnect(Level::V5, 0x8E, "session taken over", &mut out);
+    assert_eq!(out[0], 0xE0);
+    assert_eq!(out[2], 0x8E);
+}
+
+fn valid_stream() -> Vec<u8> {
+    let mut v = v4_connect();
+    let mut out = BytesMut::new();
+    publish(
+        Level::V4,
+        &Publish {
+            dup: false,
+            qos: 1,
+            retain: false,
+            topic: "t/1".into(),
+            pkid: 1,
+            props: PubProps::default(),
+            payload: Bytes::from_static(b"payload"),
+        },
+        &mut out,
+    );
+    v.extend_from_slice(&out);
+    // SUBSCRIBE pkid 2 "a/+" QoS 1; UNSUBSCRIBE; PINGREQ; DISCONNECT.
+    v.extend_from_slice(&[0x82, 8, 0, 2, 0, 3, b'a', b'/', b'+', 1]);
+    v.extend_from_slice(&[0xA2, 7, 0, 3, 0, 3, b'a', b'/', b'+']);
+    v.extend_from_slice(&[0xC0, 0, 0xE0, 0]);
+    v
+}
+
+#[test]
+fn valid_stream_decodes() {
+    let got = decode_all(&valid_stream(), None);
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert!(got.iter().all(Result::is_ok));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), v5 in any::<bool>()) {
+        let level = if v5 { Level::V5 } else { Level::V4 };
+        decode_all(&bytes, None);
+        decode_all(&bytes, Some(level));
+    }
+
+    #[test]
+    fn mutated_packets_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), v5 in any::<bool>()) {
+        let mut bytes = valid_stream();
+        for (at, v) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = v;
+        }
+        let level = if v5 { Level::V5 } else { Level::V4 };
+        decode_all(&bytes, None);
+        decode_all(&bytes[v4_connect().len()..], Some(level));
+    }
+}

@@ -1,0 +1,119 @@
+//! MQTT topics and filters, and their mapping onto `amq.topic` routing keys (RabbitMQ's:
+//! `/` and `.` swap, `+` becomes `*`, `#` stays).
+
+/// Swaps `/` and `.` (the mapping is its own inverse).
+pub fn swap_separators(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '/' => '.',
+            '.' => '/',
+            c => c,
+        })
+        .collect()
+}
+
+/// MQTT topic name → AMQP routing key.
+pub fn topic_to_key(topic: &str) -> String {
+    swap_separators(topic)
+}
+
+/// AMQP routing key → MQTT topic name.
+pub fn key_to_topic(key: &str) -> String {
+    swap_separators(key)
+}
+
+/// MQTT topic filter → AMQP binding key.
+pub fn filter_to_binding(filter: &str) -> String {
+    filter
+        .split('/')
+        .map(|level| match level {
+            "+" => "*".to_string(),
+            "#" => "#".to_string(),
+            l => l.replace('.', "/"),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A topic name as PUBLISH may carry it: non-empty, no wildcards, no NUL.
+pub fn valid_topic(topic: &str) -> bool {
+    !topic.is_empty() && !topic.contains(['+', '#', '\0'])
+}
+
+/// A topic filter: `#` only as the whole last level, `+` only as a whole level.
+pub fn valid_filter(filter: &str) -> bool {
+    if filter.is_empty() || filter.contains('\0') {
+        return false;
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    levels.iter().enumerate().all(|(i, l)| {
+        (!l.contains('#') || (*l == "#" && i == levels.len() - 1))
+            && (!l.contains('+') || *l == "+")
+    })
+}
+
+/// MQTT matching: a filter starting with a wildcard never matches a `$` topic.
+pub fn matches(topic: &str, filter: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut t = topic.split('/');
+    for f in filter.split('/') {
+        if f == "#" {
+            return true;
+        }
+        match t.next() {
+            Some(_) if f == "+" => {}
+            Some(level) if level == f => {}
+            _ => return false,
+        }
+    }
+    t.next().is_none()
+}
+
+/// A shared subscription `$share/group/filter`, split into (group, filter).
+pub fn shared(filter: &str) -> Option<(&str, &str)> {
+    let rest = filter.strip_prefix("$share/")?;
+    let (group, f) = rest.split_once('/')?;
+    (!group.is_empty() && !group.contains(['+', '#']) && !f.is_empty()).then_some((group, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_matches_rabbitmq() {
+        assert_eq!(topic_to_key("sensors/kitchen/temp"), "sensors.kitchen.temp");
+        assert_eq!(topic_to_key("a.b/c"), "a/b.c");
+        assert_eq!(key_to_topic("a/b.c"), "a.b/c");
+        assert_eq!(filter_to_binding("a/+/#"), "a.*.#");
+        assert_eq!(filter_to_binding("v1.0/+"), "v1/0.*");
+    }
+
+    #[test]
+    fn validation() {
+        assert!(valid_topic("a/b"));
+        assert!(!valid_topic("a/+"));
+        assert!(!valid_topic(""));
+        assert!(valid_filter("#"));
+        assert!(valid_filter("a/+/c/#"));
+        assert!(!valid_filter("a/#/c"));
+        assert!(!valid_filter("a/b#"));
+        assert!(!valid_filter("a/b+/c"));
+    }
+
+    #[test]
+    fn matching_with_dollar_topics() {
+        assert!(matches("a/b/c", "a/+/c"));
+        assert!(matches("a/b/c", "a/#"));
+        assert!(matches("a", "a/#"));
+        assert!(!matches("a/b", "a/+/c"));
+        assert!(!matches("$SYS/x", "#"));
+        assert!(!matches("$SYS/x", "+/x"));
+        assert!(matches("$SYS/x", "$SYS/#"));
+        assert!(matches("/a", "+/a"));
+        assert_eq!(shared("$share/g1/a/+"), Some(("g1", "a/+")));
+        assert_eq!(shared("$share/g1"), None);
+    }
+}
