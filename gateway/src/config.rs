@@ -142,6 +142,24 @@ fn all_vhosts() -> Vec<String> {
     vec!["*".into()]
 }
 
+/// STOMP settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StompConfig {
+    /// Login used when CONNECT carries none (RabbitMQ's `stomp.default_user`); empty = refuse.
+    pub default_user: String,
+    pub default_pass: String,
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        StompConfig {
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
+        }
+    }
+}
+
 /// Protocol limits.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -187,6 +205,7 @@ pub struct Config {
     pub loopback_users: Vec<String>,
     pub users: Vec<UserConfig>,
     pub limits: LimitsConfig,
+    pub stomp: StompConfig,
     /// Log filter (as RUST_LOG), e.g. "info" or "junction_amqp=debug".
     pub log_level: Option<String>,
 }
@@ -202,6 +221,7 @@ impl Default for Config {
             loopback_users: vec!["guest".into()],
             users: Vec::new(),
             limits: LimitsConfig::default(),
+            stomp: StompConfig::default(),
             log_level: None,
         }
     }

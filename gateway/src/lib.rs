@@ -59,12 +59,21 @@ pub struct Gateway {
 }
 
 /// The adapters, by listener name. A new protocol is one more line here.
-fn adapters() -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
+fn adapters(cfg: &Config) -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
     [
         ("AMQP", Arc::new(junction_amqp::AmqpAdapter)),
-        ("STOMP", Arc::new(junction_stomp::StompAdapter::default())),
+        ("STOMP", Arc::new(stomp_adapter(cfg))),
         ("MQTT", Arc::new(junction_mqtt::MqttAdapter)),
     ]
+}
+
+fn stomp_adapter(cfg: &Config) -> junction_stomp::StompAdapter {
+    junction_stomp::StompAdapter {
+        default_login: (!cfg.stomp.default_user.is_empty()).then(|| junction_stomp::DefaultLogin {
+            login: cfg.stomp.default_user.clone(),
+            passcode: cfg.stomp.default_pass.clone(),
+        }),
+    }
 }
 
 impl Gateway {
@@ -98,7 +107,7 @@ impl Gateway {
             &cfg.listeners.stomp,
             &cfg.listeners.mqtt,
         ];
-        for ((protocol, adapter), lc) in adapters().into_iter().zip(listeners) {
+        for ((protocol, adapter), lc) in adapters(&cfg).into_iter().zip(listeners) {
             if !lc.enabled {
                 continue;
             }
@@ -126,7 +135,7 @@ impl Gateway {
                 connections.clone(),
             )));
         }
-        let stomp: Arc<dyn ProtocolAdapter> = Arc::new(junction_stomp::StompAdapter::default());
+        let stomp: Arc<dyn ProtocolAdapter> = Arc::new(stomp_adapter(&cfg));
         let mqtt: Arc<dyn ProtocolAdapter> = Arc::new(junction_mqtt::MqttAdapter);
         let ws_listeners = [
             (

@@ -496,3 +496,16 @@ async fn oversized_headers_get_an_error_frame() {
     );
     b.stop().await;
 }
+
+#[tokio::test]
+async fn default_user_can_be_turned_off() {
+    let b = TestBroker::start_with(|c| c.stomp.default_user.clear()).await;
+    let (mut c, reply) = within(StompClient::connect_with(
+        b.addrs.stomp.unwrap(),
+        &[("accept-version", "1.2")],
+    ))
+    .await;
+    assert_eq!(reply.command, Command::Error);
+    assert!(within(c.recv()).await.is_none());
+    b.stop().await;
+}
