@@ -189,15 +189,19 @@ impl Broker {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Cleans up after a connection: its exclusive queues go.
-    pub fn connection_closed(&self, connection: u64) {
-        let vhosts: Vec<Arc<VHost>> = self
-            .vhosts
+    /// Every vhost (a snapshot).
+    pub fn vhost_list(&self) -> Vec<Arc<VHost>> {
+        self.vhosts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Cleans up after a connection: its exclusive queues go.
+    pub fn connection_closed(&self, connection: u64) {
+        let vhosts = self.vhost_list();
         for v in vhosts {
             v.connection_closed(connection);
         }
@@ -205,13 +209,7 @@ impl Broker {
 
     /// One housekeeping pass: message TTL and queue expiry everywhere.
     pub fn sweep(&self) {
-        let vhosts: Vec<Arc<VHost>> = self
-            .vhosts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let vhosts = self.vhost_list();
         for v in vhosts {
             v.sweep();
         }

@@ -116,6 +116,17 @@ impl DeliveryReceiver {
         self.rx.recv_many(buf, limit).await
     }
 
+    /// Gives every delivery still in the sink back to its queue (the connection is ending).
+    pub fn return_undelivered(&mut self) {
+        while let Ok(ev) = self.rx.try_recv() {
+            if let SinkEvent::Deliver(d) = ev {
+                if d.id != 0 {
+                    d.queue.reject(&[d.id], true);
+                }
+            }
+        }
+    }
+
     /// Lets queues that found the sink full dispatch again. Call after draining.
     pub fn wake_queues(&self) {
         let parked: Vec<Weak<Queue>> = {

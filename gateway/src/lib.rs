@@ -76,6 +76,22 @@ fn stomp_adapter(cfg: &Config) -> junction_stomp::StompAdapter {
     }
 }
 
+/// Binds a listener; a failure names the protocol and address.
+async fn bind(
+    protocol: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            protocol,
+            addr,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    Ok((listener, bound))
+}
+
 impl Gateway {
     /// Opens the data directory, builds the broker and binds every enabled listener.
     pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
@@ -111,15 +127,7 @@ impl Gateway {
             if !lc.enabled {
                 continue;
             }
-            let addr = lc.socket_addr();
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen {
-                    protocol,
-                    addr,
-                    source,
-                })?;
-            let bound = listener.local_addr().unwrap_or(addr);
+            let (listener, bound) = bind(protocol, lc.socket_addr()).await?;
             tracing::info!(%bound, protocol, "listening");
             match protocol {
                 "AMQP" => addrs.amqp = Some(bound),
@@ -155,15 +163,7 @@ impl Gateway {
             if !lc.enabled {
                 continue;
             }
-            let addr = lc.socket_addr();
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen {
-                    protocol,
-                    addr,
-                    source,
-                })?;
-            let bound = listener.local_addr().unwrap_or(addr);
+            let (listener, bound) = bind(protocol, lc.socket_addr()).await?;
             tracing::info!(%bound, path = %lc.path, protocol, "listening");
             if protocol.starts_with("STOMP") {
                 addrs.stomp_ws = Some(bound);

@@ -135,14 +135,7 @@ pub async fn serve(mut io: Box<dyn Transport>, ctx: ConnectionContext) -> Result
         }
     };
     session.release_all();
-    // Give back anything still queued for this connection.
-    while let Some(ev) = rx.try_recv() {
-        if let SinkEvent::Deliver(d) = ev {
-            if d.id != 0 {
-                d.queue.reject(&[d.id], true);
-            }
-        }
-    }
+    rx.return_undelivered();
     let _ = io.shutdown().await;
     result
 }

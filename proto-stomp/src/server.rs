@@ -134,13 +134,7 @@ pub async fn serve(
         }
     };
     session.release_all();
-    while let Some(ev) = rx.try_recv() {
-        if let SinkEvent::Deliver(d) = ev {
-            if d.id != 0 {
-                d.queue.reject(&[d.id], true);
-            }
-        }
-    }
+    rx.return_undelivered();
     let _ = io.shutdown().await;
     result
 }
