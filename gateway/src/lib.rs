@@ -58,12 +58,13 @@ pub struct Gateway {
     connections: Arc<ConnectionCount>,
 }
 
-/// The adapters, by listener name. A new protocol is one more line here.
+/// The adapters, by listener name. A new protocol is one more line here. One instance per
+/// protocol serves its TCP and WebSocket listeners alike.
 fn adapters(cfg: &Config) -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
     [
         ("AMQP", Arc::new(junction_amqp::AmqpAdapter)),
         ("STOMP", Arc::new(stomp_adapter(cfg))),
-        ("MQTT", Arc::new(junction_mqtt::MqttAdapter)),
+        ("MQTT", Arc::new(junction_mqtt::MqttAdapter::default())),
     ]
 }
 
@@ -123,7 +124,8 @@ impl Gateway {
             &cfg.listeners.stomp,
             &cfg.listeners.mqtt,
         ];
-        for ((protocol, adapter), lc) in adapters(&cfg).into_iter().zip(listeners) {
+        let adapters = adapters(&cfg);
+        for ((protocol, adapter), lc) in adapters.iter().cloned().zip(listeners) {
             if !lc.enabled {
                 continue;
             }
@@ -143,8 +145,8 @@ impl Gateway {
                 connections.clone(),
             )));
         }
-        let stomp: Arc<dyn ProtocolAdapter> = Arc::new(stomp_adapter(&cfg));
-        let mqtt: Arc<dyn ProtocolAdapter> = Arc::new(junction_mqtt::MqttAdapter);
+        let stomp = adapters[1].1.clone();
+        let mqtt = adapters[2].1.clone();
         let ws_listeners = [
             (
                 "STOMP over WebSocket",

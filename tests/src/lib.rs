@@ -2,6 +2,7 @@
 //! that put a timeout on every await.
 
 pub mod raw_amqp;
+pub mod raw_mqtt;
 pub mod raw_stomp;
 
 use junction_gateway::config::Config;

@@ -1,0 +1,173 @@
+//! State shared by every MQTT connection: persistent sessions (kept across reconnects), the
+//! connection currently holding each client id (for takeover), and retained messages.
+//!
+//! Kept in memory behind one lock that is taken only at CONNECT/DISCONNECT and for retained
+//! messages — never per delivered message.
+
+use crate::codec::FilterReq;
+use junction_core::Message;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// One subscription of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub req: FilterReq,
+    /// v5 subscription identifier.
+    pub id: Option<usize>,
+    /// `$share/group/...`: the group (the filter is in `req`, without the prefix).
+    pub group: Option<String>,
+}
+
+/// What a persistent session keeps while its client is away.
+#[derive(Debug, Clone, Default)]
+pub struct SessionState {
+    pub subscriptions: Vec<Subscription>,
+    /// QoS 2 packet ids received (PUBREC sent) and not yet released: a resent PUBLISH with one
+    /// of these is not routed again.
+    pub incoming_qos2: HashSet<u16>,
+    /// QoS 2 packet ids we sent PUBREL for and await PUBCOMP.
+    pub outgoing_rel: Vec<u16>,
+    /// Seconds the session outlives its connection (u32::MAX = forever).
+    pub expiry: u32,
+    /// When the client went away (ms since the registry's start), for expiry.
+    pub left_at: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: Option<SessionState>,
+    /// The live connection and how to tell it to go.
+    live: Option<(u64, watch::Sender<bool>)>,
+    /// Bumped at every connect: a delayed will fires only if no one reconnected.
+    generation: u64,
+}
+
+/// A retained message.
+#[derive(Debug, Clone)]
+pub struct Retained {
+    pub message: Arc<Message>,
+    pub qos: u8,
+}
+
+/// The MQTT registry of one broker.
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<(String, String), Slot>>,
+    retained: Mutex<HashMap<String, BTreeMap<String, Retained>>>,
+    start: std::sync::OnceLock<std::time::Instant>,
+}
+
+/// What a connecting client gets from the registry.
+pub struct Claim {
+    /// The stored session, if one existed and was resumed.
+    pub resumed: Option<SessionState>,
+    /// Becomes `true` when another connection takes the client id over.
+    pub kicked: watch::Receiver<bool>,
+    pub generation: u64,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        self.start
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+
+    /// Takes the client id for `connection`: the previous holder is told to go; a stored session
+    /// is resumed unless `clean_start` (or it has expired).
+    pub fn claim(&self, vhost: &str, client_id: &str, connection: u64, clean_start: bool) -> Claim {
+        let now = self.now_ms();
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = map
+            .entry((vhost.to_string(), client_id.to_string()))
+            .or_insert_with(|| Slot {
+                state: None,
+                live: None,
+                generation: 0,
+            });
+        if let Some((_, kick)) = slot.live.take() {
+            let _ = kick.send(true);
+        }
+        slot.generation += 1;
+        let (tx, rx) = watch::channel(false);
+        slot.live = Some((connection, tx));
+        let stored = slot.state.take().filter(|s| {
+            s.left_at.is_none_or(|left| {
+                s.expiry == u32::MAX || now.saturating_sub(left) < u64::from(s.expiry) * 1000
+            })
+        });
+        Claim {
+            resumed: if clean_start { None } else { stored },
+            kicked: rx,
+            generation: slot.generation,
+        }
+    }
+
+    /// The connection ended: keep `state` if the session outlives it, and free the client id
+    /// unless someone else already holds it.
+    pub fn release(
+        &self,
+        vhost: &str,
+        client_id: &str,
+        connection: u64,
+        state: Option<SessionState>,
+    ) {
+        let now = self.now_ms();
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (vhost.to_string(), client_id.to_string());
+        let Some(slot) = map.get_mut(&key) else {
+            return;
+        };
+        let ours = slot.live.as_ref().is_some_and(|(c, _)| *c == connection);
+        if ours {
+            slot.live = None;
+        }
+        if let Some(mut s) = state.filter(|s| s.expiry > 0) {
+            // A takeover already resumed (or replaced) the session: the newer holder owns it.
+            if ours {
+                s.left_at = Some(now);
+                slot.state = Some(s);
+            }
+        }
+        if slot.live.is_none() && slot.state.is_none() {
+            map.remove(&key);
+        }
+    }
+
+    /// True if the client id has connected again since `generation`.
+    pub fn reconnected_since(&self, vhost: &str, client_id: &str, generation: u64) -> bool {
+        let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(vhost.to_string(), client_id.to_string()))
+            .is_some_and(|s| s.generation != generation)
+    }
+
+    /// Stores (or with an empty body, clears) the retained message of a topic.
+    pub fn retain(&self, vhost: &str, topic: &str, retained: Option<Retained>) {
+        let mut r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        let v = r.entry(vhost.to_string()).or_default();
+        match retained {
+            Some(m) => {
+                v.insert(topic.to_string(), m);
+            }
+            None => {
+                v.remove(topic);
+            }
+        }
+    }
+
+    /// Retained messages whose topic matches `filter`, in topic order.
+    pub fn retained_matching(&self, vhost: &str, filter: &str) -> Vec<(String, Retained)> {
+        let r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(vhost)
+            .map(|v| {
+                v.iter()
+                    .filter(|(t, _)| crate::topic::matches(t, filter))
+                    .map(|(t, m)| (t.clone(), m.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
