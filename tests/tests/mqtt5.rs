@@ -1,0 +1,415 @@
+//! MQTT 5 specifics with rumqttc's v5 client: properties, subscription options, shared
+//! subscriptions, expiry, assigned client ids, and server DISCONNECT reason codes.
+
+use bytes::Bytes;
+use junction_tests::raw_mqtt::RawMqtt;
+use junction_tests::{within, TestBroker};
+use rumqttc::v5::mqttbytes::v5::{
+    Filter, Packet, PublishProperties, RetainForwardRule, SubscribeProperties,
+};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+struct C {
+    client: AsyncClient,
+    events: mpsc::UnboundedReceiver<Packet>,
+    assigned: Option<String>,
+}
+
+async fn connect(b: &TestBroker, id: &str, tweak: impl FnOnce(&mut MqttOptions)) -> C {
+    let a = b.addrs.mqtt.unwrap();
+    let mut o = MqttOptions::new(id, a.ip().to_string(), a.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    tweak(&mut o);
+    let (client, mut el) = AsyncClient::new(o, 100);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(ev) = el.poll().await {
+            if let Event::Incoming(p) = ev {
+                if tx.send(p).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let assigned = loop {
+        if let Packet::ConnAck(a) = within(events.recv()).await.expect("CONNACK") {
+            break a.properties.and_then(|p| p.assigned_client_identifier);
+        }
+    };
+    C {
+        client,
+        events,
+        assigned,
+    }
+}
+
+impl C {
+    async fn suback(&mut self) {
+        loop {
+            if let Packet::SubAck(_) = within(self.events.recv()).await.expect("SUBACK") {
+                return;
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, f: Filter, id: Option<usize>) {
+        let props = SubscribeProperties {
+            id,
+            user_properties: vec![],
+        };
+        within(self.client.subscribe_many_with_properties(vec![f], props))
+            .await
+            .unwrap();
+        self.suback().await;
+    }
+
+    async fn next(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
+        loop {
+            if let Packet::Publish(p) = within(self.events.recv()).await.expect("PUBLISH") {
+                return p;
+            }
+        }
+    }
+
+    async fn quiet(&mut self, d: Duration) {
+        let end = tokio::time::Instant::now() + d;
+        while let Ok(Some(p)) = tokio::time::timeout_at(end, self.events.recv()).await {
+            assert!(!matches!(p, Packet::Publish(_)), "unexpected {p:?}");
+        }
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: &[u8],
+        props: PublishProperties,
+    ) {
+        within(
+            self.client
+                .publish_with_properties(topic, qos, retain, payload.to_vec(), props),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn filter(path: &str, qos: QoS) -> Filter {
+    Filter::new(path, qos)
+}
+
+#[tokio::test]
+async fn properties_travel_and_subscription_ids_come_back() {
+    let b = TestBroker::start().await;
+    let mut s = connect(&b, "s", |_| {}).await;
+    s.subscribe(filter("req/#", QoS::AtLeastOnce), Some(7))
+        .await;
+    s.subscribe(filter("req/+/x", QoS::AtLeastOnce), Some(9))
+        .await;
+    let p = connect(&b, "p", |_| {}).await;
+    let props = PublishProperties {
+        content_type: Some("application/json".into()),
+        response_topic: Some("replies/p".into()),
+        correlation_data: Some(Bytes::from_static(b"corr-1")),
+        user_properties: vec![("tenant".into(), "acme".into())],
+        ..Default::default()
+    };
+    p.publish("req/a/x", QoS::AtLeastOnce, false, b"{}", props)
+        .await;
+    let m = s.next().await;
+    let got = m.properties.expect("properties");
+    assert_eq!(got.content_type.as_deref(), Some("application/json"));
+    assert_eq!(got.response_topic.as_deref(), Some("replies/p"));
+    assert_eq!(got.correlation_data.as_deref(), Some(&b"corr-1"[..]));
+    assert!(got
+        .user_properties
+        .contains(&("tenant".to_string(), "acme".to_string())));
+    let mut ids = got.subscription_identifiers.clone();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![7, 9],
+        "one delivery carrying both subscription identifiers"
+    );
+    s.quiet(Duration::from_millis(300)).await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn no_local_retain_as_published_and_retain_handling() {
+    let b = TestBroker::start().await;
+    let mut me = connect(&b, "me", |_| {}).await;
+    let mut f = filter("chat/#", QoS::AtLeastOnce);
+    f.nolocal = true;
+    me.subscribe(f, None).await;
+    me.publish(
+        "chat/room",
+        QoS::AtLeastOnce,
+        false,
+        b"my own",
+        Default::default(),
+    )
+    .await;
+    let other = connect(&b, "other", |_| {}).await;
+    other
+        .publish(
+            "chat/room",
+            QoS::AtLeastOnce,
+            false,
+            b"theirs",
+            Default::default(),
+        )
+        .await;
+    assert_eq!(
+        &me.next().await.payload[..],
+        b"theirs",
+        "no-local skips my own message"
+    );
+    // Retain-as-published keeps the retain flag on live deliveries.
+    let mut rap = connect(&b, "rap", |_| {}).await;
+    let mut f = filter("state/#", QoS::AtLeastOnce);
+    f.preserve_retain = true;
+    rap.subscribe(f, None).await;
+    other
+        .publish(
+            "state/lamp",
+            QoS::AtLeastOnce,
+            true,
+            b"on",
+            Default::default(),
+        )
+        .await;
+    assert!(rap.next().await.retain);
+    // Retain handling 2: no retained messages at subscribe time.
+    let mut never = connect(&b, "never", |_| {}).await;
+    let mut f = filter("state/#", QoS::AtLeastOnce);
+    f.retain_forward_rule = RetainForwardRule::Never;
+    never.subscribe(f, None).await;
+    never.quiet(Duration::from_millis(300)).await;
+    let mut always = connect(&b, "always", |_| {}).await;
+    always
+        .subscribe(filter("state/#", QoS::AtLeastOnce), None)
+        .await;
+    let m = always.next().await;
+    assert!(m.retain && &m.payload[..] == b"on");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn shared_subscription_spreads_messages() {
+    let b = TestBroker::start().await;
+    let mut w1 = connect(&b, "w1", |_| {}).await;
+    let mut w2 = connect(&b, "w2", |_| {}).await;
+    w1.subscribe(filter("$share/workers/jobs/+", QoS::AtLeastOnce), None)
+        .await;
+    w2.subscribe(filter("$share/workers/jobs/+", QoS::AtLeastOnce), None)
+        .await;
+    let p = connect(&b, "p", |_| {}).await;
+    for i in 0..10u8 {
+        p.publish(
+            "jobs/new",
+            QoS::AtLeastOnce,
+            false,
+            &[i],
+            Default::default(),
+        )
+        .await;
+    }
+    let mut got = Vec::new();
+    let (mut n1, mut n2) = (0, 0);
+    while got.len() < 10 {
+        tokio::select! {
+            m = w1.next() => { n1 += 1; got.push(m.payload[0]); }
+            m = w2.next() => { n2 += 1; got.push(m.payload[0]); }
+        }
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        (0..10).collect::<Vec<u8>>(),
+        "each message once across the group"
+    );
+    assert!(n1 > 0 && n2 > 0, "spread across members: {n1}/{n2}");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn expired_messages_are_not_delivered() {
+    let b = TestBroker::start().await;
+    let mut s = connect(&b, "s", |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(60));
+    })
+    .await;
+    s.subscribe(filter("news", QoS::AtLeastOnce), None).await;
+    within(s.client.disconnect()).await.unwrap();
+    let p = connect(&b, "p", |_| {}).await;
+    let short = PublishProperties {
+        message_expiry_interval: Some(1),
+        ..Default::default()
+    };
+    p.publish("news", QoS::AtLeastOnce, false, b"stale", short)
+        .await;
+    let long = PublishProperties {
+        message_expiry_interval: Some(3600),
+        ..Default::default()
+    };
+    p.publish("news", QoS::AtLeastOnce, false, b"fresh", long)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1300)).await; // the expiry itself is under test
+    let mut s = connect(&b, "s", |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(60));
+    })
+    .await;
+    let m = s.next().await;
+    assert_eq!(&m.payload[..], b"fresh");
+    let left = m
+        .properties
+        .and_then(|p| p.message_expiry_interval)
+        .unwrap();
+    assert!(
+        (3590..=3600).contains(&left),
+        "remaining interval forwarded: {left}"
+    );
+    s.quiet(Duration::from_millis(200)).await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn empty_client_id_is_assigned() {
+    let b = TestBroker::start().await;
+    let c = connect(&b, "", |_| {}).await;
+    assert!(
+        c.assigned
+            .as_deref()
+            .is_some_and(|id| id.starts_with("junction-")),
+        "{:?}",
+        c.assigned
+    );
+    b.stop().await;
+}
+
+/// Writes a v5 packet with mqttbytes.
+fn v5_bytes(f: impl FnOnce(&mut bytes::BytesMut)) -> bytes::BytesMut {
+    let mut out = bytes::BytesMut::new();
+    f(&mut out);
+    out
+}
+
+/// Reads to the end of the connection: it must be exactly one DISCONNECT with `code`. Parsed by
+/// hand (mqttbytes' own parser does not know every reason code the spec allows, e.g. 0x8C).
+async fn expect_disconnect(raw: &mut RawMqtt, code: u8) {
+    let bytes = within(raw.rest()).await;
+    assert_eq!(bytes.first(), Some(&0xE0), "a DISCONNECT: {bytes:?}");
+    let len = bytes[1] as usize;
+    assert_eq!(
+        bytes.len(),
+        2 + len,
+        "nothing after the DISCONNECT: {bytes:?}"
+    );
+    assert_eq!(bytes[2], code, "reason code: {bytes:?}");
+}
+
+#[tokio::test]
+async fn server_disconnect_reason_codes() {
+    let b = TestBroker::start().await;
+    let a = b.addrs.mqtt.unwrap();
+    // Takeover: 0x8E.
+    let mut first = RawMqtt::open(a).await;
+    first.connect_v5("dup").await;
+    let mut second = RawMqtt::open(a).await;
+    second.connect_v5("dup").await;
+    expect_disconnect(&mut first, 0x8E).await;
+    // Wildcard in a topic name: 0x90.
+    let mut raw = RawMqtt::open(a).await;
+    raw.connect_v5("w").await;
+    raw.send(&v5_bytes(|o| {
+        mqttbytes::v5::Publish::new("a/+", mqttbytes::QoS::AtMostOnce, b"x".to_vec())
+            .write(o)
+            .unwrap();
+    }))
+    .await;
+    expect_disconnect(&mut raw, 0x90).await;
+    // AUTH is refused: 0x8C.
+    let mut raw = RawMqtt::open(a).await;
+    raw.connect_v5("auth").await;
+    raw.send(&[0xF0, 0x00]).await;
+    expect_disconnect(&mut raw, 0x8C).await;
+    // An unknown topic alias: 0x82; an alias past the maximum: 0x94.
+    let mut raw = RawMqtt::open(a).await;
+    raw.connect_v5("alias").await;
+    let mut p = mqttbytes::v5::Publish::new("", mqttbytes::QoS::AtMostOnce, b"x".to_vec());
+    p.properties = Some(mqttbytes::v5::PublishProperties {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        topic_alias: Some(3),
+        response_topic: None,
+        correlation_data: None,
+        user_properties: vec![],
+        subscription_identifiers: vec![],
+        content_type: None,
+    });
+    raw.send(&v5_bytes(|o| {
+        p.write(o).unwrap();
+    }))
+    .await;
+    expect_disconnect(&mut raw, 0x82).await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn topic_alias_from_the_client_is_resolved() {
+    let b = TestBroker::start().await;
+    let mut s = connect(&b, "s", |_| {}).await;
+    s.subscribe(filter("long/topic/name", QoS::AtMostOnce), None)
+        .await;
+    let mut raw = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    raw.connect_v5("aliaser").await;
+    let props = |alias| mqttbytes::v5::PublishProperties {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        topic_alias: Some(alias),
+        response_topic: None,
+        correlation_data: None,
+        user_properties: vec![],
+        subscription_identifiers: vec![],
+        content_type: None,
+    };
+    for (topic, body) in [("long/topic/name", &b"first"[..]), ("", &b"second"[..])] {
+        let mut p = mqttbytes::v5::Publish::new(topic, mqttbytes::QoS::AtMostOnce, body.to_vec());
+        p.properties = Some(props(1));
+        raw.send(&v5_bytes(|o| {
+            p.write(o).unwrap();
+        }))
+        .await;
+    }
+    assert_eq!(&s.next().await.payload[..], b"first");
+    let m = s.next().await;
+    assert_eq!(&m.payload[..], b"second");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn too_large_packets_are_refused_with_0x95() {
+    let b = TestBroker::start_with(|c| c.limits.max_message_size = 1024).await;
+    let mut raw = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    let ack = raw.connect_v5("big").await;
+    let max = ack
+        .properties
+        .and_then(|p| p.max_packet_size)
+        .expect("maximum packet size announced");
+    let payload = vec![0u8; max as usize + 10];
+    raw.send(&v5_bytes(|o| {
+        mqttbytes::v5::Publish::new("t", mqttbytes::QoS::AtMostOnce, payload)
+            .write(o)
+            .unwrap();
+    }))
+    .await;
+    expect_disconnect(&mut raw, 0x95).await;
+    b.stop().await;
+}
