@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test Junction has: formatting, lints, the Rust test suite (unit,
 # end-to-end with lapin, the binary as a process), then interop runs with the clients users run
-# (pika, kombu, stomp.py, Node's amqplib and @stomp/stompjs over WebSocket) against a real `junction` process. Installs the Python and Node
+# (pika, kombu, stomp.py, paho-mqtt, mosquitto_pub/sub, Node's amqplib, and @stomp/stompjs and
+# mqtt.js over WebSocket) against a real `junction` process. Installs the Python and Node
 # clients it needs if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,10 @@ step "cargo test"
 cargo test --workspace
 
 step "interop clients"
+if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto-clients >/dev/null
+fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/interop/requirements.txt
 (cd tests/interop/node && npm ci --no-audit --no-fund --silent)
 
@@ -61,10 +66,10 @@ done
 export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQTT_PORT=$mqtt_port
 export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
 
-step "interop: Node (amqplib, @stomp/stompjs over WebSocket)"
+step "interop: Node (amqplib, @stomp/stompjs and mqtt.js over WebSocket)"
 (cd tests/interop/node && node --test)
 
-step "interop: Python (pika, kombu, stomp.py)"
+step "interop: Python (pika, kombu, stomp.py, paho-mqtt) and mosquitto_pub/sub"
 python3 -m pytest -q -p no:cacheprovider tests/interop/python
 
 step "interop: junction exits cleanly on SIGTERM"
