@@ -413,3 +413,71 @@ async fn too_large_packets_are_refused_with_0x95() {
     expect_disconnect(&mut raw, 0x95).await;
     b.stop().await;
 }
+
+/// A v5 CONNECT with a will delayed by `delay` seconds and a session that outlives the socket.
+async fn connect_with_delayed_will(b: &TestBroker, id: &str, delay: u32) -> RawMqtt {
+    let mut raw = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    let mut c = mqttbytes::v5::Connect::new(id);
+    c.clean_session = false;
+    c.properties = Some(mqttbytes::v5::ConnectProperties {
+        session_expiry_interval: Some(30),
+        receive_maximum: None,
+        max_packet_size: None,
+        topic_alias_max: None,
+        request_response_info: None,
+        request_problem_info: None,
+        user_properties: vec![],
+        authentication_method: None,
+        authentication_data: None,
+    });
+    let mut will = mqttbytes::v5::LastWill::new(
+        "wills",
+        format!("{id} gone"),
+        mqttbytes::QoS::AtMostOnce,
+        false,
+    );
+    will.properties = Some(mqttbytes::v5::WillProperties {
+        delay_interval: Some(delay),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: vec![],
+    });
+    c.last_will = Some(will);
+    raw.send(&v5_bytes(|o| {
+        c.write(o).unwrap();
+    }))
+    .await;
+    assert!(matches!(
+        within(raw.recv_v5()).await,
+        Some(mqttbytes::v5::Packet::ConnAck(_))
+    ));
+    raw
+}
+
+#[tokio::test]
+async fn will_delay_is_cancelled_by_a_reconnect() {
+    let b = TestBroker::start().await;
+    let mut watcher = connect(&b, "watcher", |_| {}).await;
+    watcher
+        .subscribe(filter("wills", QoS::AtMostOnce), None)
+        .await;
+    // Drops and comes back within the delay: no will.
+    let raw = connect_with_delayed_will(&b, "flaky", 1).await;
+    drop(raw);
+    let _back = connect_with_delayed_will(&b, "flaky", 1).await;
+    // Drops for good: the will comes after the delay.
+    let raw = connect_with_delayed_will(&b, "gone-for-good", 1).await;
+    let dropped_at = tokio::time::Instant::now();
+    drop(raw);
+    let m = watcher.next().await;
+    assert_eq!(&m.payload[..], b"gone-for-good gone");
+    assert!(
+        dropped_at.elapsed() >= Duration::from_millis(900),
+        "published after the delay"
+    );
+    watcher.quiet(Duration::from_millis(600)).await;
+    b.stop().await;
+}
