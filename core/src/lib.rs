@@ -9,6 +9,7 @@ pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod consumer;
+pub mod driver;
 pub mod error;
 pub mod exchange;
 pub mod message;

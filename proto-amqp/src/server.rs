@@ -1,18 +1,17 @@
-//! The connection task: owns the socket and the session, and moves bytes between them.
+//! The connection task: the protocol header, then the shared connection driver.
 
-use crate::codec::{self, decode, decode_protocol_header, PROTOCOL_HEADER};
+use crate::codec::{decode, decode_protocol_header, PROTOCOL_HEADER};
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport};
+use junction_core::driver::{self, drive};
+use junction_core::{
+    sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport, WriteBuf,
+};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// Sink events handled per wake-up.
-const MAX_EVENTS_PER_WAKE: usize = 256;
-/// How long to wait for the client to close its end after the close handshake.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// How long a client has to send the protocol header.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,15 +34,68 @@ impl ProtocolAdapter for AmqpAdapter {
     }
 }
 
-fn ms(start: Instant) -> u64 {
-    start.elapsed().as_millis() as u64
+impl driver::Session for Session {
+    fn output(&mut self) -> &mut WriteBuf {
+        Session::output(self)
+    }
+
+    fn note_sent(&mut self, now: u64) {
+        Session::note_sent(self, now)
+    }
+
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
+    }
+
+    fn needs_sync(&self) -> bool {
+        Session::needs_sync(self)
+    }
+
+    fn synced(&mut self) {
+        Session::synced(self)
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        Session::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: u64) {
+        Session::handle_timeout(self, now)
+    }
+
+    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
+        // Every complete frame in the buffer; it holds at most one read plus one partial frame
+        // (bounded by frame_max).
+        while !self.is_closed() {
+            match decode(buf, &self.codec_limits()) {
+                Ok(Some(frame)) => self.handle_frame(frame, now),
+                Ok(None) => return,
+                Err(e) => {
+                    self.codec_error(&e, now);
+                    buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_sink_event(&mut self, ev: SinkEvent) {
+        Session::handle_sink_event(self, ev)
+    }
+
+    fn shutdown(&mut self, now: u64) {
+        Session::shutdown(self, now)
+    }
+
+    fn linger_after_close(&self) -> bool {
+        true
+    }
 }
 
 /// Serves one AMQP connection to its end.
 pub async fn serve(mut io: Box<dyn Transport>, ctx: ConnectionContext) -> Result<(), ServeError> {
     let start = Instant::now();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    // The protocol header.
     loop {
         match decode_protocol_header(&mut rbuf) {
             Ok(Some(())) => break,
@@ -61,79 +113,19 @@ pub async fn serve(mut io: Box<dyn Transport>, ctx: ConnectionContext) -> Result
         }
     }
     let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
-    let mut shutdown = ctx.shutdown.clone();
+    let shutdown = ctx.shutdown.clone();
     let broker = ctx.broker.clone();
-    let mut session = Session::new(ctx, tx, ms(start));
-    let mut events: Vec<SinkEvent> = Vec::with_capacity(MAX_EVENTS_PER_WAKE);
-    let result = loop {
-        if !session.output().is_empty() {
-            if let Err(e) = session.output().write_to(&mut io).await {
-                break Err(e.into());
-            }
-            session.note_sent(ms(start));
-        }
-        if session.is_closed() {
-            // As RabbitMQ does, let the client close the socket first after close-ok.
-            let mut sink_buf = [0u8; 1024];
-            let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                while matches!(io.read(&mut sink_buf).await, Ok(n) if n > 0) {}
-            })
-            .await;
-            break Ok(());
-        }
-        if session.needs_sync() {
-            if let Err(e) = broker.message_store().sync().await {
-                tracing::error!(error = %e, "message store sync failed");
-            }
-            session.synced();
-            continue;
-        }
-        let deadline = session
-            .poll_timeout()
-            .map(|t| start + Duration::from_millis(t))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            read = io.read_buf(&mut rbuf) => match read {
-                Ok(0) => break Ok(()),
-                Err(e) => break Err(e.into()),
-                Ok(_) => {
-                    let now = ms(start);
-                    // Every complete frame in the buffer; the buffer holds at most one read
-                    // plus one partial frame (bounded by frame_max).
-                    loop {
-                        let limits: codec::Limits = session.codec_limits();
-                        match decode(&mut rbuf, &limits) {
-                            Ok(Some(frame)) => session.handle_frame(frame, now),
-                            Ok(None) => break,
-                            Err(e) => {
-                                session.codec_error(&e, now);
-                                rbuf.clear();
-                                break;
-                            }
-                        }
-                        if session.is_closed() {
-                            break;
-                        }
-                    }
-                }
-            },
-            n = rx.recv_many(&mut events, MAX_EVENTS_PER_WAKE) => {
-                if n == 0 {
-                    break Ok(());
-                }
-                for ev in events.drain(..) {
-                    session.handle_sink_event(ev);
-                }
-                rx.wake_queues();
-            }
-            _ = tokio::time::sleep_until(deadline) => session.handle_timeout(ms(start)),
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    session.shutdown(ms(start));
-                }
-            }
-        }
-    };
+    let mut session = Session::new(ctx, tx, 0);
+    let result = drive(
+        &mut io,
+        &mut session,
+        rbuf,
+        &mut rx,
+        &broker,
+        shutdown,
+        start,
+    )
+    .await;
     session.release_all();
     rx.return_undelivered();
     let _ = io.shutdown().await;

@@ -1,18 +1,19 @@
-//! The connection task: owns the socket and the MQTT session.
+//! The connection task: an MQTT session on the shared connection driver, then its will.
 
 use crate::codec::decode;
 use crate::registry::Registry;
-use crate::session::{Session, State};
+use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport};
+use junction_core::driver::{self, drive};
+use junction_core::{
+    sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport, WriteBuf,
+};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tokio::time::Instant;
-
-const MAX_EVENTS_PER_WAKE: usize = 256;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The MQTT adapter. One instance (and so one registry of sessions and retained messages) serves
 /// every MQTT listener of a broker.
@@ -36,19 +37,63 @@ impl ProtocolAdapter for MqttAdapter {
     }
 }
 
-fn ms(start: Instant) -> u64 {
-    start.elapsed().as_millis() as u64
-}
+impl driver::Session for Session {
+    fn output(&mut self) -> &mut WriteBuf {
+        Session::output(self)
+    }
 
-/// Waits for a takeover signal, or forever when there is none yet.
-async fn kicked(s: &mut Session) -> bool {
-    match s.kicked() {
-        Some(rx) => rx.changed().await.is_ok() && *rx.borrow(),
-        None => std::future::pending().await,
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
+    }
+
+    fn needs_sync(&self) -> bool {
+        Session::needs_sync(self)
+    }
+
+    fn synced(&mut self) {
+        Session::synced(self)
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        Session::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: u64) {
+        Session::handle_timeout(self, now)
+    }
+
+    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
+        while !self.is_closed() {
+            match decode(buf, self.level(), self.max_packet()) {
+                Ok(Some(p)) => self.handle_packet(p, now),
+                Ok(None) => return,
+                Err(e) => {
+                    self.codec_error(&e);
+                    buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_sink_event(&mut self, ev: SinkEvent) {
+        Session::handle_sink_event(self, ev)
+    }
+
+    fn shutdown(&mut self, _now: u64) {
+        Session::shutdown(self)
+    }
+
+    fn takeover_signal(&mut self) -> Option<&mut watch::Receiver<bool>> {
+        Session::takeover_signal(self)
+    }
+
+    fn taken_over(&mut self) {
+        Session::taken_over(self)
     }
 }
 
-/// Serves one MQTT connection to its end.
+/// Serves one MQTT connection to its end, then publishes its will if one is due.
 pub async fn serve(
     mut io: Box<dyn Transport>,
     ctx: ConnectionContext,
@@ -56,85 +101,23 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let start = Instant::now();
     let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
-    let mut shutdown = ctx.shutdown.clone();
+    let shutdown = ctx.shutdown.clone();
     let broker = ctx.broker.clone();
     let mut session = Session::new(ctx, registry.clone(), tx, 0);
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
-    let mut events: Vec<SinkEvent> = Vec::with_capacity(MAX_EVENTS_PER_WAKE);
-    let result = loop {
-        if !session.output().is_empty() {
-            if let Err(e) = session.output().write_to(&mut io).await {
-                break Err(e.into());
-            }
-        }
-        if session.is_closed() {
-            break Ok(());
-        }
-        if session.needs_sync() {
-            if let Err(e) = broker.message_store().sync().await {
-                tracing::error!(error = %e, "message store sync failed");
-            }
-            session.synced();
-            continue;
-        }
-        let deadline = match session.poll_timeout() {
-            Some(t) => start + Duration::from_millis(t),
-            None if session.state() == State::AwaitConnect => start + CONNECT_TIMEOUT,
-            None => Instant::now() + Duration::from_secs(3600),
-        };
-        tokio::select! {
-            read = io.read_buf(&mut rbuf) => match read {
-                Ok(0) => break Ok(()),
-                Err(e) => break Err(e.into()),
-                Ok(_) => {
-                    let now = ms(start);
-                    loop {
-                        match decode(&mut rbuf, session.level(), session.max_packet()) {
-                            Ok(Some(p)) => session.handle_packet(p, now),
-                            Ok(None) => break,
-                            Err(e) => {
-                                session.codec_error(&e);
-                                rbuf.clear();
-                                break;
-                            }
-                        }
-                        if session.is_closed() {
-                            break;
-                        }
-                    }
-                }
-            },
-            n = rx.recv_many(&mut events, MAX_EVENTS_PER_WAKE) => {
-                if n == 0 {
-                    break Ok(());
-                }
-                for ev in events.drain(..) {
-                    session.handle_sink_event(ev);
-                }
-                rx.wake_queues();
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                if session.state() == State::AwaitConnect {
-                    break Ok(());
-                }
-                session.handle_timeout(ms(start));
-            }
-            true = kicked(&mut session) => session.taken_over(),
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    session.shutdown();
-                }
-            }
-        }
-    };
-    if !session.output().is_empty() {
-        let _ = session.output().write_to(&mut io).await;
-    }
+    let result = drive(
+        &mut io,
+        &mut session,
+        BytesMut::with_capacity(8 * 1024),
+        &mut rx,
+        &broker,
+        shutdown,
+        start,
+    )
+    .await;
     if let Some(will) = session.finish() {
         if will.delay == 0 {
             will.publish(&registry);
         } else {
-            let registry = registry.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(will.delay))).await;
                 if !registry.reconnected_since(&will.vhost.name, &will.client_id, will.generation) {

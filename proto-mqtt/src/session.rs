@@ -29,6 +29,8 @@ pub const H_USER: &str = "x-mqtt-user";
 pub const H_REPLY_TOPIC: &str = "x-reply-to-topic";
 pub const H_CORRELATION: &str = "x-correlation-id";
 
+/// How long a client has to send CONNECT (ms).
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Topic aliases a client may use towards us.
 const TOPIC_ALIAS_MAX: u16 = 64;
 /// In-flight QoS 1/2 deliveries for 3.1.1 clients (v5 clients set their receive maximum).
@@ -166,7 +168,7 @@ impl Session {
     }
 
     /// The takeover signal to watch (after CONNECT).
-    pub fn kicked(&mut self) -> Option<&mut watch::Receiver<bool>> {
+    pub fn takeover_signal(&mut self) -> Option<&mut watch::Receiver<bool>> {
         self.kicked.as_mut()
     }
 
@@ -975,18 +977,23 @@ impl Session {
         out
     }
 
-    /// When [`Session::handle_timeout`] should next run (keep-alive).
+    /// When [`Session::handle_timeout`] should next run (CONNECT wait, keep-alive).
     pub fn poll_timeout(&self) -> Option<u64> {
-        (self.state == State::Open && self.keep_alive > 0)
-            .then(|| self.last_recv + u64::from(self.keep_alive) * 1500)
+        match self.state {
+            State::AwaitConnect => Some(CONNECT_TIMEOUT_MS),
+            State::Open if self.keep_alive > 0 => {
+                Some(self.last_recv + u64::from(self.keep_alive) * 1500)
+            }
+            _ => None,
+        }
     }
 
-    /// Drops a client silent for 1.5 × its keep-alive.
+    /// Drops a client that never sent CONNECT, or one silent for 1.5 × its keep-alive.
     pub fn handle_timeout(&mut self, now: u64) {
-        if let Some(t) = self.poll_timeout() {
-            if now >= t {
-                self.disconnect(0x8D, "keep alive timeout");
-            }
+        match (self.state, self.poll_timeout()) {
+            (State::AwaitConnect, Some(t)) if now >= t => self.state = State::Closed,
+            (State::Open, Some(t)) if now >= t => self.disconnect(0x8D, "keep alive timeout"),
+            _ => {}
         }
     }
 

@@ -11,6 +11,9 @@ use messaging::Subscription;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How long a client has to send CONNECT (ms).
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
 /// Versions this server speaks, as listed in an ERROR when negotiation fails.
 pub const SUPPORTED: &str = "1.0,1.1,1.2";
 
@@ -304,8 +307,10 @@ impl Session {
 
     /// When [`Session::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.state != State::Open {
-            return None;
+        match self.state {
+            State::AwaitConnect => return Some(CONNECT_TIMEOUT_MS),
+            State::Closed => return None,
+            State::Open => {}
         }
         let out = (self.hb_out > 0).then(|| self.last_send + self.hb_out);
         let inn = (self.hb_in > 0).then(|| self.last_recv + 2 * self.hb_in);
@@ -315,8 +320,13 @@ impl Session {
         }
     }
 
-    /// Sends heart-beats; drops a client silent for twice its period.
+    /// Sends heart-beats; drops a client silent for twice its period, or one that never sent
+    /// CONNECT.
     pub fn handle_timeout(&mut self, now: u64) {
+        if self.state == State::AwaitConnect && now >= CONNECT_TIMEOUT_MS {
+            self.state = State::Closed;
+            return;
+        }
         if self.state != State::Open {
             return;
         }
