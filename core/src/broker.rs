@@ -9,7 +9,7 @@ use crate::storage::{
 use crate::vhost::VHost;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// How to build a broker.
@@ -46,6 +46,8 @@ pub struct Broker {
     messages: Arc<dyn MessageStore>,
     next_connection: AtomicU64,
     default_vhost: String,
+    /// Adapter records recovered at start, until their adapter takes them.
+    records: Mutex<Vec<(String, String, Vec<u8>)>>,
 }
 
 impl Broker {
@@ -59,6 +61,7 @@ impl Broker {
             messages: opts.messages,
             next_connection: AtomicU64::new(1),
             default_vhost: opts.default_vhost.clone(),
+            records: Mutex::new(Vec::new()),
         });
         let snap = broker.meta.load()?;
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
@@ -83,6 +86,8 @@ impl Broker {
         for u in snap.users {
             broker.auth.put(u);
         }
+        broker.messages.recovery_done();
+        *broker.records.lock().unwrap_or_else(|e| e.into_inner()) = snap.records;
         if first_start {
             broker.add_vhost(&opts.default_vhost)?;
             if let Some((name, password)) = &opts.default_user {
@@ -182,6 +187,26 @@ impl Broker {
 
     pub fn message_store(&self) -> &Arc<dyn MessageStore> {
         &self.messages
+    }
+
+    pub fn metadata_store(&self) -> &Arc<dyn MetadataStore> {
+        &self.meta
+    }
+
+    /// Takes the adapter records of `space` recovered at start, as (key, value).
+    pub fn take_records(&self, space: &str) -> Vec<(String, Vec<u8>)> {
+        let mut all = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut *all)
+            .into_iter()
+            .partition(|(s, _, _)| s == space);
+        *all = rest;
+        mine.into_iter().map(|(_, k, v)| (k, v)).collect()
+    }
+
+    /// Resolves once every message and metadata change so far is durable.
+    pub async fn sync(&self) -> CoreResult<()> {
+        self.meta.sync().await?;
+        self.messages.sync().await
     }
 
     /// A fresh connection id (owner of exclusive queues, key of consumers).

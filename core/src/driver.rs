@@ -91,8 +91,10 @@ pub async fn drive<S: Session>(
             break Ok(());
         }
         if session.needs_sync() {
-            if let Err(e) = broker.message_store().sync().await {
-                tracing::error!(error = %e, "message store sync failed");
+            if let Err(e) = broker.sync().await {
+                // Nothing held may be acknowledged: the connection ends without the acks.
+                tracing::error!(error = %e, "store sync failed; closing the connection");
+                break Err(ServeError::Protocol(format!("store sync failed: {e}")));
             }
             session.synced();
             continue;

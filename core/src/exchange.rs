@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// The routing algorithm of an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExchangeKind {
     Direct,
     Fanout,
@@ -40,7 +40,7 @@ impl ExchangeKind {
 }
 
 /// What an exchange was declared with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExchangeDef {
     pub name: String,
     pub kind: ExchangeKind,
@@ -78,7 +78,9 @@ impl ExchangeDef {
 }
 
 /// Where a binding leads.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Destination {
     Queue(String),
     Exchange(String),
@@ -93,7 +95,7 @@ impl Destination {
 }
 
 /// A binding from a source exchange to a queue or exchange.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Binding {
     pub source: String,
     pub destination: Destination,

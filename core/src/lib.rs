@@ -16,6 +16,7 @@ pub mod message;
 pub mod queue;
 pub mod queue_args;
 pub mod storage;
+pub mod store;
 pub mod topic;
 pub mod value;
 pub mod vhost;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 /// The common property model (AMQP 0-9-1's basic properties) every adapter maps onto.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Properties {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
@@ -43,7 +43,7 @@ impl Properties {
 }
 
 /// A published message. Cheap to share: wrap in [`Arc`], the body is [`Bytes`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     /// The exchange it was (last) published to.
     pub exchange: String,

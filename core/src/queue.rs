@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// What a queue was declared with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueDef {
     pub name: String,
     pub durable: bool,
@@ -134,6 +134,8 @@ pub struct Queue {
     vhost_name: String,
     clock: Arc<Clock>,
     store: Option<Arc<dyn MessageStore>>,
+    /// The queue's id in the message store.
+    store_id: u64,
     state: Mutex<State>,
 }
 
@@ -206,6 +208,7 @@ impl Queue {
     ) -> Self {
         let levels = args.max_priority.map_or(1, |p| p as usize + 1);
         let now = clock.now_ms();
+        let store_id = crate::storage::queue_id(&vhost_name, &def.name);
         Queue {
             def,
             args,
@@ -214,6 +217,7 @@ impl Queue {
             vhost_name,
             clock,
             store,
+            store_id,
             state: Mutex::new(State {
                 levels: (0..levels).map(|_| VecDeque::new()).collect(),
                 last_used: now,
@@ -277,7 +281,7 @@ impl Queue {
         let expires_at = self.expiry_for(&msg, now);
         if self.is_durable_message(&msg) {
             if let Some(store) = &self.store {
-                store.append(&self.vhost_name, &self.def.name, seq, &msg);
+                store.append(self.store_id, seq, &msg);
             }
         }
         let entry = Entry {
@@ -330,6 +334,15 @@ impl Queue {
             redelivered,
             level,
         });
+    }
+
+    /// A durable message handed out for the first time: the store remembers it was delivered.
+    fn note_delivered(&self, e: &Entry) {
+        if !e.redelivered && self.is_durable_message(&e.msg) {
+            if let Some(store) = &self.store {
+                store.mark_delivered(self.store_id, e.seq);
+            }
+        }
     }
 
     fn drop_entry(&self, e: Entry, reason: DeathReason, after: &mut After) {
@@ -413,6 +426,7 @@ impl Queue {
                     after.settled_persistent.push(entry.seq);
                 }
             } else {
+                self.note_delivered(&entry);
                 let u = Unacked {
                     consumer: Some(c.key),
                     credit: c.credit.clone(),
@@ -585,6 +599,7 @@ impl Queue {
                     after.settled_persistent.push(e.seq);
                 }
             } else {
+                self.note_delivered(&e);
                 st.next_delivery += 1;
                 st.unacked.insert(
                     id,
@@ -701,7 +716,7 @@ impl Queue {
                 .send_reliably(SinkEvent::Cancelled { consumer: c.key });
         }
         if let Some(store) = &self.store {
-            store.drop_queue(&self.vhost_name, &self.def.name);
+            store.drop_queue(self.store_id);
         }
         n
     }
@@ -713,7 +728,7 @@ impl Queue {
     fn finish(&self, after: After) {
         if let Some(store) = &self.store {
             for seq in &after.settled_persistent {
-                store.settle(&self.vhost_name, &self.def.name, *seq);
+                store.settle(self.store_id, *seq);
             }
         }
         if after.dead.is_empty() && !after.auto_delete {

@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 /// A stored user.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     pub name: String,
     /// RabbitMQ's `rabbit_password_hashing_sha256` form: 4 salt bytes then SHA-256(salt ‖ password).
@@ -29,14 +29,43 @@ pub struct UserRecord {
 pub enum MetaCommand {
     PutVHost(String),
     DeleteVHost(String),
-    PutExchange { vhost: String, def: ExchangeDef },
-    DeleteExchange { vhost: String, name: String },
-    PutQueue { vhost: String, def: QueueDef },
-    DeleteQueue { vhost: String, name: String },
-    PutBinding { vhost: String, binding: Binding },
-    DeleteBinding { vhost: String, binding: Binding },
+    PutExchange {
+        vhost: String,
+        def: ExchangeDef,
+    },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
+    PutQueue {
+        vhost: String,
+        def: QueueDef,
+    },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+    },
+    PutBinding {
+        vhost: String,
+        binding: Binding,
+    },
+    DeleteBinding {
+        vhost: String,
+        binding: Binding,
+    },
     PutUser(UserRecord),
     DeleteUser(String),
+    /// An adapter's own durable record (e.g. an MQTT session or retained message), opaque to
+    /// the core: `space` names the kind, `key` the record within it.
+    PutRecord {
+        space: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    DeleteRecord {
+        space: String,
+        key: String,
+    },
 }
 
 /// Durable metadata as recovered at start.
@@ -47,23 +76,62 @@ pub struct MetaSnapshot {
     pub queues: Vec<(String, QueueDef)>,
     pub bindings: Vec<(String, Binding)>,
     pub users: Vec<UserRecord>,
+    /// Adapter records: (space, key, value).
+    pub records: Vec<(String, String, Vec<u8>)>,
 }
 
 /// Where durable metadata goes.
+#[async_trait]
 pub trait MetadataStore: Send + Sync + Debug {
+    /// Applies commands and returns once they are durable.
     fn apply(&self, commands: &[MetaCommand]) -> CoreResult<()>;
+    /// Queues commands without waiting; [`MetadataStore::sync`] waits for them.
+    fn submit(&self, commands: Vec<MetaCommand>) {
+        if let Err(e) = self.apply(&commands) {
+            tracing::error!(error = %e, "metadata store write failed");
+        }
+    }
+    /// Resolves once everything submitted so far is durable.
+    async fn sync(&self) -> CoreResult<()> {
+        Ok(())
+    }
     fn load(&self) -> CoreResult<MetaSnapshot>;
 }
 
-/// Where persistent messages on durable queues go.
+/// A message recovered from the store.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub seq: u64,
+    pub message: Arc<Message>,
+    /// It had been handed to a consumer before (AMQP's `redelivered`).
+    pub redelivered: bool,
+}
+
+/// A queue's identity in the message store: a stable 64-bit hash (FNV-1a) of vhost and name.
+pub fn queue_id(vhost: &str, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in vhost.bytes().chain([0u8]).chain(name.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Where persistent messages on durable queues go. Queues are named by [`queue_id`]; `seq` is
+/// the message's position in its queue.
 #[async_trait]
 pub trait MessageStore: Send + Sync + Debug {
-    fn append(&self, vhost: &str, queue: &str, seq: u64, message: &Arc<Message>);
+    fn append(&self, queue: u64, seq: u64, message: &Arc<Message>);
+    /// The message was handed to a consumer that must ack it: after a restart it comes back
+    /// marked redelivered.
+    fn mark_delivered(&self, queue: u64, seq: u64);
     /// The message left the queue (acked, dropped, dead-lettered).
-    fn settle(&self, vhost: &str, queue: &str, seq: u64);
-    fn drop_queue(&self, vhost: &str, queue: &str);
-    /// Messages still stored for a queue, in sequence order.
-    fn load(&self, vhost: &str, queue: &str) -> Vec<(u64, Arc<Message>)>;
+    fn settle(&self, queue: u64, seq: u64);
+    fn drop_queue(&self, queue: u64);
+    /// Messages recovered for a queue at start, in sequence order (each is handed out once).
+    fn load(&self, queue: u64) -> Vec<StoredMessage>;
+    /// Every durable queue has loaded its messages: what no queue claimed is dropped.
+    fn recovery_done(&self) {}
     /// Resolves once everything appended so far is durable (group commit).
     async fn sync(&self) -> CoreResult<()>;
 }
@@ -83,8 +151,10 @@ struct MemoryMeta {
     queues: HashMap<QueueKey, QueueDef>,
     bindings: Vec<(String, Binding)>,
     users: BTreeMap<String, UserRecord>,
+    records: BTreeMap<(String, String), Vec<u8>>,
 }
 
+#[async_trait]
 impl MetadataStore for MemoryMetadataStore {
     fn apply(&self, commands: &[MetaCommand]) -> CoreResult<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -137,6 +207,12 @@ impl MetadataStore for MemoryMetadataStore {
                 MetaCommand::DeleteUser(n) => {
                     s.users.remove(&n);
                 }
+                MetaCommand::PutRecord { space, key, value } => {
+                    s.records.insert((space, key), value);
+                }
+                MetaCommand::DeleteRecord { space, key } => {
+                    s.records.remove(&(space, key));
+                }
             }
         }
         Ok(())
@@ -158,42 +234,70 @@ impl MetadataStore for MemoryMetadataStore {
                 .collect(),
             bindings: s.bindings.clone(),
             users: s.users.values().cloned().collect(),
+            records: s
+                .records
+                .iter()
+                .map(|((sp, k), v)| (sp.clone(), k.clone(), v.clone()))
+                .collect(),
         })
     }
 }
 
+/// Messages per queue id, by sequence: (message, delivered before).
+type MemoryQueues = HashMap<u64, BTreeMap<u64, (Arc<Message>, bool)>>;
+
 /// In-memory message store.
 #[derive(Debug, Default)]
 pub struct MemoryMessageStore {
-    queues: Mutex<HashMap<QueueKey, BTreeMap<u64, Arc<Message>>>>,
+    queues: Mutex<MemoryQueues>,
+}
+
+impl MemoryMessageStore {
+    fn with<R>(&self, f: impl FnOnce(&mut MemoryQueues) -> R) -> R {
+        f(&mut self.queues.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 #[async_trait]
 impl MessageStore for MemoryMessageStore {
-    fn append(&self, vhost: &str, queue: &str, seq: u64, message: &Arc<Message>) {
-        let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        q.entry((vhost.to_string(), queue.to_string()))
-            .or_default()
-            .insert(seq, message.clone());
+    fn append(&self, queue: u64, seq: u64, message: &Arc<Message>) {
+        self.with(|q| {
+            q.entry(queue)
+                .or_default()
+                .insert(seq, (message.clone(), false))
+        });
     }
 
-    fn settle(&self, vhost: &str, queue: &str, seq: u64) {
-        let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = q.get_mut(&(vhost.to_string(), queue.to_string())) {
-            m.remove(&seq);
-        }
+    fn mark_delivered(&self, queue: u64, seq: u64) {
+        self.with(|q| {
+            if let Some(m) = q.get_mut(&queue).and_then(|m| m.get_mut(&seq)) {
+                m.1 = true;
+            }
+        });
     }
 
-    fn drop_queue(&self, vhost: &str, queue: &str) {
-        let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        q.remove(&(vhost.to_string(), queue.to_string()));
+    fn settle(&self, queue: u64, seq: u64) {
+        self.with(|q| q.get_mut(&queue).map(|m| m.remove(&seq)));
     }
 
-    fn load(&self, vhost: &str, queue: &str) -> Vec<(u64, Arc<Message>)> {
-        let q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        q.get(&(vhost.to_string(), queue.to_string()))
-            .map(|m| m.iter().map(|(s, msg)| (*s, msg.clone())).collect())
-            .unwrap_or_default()
+    fn drop_queue(&self, queue: u64) {
+        self.with(|q| q.remove(&queue));
+    }
+
+    fn load(&self, queue: u64) -> Vec<StoredMessage> {
+        self.with(|q| {
+            q.get(&queue)
+                .map(|m| {
+                    m.iter()
+                        .map(|(s, (msg, r))| StoredMessage {
+                            seq: *s,
+                            message: msg.clone(),
+                            redelivered: *r,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     }
 
     async fn sync(&self) -> CoreResult<()> {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 /// A typed field value, covering every type RabbitMQ clients put in tables.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FieldValue {
     Bool(bool),
     I8(i8),
@@ -64,7 +64,7 @@ impl FieldValue {
 }
 
 /// An ordered table of named values (wire order is kept; later duplicates are ignored on lookup).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FieldTable(pub Vec<(String, FieldValue)>);
 
 impl FieldTable {

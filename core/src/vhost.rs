@@ -614,10 +614,12 @@ impl VHost {
 
     pub(crate) fn restore_queue(&self, def: QueueDef) {
         let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
-        let stored = self.messages.load(&self.name, &def.name);
+        let stored = self
+            .messages
+            .load(crate::storage::queue_id(&self.name, &def.name));
         let q = self.build_queue(def.clone(), args, None);
-        for (seq, msg) in stored {
-            q.restore(seq, msg, true);
+        for m in stored {
+            q.restore(m.seq, m.message, m.redelivered);
         }
         write(&self.queues).insert(def.name, q);
     }

@@ -189,6 +189,53 @@ impl Default for LimitsConfig {
     }
 }
 
+/// When persistent messages reach the disk.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncConfig {
+    /// Group commit: every acknowledgement of a persistent message waits for its fdatasync.
+    Always,
+    /// Never fdatasync: faster, but a crash of the machine loses acknowledged messages.
+    NeverUnsafe,
+}
+
+/// The `[storage]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub fsync: FsyncConfig,
+    /// Size of one message-log segment file, in MiB.
+    pub segment_size_mib: u64,
+    /// How long a group commit waits for more records before its fdatasync, in microseconds.
+    pub commit_window_us: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let d = junction_core::store::LogOptions::default();
+        StorageConfig {
+            fsync: FsyncConfig::Always,
+            segment_size_mib: d.segment_bytes / (1024 * 1024),
+            commit_window_us: d.commit_window.as_micros() as u64,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The message log's options from this section.
+    pub fn log_options(&self) -> junction_core::store::LogOptions {
+        junction_core::store::LogOptions {
+            segment_bytes: self.segment_size_mib * 1024 * 1024,
+            fsync: match self.fsync {
+                FsyncConfig::Always => junction_core::store::FsyncPolicy::Always,
+                FsyncConfig::NeverUnsafe => junction_core::store::FsyncPolicy::NeverUnsafe,
+            },
+            commit_window: std::time::Duration::from_micros(self.commit_window_us),
+            ..junction_core::store::LogOptions::default()
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -196,6 +243,7 @@ pub struct Config {
     pub listeners: Listeners,
     /// Where durable state is kept.
     pub data_dir: PathBuf,
+    pub storage: StorageConfig,
     /// The vhost created on first start.
     pub default_vhost: String,
     /// The user created on first start (RabbitMQ's guest/guest, loopback only).
@@ -215,6 +263,7 @@ impl Default for Config {
         Config {
             listeners: Listeners::default(),
             data_dir: PathBuf::from("junction-data"),
+            storage: StorageConfig::default(),
             default_vhost: "/".into(),
             default_user: "guest".into(),
             default_pass: "guest".into(),
@@ -283,6 +332,12 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty");
+        }
+        if !(1..=1024).contains(&self.storage.segment_size_mib) {
+            return bad("storage.segment_size_mib", "must be between 1 and 1024");
+        }
+        if self.storage.commit_window_us > 1_000_000 {
+            return bad("storage.commit_window_us", "must be at most 1000000 (1 s)");
         }
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() {

@@ -6,6 +6,7 @@ pub mod websocket;
 
 use config::Config;
 use junction_core::auth::new_user;
+use junction_core::store::DataDir;
 use junction_core::{Broker, BrokerOptions, ProtocolAdapter};
 use listener::{accept_loop, ConnectionCount};
 use std::net::SocketAddr;
@@ -29,11 +30,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    DataDir(#[from] junction_core::store::DataDirError),
     #[error("cannot start the broker: {0}")]
     Broker(#[from] junction_core::CoreError),
 }
@@ -51,6 +49,7 @@ pub struct BoundAddrs {
 /// A running broker with its listeners.
 pub struct Gateway {
     broker: Arc<Broker>,
+    data: DataDir,
     addrs: BoundAddrs,
     shutdown: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
@@ -77,6 +76,31 @@ fn stomp_adapter(cfg: &Config) -> junction_stomp::StompAdapter {
     }
 }
 
+/// Locks and opens the data directory, logging what recovery found.
+fn open_data_dir(cfg: &Config) -> Result<DataDir, StartError> {
+    let started = std::time::Instant::now();
+    let data = DataDir::open(&cfg.data_dir, cfg.storage.log_options())?;
+    let r = &data.recovery;
+    for t in &r.truncations {
+        tracing::warn!(
+            segment = t.segment,
+            offset = t.offset,
+            bytes = t.bytes,
+            records_dropped = t.records,
+            "message log: damaged tail cut off"
+        );
+    }
+    tracing::info!(
+        dir = %cfg.data_dir.display(),
+        segments = r.segments,
+        records = r.records,
+        messages = r.live_messages,
+        ms = started.elapsed().as_millis() as u64,
+        "storage recovered"
+    );
+    Ok(data)
+}
+
 /// Binds a listener; a failure names the protocol and address.
 async fn bind(
     protocol: &'static str,
@@ -96,11 +120,10 @@ async fn bind(
 impl Gateway {
     /// Opens the data directory, builds the broker and binds every enabled listener.
     pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
-            path: cfg.data_dir.clone(),
-            source,
-        })?;
+        let data = open_data_dir(&cfg)?;
         let broker = Broker::new(BrokerOptions {
+            meta: data.meta.clone(),
+            messages: data.messages.clone(),
             default_vhost: cfg.default_vhost.clone(),
             default_user: Some((cfg.default_user.clone(), cfg.default_pass.clone())),
             ..BrokerOptions::default()
@@ -188,6 +211,7 @@ impl Gateway {
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));
         Ok(Gateway {
             broker,
+            data,
             addrs,
             shutdown,
             accept_tasks,
@@ -226,9 +250,11 @@ impl Gateway {
             );
         }
         self.housekeeping.abort();
-        if let Err(e) = self.broker.message_store().sync().await {
+        if let Err(e) = self.broker.sync().await {
             tracing::error!(error = %e, "final storage flush failed");
         }
+        let data = self.data;
+        let _ = tokio::task::spawn_blocking(move || data.close()).await;
         tracing::info!("shut down");
     }
 }

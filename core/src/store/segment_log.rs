@@ -1,0 +1,565 @@
+//! The message log: append-only segment files of records (see [`super::record`]), an index of
+//! live messages, recovery, and space reclaiming.
+//!
+//! Space comes back only from the oldest segment: it is deleted once it holds no live message,
+//! or compacted (its live messages written again at the end, then deleted) once it is mostly
+//! dead. Deleting only from the front keeps every Ack and DropQueue record at least as long as
+//! the Publish records they cancel, so replaying the files in order is always right.
+
+use super::record::{self, Kind, Read, SEGMENT_MAGIC};
+use crate::message::Message;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A change to write to the log.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Publish {
+        queue: u64,
+        seq: u64,
+        redelivered: bool,
+        message: Arc<Message>,
+    },
+    Ack {
+        queue: u64,
+        seq: u64,
+    },
+    Delivered {
+        queue: u64,
+        seq: u64,
+    },
+    DropQueue {
+        queue: u64,
+    },
+}
+
+/// Where a live message's record is.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    segment: u64,
+    offset: u64,
+    len: u32,
+    redelivered: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SegmentInfo {
+    /// Live Publish records in this segment.
+    live: u64,
+    live_bytes: u64,
+    /// File size.
+    size: u64,
+}
+
+/// Messages recovered per queue id, by sequence: (message, redelivered).
+pub type Recovered = HashMap<u64, BTreeMap<u64, (Arc<Message>, bool)>>;
+
+/// Damage found and cut off at recovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truncation {
+    pub segment: u64,
+    pub offset: u64,
+    pub bytes: u64,
+    /// Records lost (the damaged one and those readable after it).
+    pub records: u64,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub records: u64,
+    pub live_messages: u64,
+    pub truncations: Vec<Truncation>,
+}
+
+/// What one [`SegmentLog::reclaim`] pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reclaimed {
+    pub deleted_segments: usize,
+    pub compacted_messages: u64,
+}
+
+/// Where every live message is, and how full each segment is.
+#[derive(Debug, Default)]
+struct Index {
+    segments: BTreeMap<u64, SegmentInfo>,
+    queues: HashMap<u64, BTreeMap<u64, Loc>>,
+}
+
+impl Index {
+    fn get(&self, queue: u64, seq: u64) -> Option<&Loc> {
+        self.queues.get(&queue).and_then(|q| q.get(&seq))
+    }
+
+    fn get_mut(&mut self, queue: u64, seq: u64) -> Option<&mut Loc> {
+        self.queues.get_mut(&queue).and_then(|q| q.get_mut(&seq))
+    }
+
+    fn insert(&mut self, queue: u64, seq: u64, loc: Loc) {
+        if let Some(old) = self.queues.entry(queue).or_default().insert(seq, loc) {
+            self.unlive(old);
+        }
+        let s = self.segments.entry(loc.segment).or_default();
+        s.live += 1;
+        s.live_bytes += u64::from(loc.len);
+    }
+
+    fn unlive(&mut self, loc: Loc) {
+        if let Some(s) = self.segments.get_mut(&loc.segment) {
+            s.live = s.live.saturating_sub(1);
+            s.live_bytes = s.live_bytes.saturating_sub(u64::from(loc.len));
+        }
+    }
+
+    fn remove(&mut self, queue: u64, seq: u64) -> bool {
+        let Some(q) = self.queues.get_mut(&queue) else {
+            return false;
+        };
+        let Some(loc) = q.remove(&seq) else {
+            return false;
+        };
+        if q.is_empty() {
+            self.queues.remove(&queue);
+        }
+        self.unlive(loc);
+        true
+    }
+
+    fn remove_queue(&mut self, queue: u64) -> bool {
+        let Some(q) = self.queues.remove(&queue) else {
+            return false;
+        };
+        for loc in q.into_values() {
+            self.unlive(loc);
+        }
+        true
+    }
+
+    /// Applies a replayed record. False if a Publish record cannot be decoded.
+    fn replay(
+        &mut self,
+        segment: u64,
+        offset: u64,
+        len: u32,
+        rec: &record::Record<'_>,
+        recovered: &mut Recovered,
+    ) -> bool {
+        match rec.kind {
+            Kind::Publish => {
+                let Some((redelivered, msg)) = record::decode_publish(rec.payload) else {
+                    return false;
+                };
+                let loc = Loc {
+                    segment,
+                    offset,
+                    len,
+                    redelivered,
+                };
+                self.insert(rec.queue, rec.seq, loc);
+                recovered
+                    .entry(rec.queue)
+                    .or_default()
+                    .insert(rec.seq, (Arc::new(msg), redelivered));
+            }
+            Kind::Ack => {
+                self.remove(rec.queue, rec.seq);
+                if let Some(q) = recovered.get_mut(&rec.queue) {
+                    q.remove(&rec.seq);
+                }
+            }
+            Kind::Delivered => {
+                if let Some(loc) = self.get_mut(rec.queue, rec.seq) {
+                    loc.redelivered = true;
+                }
+                if let Some(m) = recovered
+                    .get_mut(&rec.queue)
+                    .and_then(|q| q.get_mut(&rec.seq))
+                {
+                    m.1 = true;
+                }
+            }
+            Kind::DropQueue => {
+                self.remove_queue(rec.queue);
+                recovered.remove(&rec.queue);
+            }
+        }
+        true
+    }
+
+    /// Replays one segment file, cutting off damage.
+    fn replay_segment(
+        &mut self,
+        path: &Path,
+        id: u64,
+        recovered: &mut Recovered,
+        report: &mut RecoveryReport,
+    ) -> io::Result<()> {
+        let data = fs::read(path)?;
+        let mut pos = SEGMENT_MAGIC.len();
+        let mut damage = None;
+        if data.len() < pos || &data[..pos] != SEGMENT_MAGIC {
+            damage = Some((0, u64::from(!data.is_empty())));
+        }
+        while damage.is_none() && pos < data.len() {
+            match record::read(&data[pos..]) {
+                Read::Ok(rec, len) => {
+                    if !self.replay(id, pos as u64, len as u32, &rec, recovered) {
+                        damage = Some((pos, count_after_damage(&data[pos..], Some(len))));
+                        break;
+                    }
+                    report.records += 1;
+                    pos += len;
+                }
+                Read::Torn => damage = Some((pos, 1)),
+                Read::Corrupt { skip } => {
+                    damage = Some((pos, count_after_damage(&data[pos..], skip)))
+                }
+            }
+        }
+        let mut size = data.len() as u64;
+        if let Some((at, records)) = damage {
+            let f = OpenOptions::new().write(true).open(path)?;
+            f.set_len(at as u64)?;
+            if at == 0 {
+                f.write_all_at(SEGMENT_MAGIC, 0)?;
+            }
+            f.sync_all()?;
+            size = (at as u64).max(SEGMENT_MAGIC.len() as u64);
+            report.truncations.push(Truncation {
+                segment: id,
+                offset: at as u64,
+                bytes: data.len() as u64 - at as u64,
+                records,
+            });
+        }
+        self.segments.entry(id).or_default().size = size;
+        Ok(())
+    }
+}
+
+/// The segment files of one data directory.
+#[derive(Debug)]
+pub struct SegmentLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    index: Index,
+    active_id: u64,
+    active: File,
+    buf: Vec<u8>,
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(id) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Counts the records readable after a damaged one (for the report only).
+fn count_after_damage(data: &[u8], skip: Option<usize>) -> u64 {
+    let Some(mut pos) = skip else { return 1 };
+    let mut n = 1;
+    while pos < data.len() {
+        match record::read(&data[pos..]) {
+            Read::Ok(_, len) | Read::Corrupt { skip: Some(len) } => {
+                pos += len;
+                n += 1;
+            }
+            _ => {
+                n += 1;
+                break;
+            }
+        }
+    }
+    n
+}
+
+impl SegmentLog {
+    /// Opens (or creates) the log in `dir`, replaying every segment. Damage is cut off and
+    /// reported, never refused.
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+    ) -> io::Result<(SegmentLog, Recovered, RecoveryReport)> {
+        fs::create_dir_all(dir)?;
+        let ids = segment_ids(dir)?;
+        let mut index = Index::default();
+        let mut recovered = Recovered::new();
+        let mut report = RecoveryReport {
+            segments: ids.len(),
+            ..RecoveryReport::default()
+        };
+        let mut last_note = std::time::Instant::now();
+        for (i, &id) in ids.iter().enumerate() {
+            index.replay_segment(&segment_path(dir, id), id, &mut recovered, &mut report)?;
+            if last_note.elapsed() >= std::time::Duration::from_secs(1) {
+                last_note = std::time::Instant::now();
+                tracing::info!(
+                    segment = i + 1,
+                    of = ids.len(),
+                    records = report.records,
+                    "recovering the message log"
+                );
+            }
+        }
+        report.live_messages = index.queues.values().map(|m| m.len() as u64).sum();
+        let (active_id, active) = match ids.last() {
+            Some(&last) => (
+                last,
+                OpenOptions::new()
+                    .append(true)
+                    .open(segment_path(dir, last))?,
+            ),
+            None => (1, new_segment_file(dir, 1)?),
+        };
+        index.segments.entry(active_id).or_insert(SegmentInfo {
+            size: SEGMENT_MAGIC.len() as u64,
+            ..SegmentInfo::default()
+        });
+        let log = SegmentLog {
+            dir: dir.to_path_buf(),
+            segment_bytes: segment_bytes.max(4096),
+            index,
+            active_id,
+            active,
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        Ok((log, recovered, report))
+    }
+
+    fn create_segment(&mut self, id: u64) -> io::Result<()> {
+        self.active = new_segment_file(&self.dir, id)?;
+        self.active_id = id;
+        self.index.segments.insert(
+            id,
+            SegmentInfo {
+                size: SEGMENT_MAGIC.len() as u64,
+                ..SegmentInfo::default()
+            },
+        );
+        Ok(())
+    }
+
+    fn active_size(&self) -> u64 {
+        self.index
+            .segments
+            .get(&self.active_id)
+            .map_or(0, |s| s.size)
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.active.write_all(&self.buf)?;
+        if let Some(s) = self.index.segments.get_mut(&self.active_id) {
+            s.size += self.buf.len() as u64;
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// The active segment is full: make it durable and start the next one.
+    fn roll(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.active.sync_data()?;
+        self.create_segment(self.active_id + 1)
+    }
+
+    /// Writes `ops` (not yet synced; see [`SegmentLog::sync_handle`]). Returns true if any
+    /// Publish or DropQueue record was written, i.e. whether a sync matters.
+    pub fn write(&mut self, ops: &[Op]) -> io::Result<bool> {
+        let mut needs_sync = false;
+        for op in ops {
+            let pending = self.active_size() + self.buf.len() as u64;
+            if pending > SEGMENT_MAGIC.len() as u64 && pending >= self.segment_bytes {
+                self.roll()?;
+            }
+            let offset = self.active_size() + self.buf.len() as u64;
+            let before = self.buf.len();
+            match op {
+                Op::Publish {
+                    queue,
+                    seq,
+                    redelivered,
+                    message,
+                } => {
+                    record::put_publish(&mut self.buf, *queue, *seq, *redelivered, message);
+                    let len = (self.buf.len() - before) as u32;
+                    self.index.insert(
+                        *queue,
+                        *seq,
+                        Loc {
+                            segment: self.active_id,
+                            offset,
+                            len,
+                            redelivered: *redelivered,
+                        },
+                    );
+                    needs_sync = true;
+                }
+                Op::Ack { queue, seq } => {
+                    if self.index.remove(*queue, *seq) {
+                        record::put_mark(&mut self.buf, Kind::Ack, *queue, *seq);
+                    }
+                }
+                Op::Delivered { queue, seq } => {
+                    let loc = self.index.get_mut(*queue, *seq);
+                    if let Some(loc) = loc.filter(|l| !l.redelivered) {
+                        loc.redelivered = true;
+                        record::put_mark(&mut self.buf, Kind::Delivered, *queue, *seq);
+                    }
+                }
+                Op::DropQueue { queue } => {
+                    if self.index.remove_queue(*queue) {
+                        record::put_mark(&mut self.buf, Kind::DropQueue, *queue, 0);
+                        needs_sync = true;
+                    }
+                }
+            }
+            if self.buf.len() >= 256 * 1024 {
+                self.flush_buf()?;
+            }
+        }
+        self.flush_buf()?;
+        Ok(needs_sync)
+    }
+
+    /// A handle on the active segment, to `sync_data` without holding the log.
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.active.try_clone()
+    }
+
+    /// Makes everything written durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.active.sync_data()
+    }
+
+    /// Reads a live message back from disk.
+    pub fn read(&self, queue: u64, seq: u64) -> io::Result<Option<(Message, bool)>> {
+        let Some(loc) = self.index.get(queue, seq).copied() else {
+            return Ok(None);
+        };
+        let f = File::open(segment_path(&self.dir, loc.segment))?;
+        let mut data = vec![0; loc.len as usize];
+        f.read_exact_at(&mut data, loc.offset)?;
+        match record::read(&data) {
+            Read::Ok(rec, _) => {
+                Ok(record::decode_publish(rec.payload).map(|(_, m)| (m, loc.redelivered)))
+            }
+            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "damaged record")),
+        }
+    }
+
+    /// Live messages of a queue.
+    pub fn queue_len(&self, queue: u64) -> usize {
+        self.index.queues.get(&queue).map_or(0, |q| q.len())
+    }
+
+    /// Queue ids with live messages.
+    pub fn queues(&self) -> Vec<u64> {
+        self.index.queues.keys().copied().collect()
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.index.segments.len()
+    }
+
+    /// Total bytes of all segment files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.index.segments.values().map(|s| s.size).sum()
+    }
+
+    /// Deletes dead segments at the front, and compacts the oldest one if it is mostly dead.
+    pub fn reclaim(&mut self) -> io::Result<Reclaimed> {
+        let mut done = Reclaimed::default();
+        while let Some((&head, &info)) = self.index.segments.iter().next() {
+            if head == self.active_id {
+                break;
+            }
+            if info.live == 0 {
+                fs::remove_file(segment_path(&self.dir, head))?;
+                self.index.segments.remove(&head);
+                done.deleted_segments += 1;
+                continue;
+            }
+            if info.live_bytes * 2 >= info.size {
+                break;
+            }
+            done.compacted_messages += self.compact(head)?;
+        }
+        Ok(done)
+    }
+
+    /// Writes the live messages of segment `id` again at the end, durably; it is then dead.
+    fn compact(&mut self, id: u64) -> io::Result<u64> {
+        let data = fs::read(segment_path(&self.dir, id))?;
+        let mut ops = Vec::new();
+        let mut pos = SEGMENT_MAGIC.len();
+        while pos < data.len() {
+            let Read::Ok(rec, len) = record::read(&data[pos..]) else {
+                break;
+            };
+            if rec.kind == Kind::Publish {
+                let loc = self.index.get(rec.queue, rec.seq);
+                if let Some(loc) = loc.filter(|l| l.segment == id && l.offset == pos as u64) {
+                    if let Some((_, message)) = record::decode_publish(rec.payload) {
+                        ops.push(Op::Publish {
+                            queue: rec.queue,
+                            seq: rec.seq,
+                            redelivered: loc.redelivered,
+                            message: Arc::new(message),
+                        });
+                    }
+                }
+            }
+            pos += len;
+        }
+        let moved = ops.len() as u64;
+        self.write(&ops)?;
+        self.sync()?;
+        // Anything still counted here could not be read back: it goes with the file.
+        if let Some(info) = self.index.segments.get_mut(&id) {
+            info.live = 0;
+            info.live_bytes = 0;
+        }
+        Ok(moved)
+    }
+}
+
+/// Creates segment `id` with its magic, durably, and opens it for appending.
+fn new_segment_file(dir: &Path, id: u64) -> io::Result<File> {
+    let path = segment_path(dir, id);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    f.write_all(SEGMENT_MAGIC)?;
+    f.sync_data()?;
+    sync_dir(dir)?;
+    OpenOptions::new().append(true).open(&path)
+}

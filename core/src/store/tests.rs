@@ -1,0 +1,413 @@
+//! Tests of the durable stores on real files in temporary directories.
+
+use super::segment_log::{Op, Recovered, SegmentLog};
+use super::*;
+use crate::exchange::{Binding, Destination, ExchangeDef, ExchangeKind};
+use crate::message::{Message, Properties};
+use crate::queue::QueueDef;
+use crate::storage::{MessageStore, MetaCommand, MetadataStore};
+use bytes::Bytes;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn msg(body: &[u8]) -> Arc<Message> {
+    Message::new(
+        "ex",
+        "rk",
+        Properties {
+            delivery_mode: Some(2),
+            ..Properties::default()
+        },
+        Bytes::copy_from_slice(body),
+    )
+}
+
+fn publish(queue: u64, seq: u64, body: &[u8]) -> Op {
+    Op::Publish {
+        queue,
+        seq,
+        redelivered: false,
+        message: msg(body),
+    }
+}
+
+/// (queue, seq) -> (body, redelivered) of what a log recovered.
+fn flatten(r: &Recovered) -> BTreeMap<(u64, u64), (Vec<u8>, bool)> {
+    r.iter()
+        .flat_map(|(q, m)| {
+            m.iter()
+                .map(move |(s, (msg, red))| ((*q, *s), (msg.body.to_vec(), *red)))
+        })
+        .collect()
+}
+
+fn reopen(dir: &Path, seg: u64) -> (SegmentLog, Recovered, RecoveryReport) {
+    SegmentLog::open(dir, seg).expect("log reopens")
+}
+
+fn last_segment(dir: &Path) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files.pop().expect("a segment")
+}
+
+#[test]
+fn log_appends_acks_and_recovers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, rec, report) = reopen(dir.path(), 4096);
+    assert!(rec.is_empty());
+    assert!(report.truncations.is_empty());
+    let ops: Vec<Op> = (0..100).map(|i| publish(7, i, &[i as u8; 100])).collect();
+    assert!(log.write(&ops).unwrap());
+    log.write(&[
+        Op::Ack { queue: 7, seq: 3 },
+        Op::Delivered { queue: 7, seq: 4 },
+    ])
+    .unwrap();
+    log.sync().unwrap();
+    assert!(log.segment_count() > 1, "small segments roll");
+    assert_eq!(log.read(7, 5).unwrap().unwrap().0.body[..], [5u8; 100]);
+    drop(log);
+    let (log, rec, report) = reopen(dir.path(), 4096);
+    let got = flatten(&rec);
+    assert_eq!(got.len(), 99);
+    assert!(!got.contains_key(&(7, 3)));
+    assert!(got[&(7, 4)].1, "delivered mark survives as redelivered");
+    assert!(!got[&(7, 5)].1);
+    assert_eq!(report.live_messages, 99);
+    assert_eq!(log.queue_len(7), 99);
+    let seqs: Vec<u64> = rec[&7].keys().copied().collect();
+    assert_eq!(seqs, (0..100).filter(|&s| s != 3).collect::<Vec<_>>());
+}
+
+#[test]
+fn acked_segments_are_deleted_and_sparse_ones_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _, _) = reopen(dir.path(), 4096);
+    let ops: Vec<Op> = (0..400).map(|i| publish(1, i, &[1; 200])).collect();
+    log.write(&ops).unwrap();
+    let before = log.segment_count();
+    // Ack everything but one message in the first segment and one near the end.
+    let acks: Vec<Op> = (1..399).map(|seq| Op::Ack { queue: 1, seq }).collect();
+    log.write(&acks).unwrap();
+    log.write(&[Op::Delivered { queue: 1, seq: 0 }]).unwrap();
+    let r = log.reclaim().unwrap();
+    assert!(r.compacted_messages >= 1, "{r:?}");
+    assert!(
+        log.segment_count() < before,
+        "{} !< {before}",
+        log.segment_count()
+    );
+    drop(log);
+    let (_, rec, _) = reopen(dir.path(), 4096);
+    let got = flatten(&rec);
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        vec![(1, 0), (1, 399)]
+    );
+    assert!(
+        got[&(1, 0)].1,
+        "the compacted copy keeps the redelivered flag"
+    );
+}
+
+#[test]
+fn dropped_queue_records_stay_dead_when_the_name_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _, _) = reopen(dir.path(), 4096);
+    log.write(&[publish(5, 0, b"old"), publish(5, 1, b"old")])
+        .unwrap();
+    log.write(&[Op::DropQueue { queue: 5 }, publish(5, 0, b"new")])
+        .unwrap();
+    drop(log);
+    let (_, rec, _) = reopen(dir.path(), 4096);
+    assert_eq!(
+        flatten(&rec).into_iter().collect::<Vec<_>>(),
+        vec![((5, 0), (b"new".to_vec(), false))]
+    );
+}
+
+#[test]
+fn damaged_tail_is_cut_off_and_reported() {
+    for damage in ["truncate", "flip"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = reopen(dir.path(), 1 << 20);
+        let ops: Vec<Op> = (0..50).map(|i| publish(2, i, &[i as u8; 64])).collect();
+        log.write(&ops).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let path = last_segment(dir.path());
+        let len = std::fs::metadata(&path).unwrap().len();
+        // Each record is the same size: damage record 40.
+        let rec_len = (len - 8) / 50;
+        let at = 8 + rec_len * 40;
+        if damage == "truncate" {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(at + rec_len / 2).unwrap();
+        } else {
+            let mut data = std::fs::read(&path).unwrap();
+            data[(at + 20) as usize] ^= 0xff;
+            std::fs::write(&path, data).unwrap();
+        }
+        let (mut log, rec, report) = reopen(dir.path(), 1 << 20);
+        let got = flatten(&rec);
+        assert_eq!(
+            got.len(),
+            40,
+            "{damage}: everything before the damage is kept"
+        );
+        assert!(got.keys().all(|(_, s)| *s < 40));
+        assert_eq!(report.truncations.len(), 1, "{damage}");
+        let t = &report.truncations[0];
+        assert_eq!(t.offset, at);
+        let expected_dropped = if damage == "truncate" { 1 } else { 10 };
+        assert_eq!(t.records, expected_dropped, "{damage}: {t:?}");
+        // The log is usable again after the cut.
+        log.write(&[publish(2, 100, b"after")]).unwrap();
+        drop(log);
+        let (_, rec, report) = reopen(dir.path(), 1 << 20);
+        assert_eq!(flatten(&rec).len(), 41);
+        assert!(report.truncations.is_empty());
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ModelOp {
+    Publish(u64, usize),
+    Ack(usize),
+    Deliver(usize),
+    Drop(u64),
+    Reclaim,
+    Reopen,
+}
+
+fn model_op() -> impl Strategy<Value = ModelOp> {
+    prop_oneof![
+        6 => (0u64..3, 0usize..600).prop_map(|(q, n)| ModelOp::Publish(q, n)),
+        4 => any::<usize>().prop_map(ModelOp::Ack),
+        1 => any::<usize>().prop_map(ModelOp::Deliver),
+        1 => (0u64..3).prop_map(ModelOp::Drop),
+        1 => Just(ModelOp::Reclaim),
+        1 => Just(ModelOp::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random operation sequences against an in-memory model: whatever the log recovers after
+    /// any reopen equals the model.
+    #[test]
+    fn log_matches_a_model(ops in proptest::collection::vec(model_op(), 1..120)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _, _) = reopen(dir.path(), 4096);
+        let mut model: BTreeMap<(u64, u64), (Vec<u8>, bool)> = BTreeMap::new();
+        let mut next_seq: HashMap<u64, u64> = HashMap::new();
+        for op in ops {
+            match op {
+                ModelOp::Publish(q, n) => {
+                    let seq = next_seq.entry(q).or_default();
+                    let body: Vec<u8> = (0..n).map(|i| (i + *seq as usize) as u8).collect();
+                    log.write(&[publish(q, *seq, &body)]).unwrap();
+                    model.insert((q, *seq), (body, false));
+                    *seq += 1;
+                }
+                ModelOp::Ack(i) | ModelOp::Deliver(i) if !model.is_empty() => {
+                    let key = *model.keys().nth(i % model.len()).unwrap();
+                    if let ModelOp::Ack(_) = op {
+                        log.write(&[Op::Ack { queue: key.0, seq: key.1 }]).unwrap();
+                        model.remove(&key);
+                    } else {
+                        log.write(&[Op::Delivered { queue: key.0, seq: key.1 }]).unwrap();
+                        model.get_mut(&key).unwrap().1 = true;
+                    }
+                }
+                ModelOp::Ack(_) | ModelOp::Deliver(_) => {}
+                ModelOp::Drop(q) => {
+                    log.write(&[Op::DropQueue { queue: q }]).unwrap();
+                    model.retain(|(mq, _), _| *mq != q);
+                }
+                ModelOp::Reclaim => {
+                    log.reclaim().unwrap();
+                }
+                ModelOp::Reopen => {
+                    drop(log);
+                    let (l, rec, report) = reopen(dir.path(), 4096);
+                    prop_assert!(report.truncations.is_empty());
+                    prop_assert_eq!(&flatten(&rec), &model);
+                    log = l;
+                }
+            }
+        }
+        log.reclaim().unwrap();
+        drop(log);
+        let (_, rec, _) = reopen(dir.path(), 4096);
+        prop_assert_eq!(&flatten(&rec), &model);
+    }
+}
+
+fn store_options() -> LogOptions {
+    LogOptions {
+        commit_window: Duration::from_millis(20),
+        ..LogOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn durable_store_syncs_and_elides_settled_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+    for seq in 0..10 {
+        store.append(1, seq, &msg(b"m"));
+    }
+    // Settled within the commit window: never written.
+    for seq in 0..5 {
+        store.settle(1, seq);
+    }
+    store.mark_delivered(1, 6);
+    tokio::time::timeout(Duration::from_secs(5), store.sync())
+        .await
+        .expect("sync resolves")
+        .unwrap();
+    let stats = store.stats();
+    assert_eq!(stats.elided.load(std::sync::atomic::Ordering::Relaxed), 5);
+    assert_eq!(
+        stats.published.load(std::sync::atomic::Ordering::Relaxed),
+        5
+    );
+    assert_eq!(stats.fsyncs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    store.settle(1, 9);
+    store.close();
+    drop(store);
+    let (store, report) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+    assert_eq!(report.live_messages, 4);
+    let got: Vec<(u64, bool)> = store
+        .load(1)
+        .iter()
+        .map(|m| (m.seq, m.redelivered))
+        .collect();
+    assert_eq!(got, vec![(5, false), (6, true), (7, false), (8, false)]);
+}
+
+#[tokio::test]
+async fn unclaimed_queues_are_dropped_after_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+        store.append(1, 0, &msg(b"kept"));
+        store.append(2, 0, &msg(b"orphan"));
+        store.sync().await.unwrap();
+    }
+    {
+        let (store, report) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+        assert_eq!(report.live_messages, 2);
+        assert_eq!(store.load(1).len(), 1);
+        store.recovery_done();
+    }
+    let (store, report) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+    assert_eq!(report.live_messages, 1);
+    assert_eq!(store.load(1)[0].message.body, Bytes::from_static(b"kept"));
+}
+
+#[test]
+fn redb_metadata_round_trips_with_cascades() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let binding = |src: &str, q: &str| Binding {
+        source: src.into(),
+        destination: Destination::Queue(q.into()),
+        routing_key: "k".into(),
+        arguments: Default::default(),
+    };
+    {
+        let meta = RedbMetadataStore::open(&path).unwrap();
+        meta.apply(&[
+            MetaCommand::PutVHost("/".into()),
+            MetaCommand::PutVHost("other".into()),
+            MetaCommand::PutExchange {
+                vhost: "/".into(),
+                def: ExchangeDef::new("ex", ExchangeKind::Topic),
+            },
+            MetaCommand::PutQueue {
+                vhost: "/".into(),
+                def: QueueDef::new("q1"),
+            },
+            MetaCommand::PutQueue {
+                vhost: "/".into(),
+                def: QueueDef::new("q2"),
+            },
+            MetaCommand::PutQueue {
+                vhost: "other".into(),
+                def: QueueDef::new("q3"),
+            },
+            MetaCommand::PutBinding {
+                vhost: "/".into(),
+                binding: binding("ex", "q1"),
+            },
+            MetaCommand::PutBinding {
+                vhost: "/".into(),
+                binding: binding("ex", "q2"),
+            },
+            MetaCommand::PutRecord {
+                space: "mqtt".into(),
+                key: "c1".into(),
+                value: vec![0, 1, 2],
+            },
+        ])
+        .unwrap();
+        meta.apply(&[
+            MetaCommand::DeleteQueue {
+                vhost: "/".into(),
+                name: "q2".into(),
+            },
+            MetaCommand::DeleteVHost("other".into()),
+        ])
+        .unwrap();
+        meta.submit(vec![MetaCommand::PutRecord {
+            space: "mqtt".into(),
+            key: "c2".into(),
+            value: vec![9],
+        }]);
+    }
+    let meta = RedbMetadataStore::open(&path).unwrap();
+    let snap = meta.load().unwrap();
+    let mut vhosts = snap.vhosts.clone();
+    vhosts.sort();
+    assert_eq!(vhosts, vec!["/".to_string()]);
+    assert_eq!(snap.exchanges.len(), 1);
+    assert_eq!(
+        snap.queues
+            .iter()
+            .map(|(_, q)| q.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["q1"]
+    );
+    assert_eq!(snap.bindings, vec![("/".to_string(), binding("ex", "q1"))]);
+    assert_eq!(
+        snap.records,
+        vec![
+            ("mqtt".to_string(), "c1".to_string(), vec![0, 1, 2]),
+            ("mqtt".to_string(), "c2".to_string(), vec![9]),
+        ]
+    );
+}
+
+#[test]
+fn a_second_open_of_a_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = DataDir::open(dir.path(), LogOptions::default()).unwrap();
+    let err = DataDir::open(dir.path(), LogOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, DataDirError::Locked { .. }), "{text}");
+    assert!(text.contains("in use by another Junction"), "{text}");
+    assert!(text.contains(&std::process::id().to_string()), "{text}");
+    drop(first);
+    DataDir::open(dir.path(), LogOptions::default()).expect("free again once closed");
+}
