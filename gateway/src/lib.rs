@@ -59,11 +59,14 @@ pub struct Gateway {
 
 /// The adapters, by listener name. A new protocol is one more line here. One instance per
 /// protocol serves its TCP and WebSocket listeners alike.
-fn adapters(cfg: &Config) -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
+fn adapters(cfg: &Config, broker: &Broker) -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
     [
         ("AMQP", Arc::new(junction_amqp::AmqpAdapter)),
         ("STOMP", Arc::new(stomp_adapter(cfg))),
-        ("MQTT", Arc::new(junction_mqtt::MqttAdapter::default())),
+        (
+            "MQTT",
+            Arc::new(junction_mqtt::MqttAdapter::durable(broker)),
+        ),
     ]
 }
 
@@ -147,7 +150,7 @@ impl Gateway {
             &cfg.listeners.stomp,
             &cfg.listeners.mqtt,
         ];
-        let adapters = adapters(&cfg);
+        let adapters = adapters(&cfg, &broker);
         for ((protocol, adapter), lc) in adapters.iter().cloned().zip(listeners) {
             if !lc.enabled {
                 continue;

@@ -24,7 +24,7 @@ fn write_config(
 ) -> std::path::PathBuf {
     let path = dir.join("junction.toml");
     let text = format!(
-        "data_dir = \"{}\"\n{extra}\n[listeners.amqp]\naddress = \"127.0.0.1\"\nport = {amqp}\n[listeners.stomp]\naddress = \"127.0.0.1\"\nport = {stomp}\n[listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {mqtt}\n",
+        "data_dir = \"{}\"\n{extra}\n[listeners.amqp]\naddress = \"127.0.0.1\"\nport = {amqp}\n[listeners.stomp]\naddress = \"127.0.0.1\"\nport = {stomp}\n[listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {mqtt}\n[listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n",
         dir.join("data").display()
     );
     std::fs::write(&path, text).unwrap();
@@ -149,4 +149,42 @@ fn port_in_use_is_a_one_line_error() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_second_junction_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = (free_port(), free_port(), free_port());
+    let cfg = write_config(dir.path(), ports.0, ports.1, ports.2, "");
+    let first = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = Reap(first);
+    wait_until("the first broker", || {
+        TcpStream::connect(("127.0.0.1", ports.0)).is_ok()
+    });
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let cfg2 = write_config(&other, free_port(), free_port(), free_port(), "");
+    // Same data directory as the first, other ports.
+    let text = std::fs::read_to_string(&cfg2).unwrap().replace(
+        &other.join("data").display().to_string(),
+        &dir.path().join("data").display().to_string(),
+    );
+    std::fs::write(&cfg2, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg2)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another Junction"), "{err}");
+    assert!(
+        err.contains(&first.0.id().to_string()),
+        "names the holder's pid: {err}"
+    );
 }

@@ -70,7 +70,7 @@ pub struct Publish {
 }
 
 /// One filter of a SUBSCRIBE.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FilterReq {
     pub filter: String,
     pub qos: u8,

@@ -1,17 +1,26 @@
 //! State shared by every MQTT connection: persistent sessions (kept across reconnects), the
 //! connection currently holding each client id (for takeover), and retained messages.
 //!
-//! Kept in memory behind one lock that is taken only at CONNECT/DISCONNECT and for retained
-//! messages — never per delivered message.
+//! Kept in memory behind one lock that is taken only at CONNECT/DISCONNECT, for session
+//! changes and for retained messages — never per delivered message. With a metadata store,
+//! persistent sessions and retained messages are also stored as records (spaces
+//! [`SESSION_SPACE`] and [`RETAINED_SPACE`]) and recovered at start.
 
 use crate::codec::FilterReq;
-use junction_core::Message;
+use junction_core::storage::{MetaCommand, MetadataStore};
+use junction_core::{Broker, Message};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
+/// Record space of stored MQTT sessions.
+pub const SESSION_SPACE: &str = "mqtt-session";
+/// Record space of retained messages.
+pub const RETAINED_SPACE: &str = "mqtt-retained";
+
 /// One subscription of a session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     pub req: FilterReq,
     /// v5 subscription identifier.
@@ -21,7 +30,7 @@ pub struct Subscription {
 }
 
 /// What a persistent session keeps while its client is away.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionState {
     pub subscriptions: Vec<Subscription>,
     /// QoS 2 packet ids received (PUBREC sent) and not yet released: a resent PUBLISH with one
@@ -31,7 +40,7 @@ pub struct SessionState {
     pub outgoing_rel: Vec<u16>,
     /// Seconds the session outlives its connection (u32::MAX = forever).
     pub expiry: u32,
-    /// When the client went away (ms since the registry's start), for expiry.
+    /// When the client went away (ms since the Unix epoch), for expiry.
     pub left_at: Option<u64>,
 }
 
@@ -56,7 +65,32 @@ pub struct Retained {
 pub struct Registry {
     sessions: Mutex<HashMap<(String, String), Slot>>,
     retained: Mutex<HashMap<String, BTreeMap<String, Retained>>>,
-    start: std::sync::OnceLock<std::time::Instant>,
+    store: Option<Arc<dyn MetadataStore>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    vhost: String,
+    client_id: String,
+    state: SessionState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRetained {
+    vhost: String,
+    topic: String,
+    qos: u8,
+    message: Message,
+}
+
+fn record_key(vhost: &str, name: &str) -> String {
+    format!("{vhost}\0{name}")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What a connecting client gets from the registry.
@@ -69,17 +103,93 @@ pub struct Claim {
 }
 
 impl Registry {
-    fn now_ms(&self) -> u64 {
-        self.start
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_millis() as u64
+    /// A registry that stores sessions and retained messages in the broker's metadata store,
+    /// starting from what it recovered.
+    pub fn durable(broker: &Broker) -> Registry {
+        let mut sessions = HashMap::new();
+        let now = now_ms();
+        for (key, value) in broker.take_records(SESSION_SPACE) {
+            match postcard::from_bytes::<StoredSession>(&value) {
+                Ok(mut s) => {
+                    // A session whose connection was cut by a crash starts its expiry now.
+                    s.state.left_at.get_or_insert(now);
+                    sessions.insert(
+                        (s.vhost, s.client_id),
+                        Slot {
+                            state: Some(s.state),
+                            live: None,
+                            generation: 0,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(key, error = %e, "unreadable stored MQTT session dropped"),
+            }
+        }
+        let mut retained: HashMap<String, BTreeMap<String, Retained>> = HashMap::new();
+        for (key, value) in broker.take_records(RETAINED_SPACE) {
+            match postcard::from_bytes::<StoredRetained>(&value) {
+                Ok(r) => {
+                    retained.entry(r.vhost).or_default().insert(
+                        r.topic,
+                        Retained {
+                            message: Arc::new(r.message),
+                            qos: r.qos,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(key, error = %e, "unreadable retained message dropped"),
+            }
+        }
+        if !sessions.is_empty() || !retained.is_empty() {
+            tracing::info!(
+                sessions = sessions.len(),
+                retained = retained.values().map(|v| v.len()).sum::<usize>(),
+                "MQTT state recovered"
+            );
+        }
+        Registry {
+            sessions: Mutex::new(sessions),
+            retained: Mutex::new(retained),
+            store: Some(broker.metadata_store().clone()),
+        }
+    }
+
+    fn submit(&self, command: MetaCommand) {
+        if let Some(store) = &self.store {
+            store.submit(vec![command]);
+        }
+    }
+
+    /// Stores a persistent session's state (the broker's sync waits for it).
+    pub fn store_session(&self, vhost: &str, client_id: &str, state: &SessionState) {
+        if self.store.is_none() {
+            return;
+        }
+        let value = postcard::to_stdvec(&StoredSession {
+            vhost: vhost.to_string(),
+            client_id: client_id.to_string(),
+            state: state.clone(),
+        })
+        .unwrap_or_default();
+        self.submit(MetaCommand::PutRecord {
+            space: SESSION_SPACE.into(),
+            key: record_key(vhost, client_id),
+            value,
+        });
+    }
+
+    /// Forgets a stored session.
+    pub fn forget_session(&self, vhost: &str, client_id: &str) {
+        self.submit(MetaCommand::DeleteRecord {
+            space: SESSION_SPACE.into(),
+            key: record_key(vhost, client_id),
+        });
     }
 
     /// Takes the client id for `connection`: the previous holder is told to go; a stored session
     /// is resumed unless `clean_start` (or it has expired).
     pub fn claim(&self, vhost: &str, client_id: &str, connection: u64, clean_start: bool) -> Claim {
-        let now = self.now_ms();
+        let now = now_ms();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let slot = map
             .entry((vhost.to_string(), client_id.to_string()))
@@ -115,7 +225,7 @@ impl Registry {
         connection: u64,
         state: Option<SessionState>,
     ) {
-        let now = self.now_ms();
+        let now = now_ms();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let key = (vhost.to_string(), client_id.to_string());
         let Some(slot) = map.get_mut(&key) else {
@@ -129,8 +239,11 @@ impl Registry {
             // A takeover already resumed (or replaced) the session: the newer holder owns it.
             if ours {
                 s.left_at = Some(now);
+                self.store_session(vhost, client_id, &s);
                 slot.state = Some(s);
             }
+        } else if ours {
+            self.forget_session(vhost, client_id);
         }
         if slot.live.is_none() && slot.state.is_none() {
             map.remove(&key);
@@ -148,12 +261,32 @@ impl Registry {
     pub fn retain(&self, vhost: &str, topic: &str, retained: Option<Retained>) {
         let mut r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
         let v = r.entry(vhost.to_string()).or_default();
+        let key = record_key(vhost, topic);
         match retained {
             Some(m) => {
+                if self.store.is_some() {
+                    let value = postcard::to_stdvec(&StoredRetained {
+                        vhost: vhost.to_string(),
+                        topic: topic.to_string(),
+                        qos: m.qos,
+                        message: (*m.message).clone(),
+                    })
+                    .unwrap_or_default();
+                    self.submit(MetaCommand::PutRecord {
+                        space: RETAINED_SPACE.into(),
+                        key,
+                        value,
+                    });
+                }
                 v.insert(topic.to_string(), m);
             }
             None => {
-                v.remove(topic);
+                if v.remove(topic).is_some() {
+                    self.submit(MetaCommand::DeleteRecord {
+                        space: RETAINED_SPACE.into(),
+                        key,
+                    });
+                }
             }
         }
     }

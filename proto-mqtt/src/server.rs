@@ -22,6 +22,15 @@ pub struct MqttAdapter {
     pub registry: Arc<Registry>,
 }
 
+impl MqttAdapter {
+    /// An adapter whose sessions and retained messages live in the broker's metadata store.
+    pub fn durable(broker: &junction_core::Broker) -> MqttAdapter {
+        MqttAdapter {
+            registry: Arc::new(Registry::durable(broker)),
+        }
+    }
+}
+
 #[async_trait]
 impl ProtocolAdapter for MqttAdapter {
     fn name(&self) -> &'static str {

@@ -93,6 +93,8 @@ pub struct Session {
     last_recv: u64,
     held_acks: Vec<(Ack, u16, u8)>,
     needs_sync: bool,
+    /// The session state changed and must be stored again.
+    dirty: bool,
     generation: u64,
     kicked: Option<watch::Receiver<bool>>,
 }
@@ -139,6 +141,7 @@ impl Session {
             last_recv: now,
             held_acks: Vec::new(),
             needs_sync: false,
+            dirty: false,
             generation: 0,
             kicked: None,
         }
@@ -225,6 +228,26 @@ impl Session {
     }
 
     pub fn handle_packet(&mut self, p: Inbound, now: u64) {
+        self.handle_one(p, now);
+        if std::mem::take(&mut self.dirty) {
+            self.store_session();
+        }
+    }
+
+    /// Stores the session state (durably, before the next held acknowledgement goes out), or
+    /// forgets it when the session ends with its connection.
+    fn store_session(&mut self) {
+        let Some(vhost) = &self.vhost else { return };
+        if self.persistent() {
+            self.registry
+                .store_session(&vhost.name, &self.client_id, &self.session);
+            self.needs_sync = true;
+        } else {
+            self.registry.forget_session(&vhost.name, &self.client_id);
+        }
+    }
+
+    fn handle_one(&mut self, p: Inbound, now: u64) {
         self.last_recv = now;
         if self.state == State::Closed {
             return;
@@ -248,6 +271,7 @@ impl Session {
                 if let Some(f) = self.inflight.remove(&pkid) {
                     f.queue.ack(&[f.id]);
                     self.session.outgoing_rel.push(pkid);
+                    self.dirty = true;
                 }
                 let reason = if self.session.outgoing_rel.contains(&pkid) {
                     0
@@ -256,9 +280,13 @@ impl Session {
                 };
                 codec::ack(self.lv(), Ack::PubRel, pkid, reason, self.out.buf());
             }
-            Inbound::PubComp(pkid) => self.session.outgoing_rel.retain(|p| *p != pkid),
+            Inbound::PubComp(pkid) => {
+                self.session.outgoing_rel.retain(|p| *p != pkid);
+                self.dirty = true;
+            }
             Inbound::PubRel(pkid) => {
                 let reason = if self.session.incoming_qos2.remove(&pkid) {
+                    self.dirty = true;
                     0
                 } else {
                     0x92
@@ -281,6 +309,7 @@ impl Session {
                         return;
                     }
                     self.session.expiry = e;
+                    self.dirty = true;
                 }
                 // 0x04: disconnect with will message.
                 self.publish_will = reason == 0x04;
@@ -367,6 +396,7 @@ impl Session {
         let session_present = claim.resumed.is_some();
         self.session = claim.resumed.unwrap_or_default();
         self.session.expiry = c.session_expiry;
+        self.dirty = true;
         self.state = State::Open;
         let info = ConnAckInfo {
             session_present,
@@ -546,6 +576,7 @@ impl Session {
             let result = match (&group, existing) {
                 (_, Some(i)) => {
                     self.session.subscriptions[i] = sub.clone();
+                    self.dirty = true;
                     Ok(())
                 }
                 (Some(_), None) => self.consume_shared(&sub),
@@ -565,6 +596,7 @@ impl Session {
                 Ok(()) => {
                     if existing.is_none() {
                         self.session.subscriptions.push(sub);
+                        self.dirty = true;
                     }
                     codes.push(req.qos);
                     let send = group.is_none()
@@ -613,6 +645,7 @@ impl Session {
             existed.push(pos.is_some());
             let Some(i) = pos else { continue };
             self.session.subscriptions.remove(i);
+            self.dirty = true;
             match group {
                 None => {
                     if let Some(q) = &self.queue {
@@ -773,11 +806,13 @@ impl Session {
             1 => Ack::PubAck,
             _ => {
                 self.session.incoming_qos2.insert(p.pkid);
+                self.dirty = true;
                 Ack::PubRec
             }
         };
-        if routed.queues > 0 {
-            // Persistent messages are acknowledged once the store has them.
+        if routed.queues > 0 || (p.qos == 2 && self.persistent()) {
+            // Persistent messages, and the QoS 2 packet ids of a persistent session, are
+            // acknowledged once the stores have them.
             self.needs_sync = true;
         }
         if self.needs_sync {

@@ -1,6 +1,7 @@
 //! Test support: a real Junction on ephemeral loopback ports with a temp data dir, plus helpers
 //! that put a timeout on every await.
 
+pub mod process;
 pub mod raw_amqp;
 pub mod raw_mqtt;
 pub mod raw_stomp;
