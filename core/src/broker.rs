@@ -6,7 +6,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::storage::{
     MemoryMessageStore, MemoryMetadataStore, MessageStore, MetaCommand, MetadataStore,
 };
-use crate::vhost::VHost;
+use crate::vhost::{PublishTap, Taps, VHost};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -48,6 +48,7 @@ pub struct Broker {
     default_vhost: String,
     /// Adapter records recovered at start, until their adapter takes them.
     records: Mutex<Vec<(String, String, Vec<u8>)>>,
+    taps: Arc<Taps>,
 }
 
 impl Broker {
@@ -62,6 +63,7 @@ impl Broker {
             next_connection: AtomicU64::new(1),
             default_vhost: opts.default_vhost.clone(),
             records: Mutex::new(Vec::new()),
+            taps: Arc::default(),
         });
         let snap = broker.meta.load()?;
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
@@ -116,6 +118,7 @@ impl Broker {
                     self.clock.clone(),
                     self.meta.clone(),
                     self.messages.clone(),
+                    self.taps.clone(),
                 )
             })
             .clone()
@@ -191,6 +194,11 @@ impl Broker {
 
     pub fn metadata_store(&self) -> &Arc<dyn MetadataStore> {
         &self.meta
+    }
+
+    /// Calls `tap` with every message published to `exchange` in any vhost.
+    pub fn add_publish_tap(&self, exchange: &str, tap: PublishTap) {
+        self.taps.add(exchange, tap);
     }
 
     /// Takes the adapter records of `space` recovered at start, as (key, value).

@@ -53,6 +53,13 @@ impl FieldValue {
         }
     }
 
+    /// The value as header text where the other side has only strings (STOMP headers, MQTT 5
+    /// user properties): strings as they are, numbers in decimal, booleans as `true`/`false`,
+    /// tables and arrays as JSON.
+    pub fn to_text(&self) -> String {
+        value_text(self)
+    }
+
     /// Loose equality as RabbitMQ's headers exchange applies it: numbers compare by value
     /// whatever their width, everything else by type and value.
     pub fn loosely_equals(&self, other: &FieldValue) -> bool {
@@ -124,5 +131,101 @@ impl FieldTable {
 impl FromIterator<(String, FieldValue)> for FieldTable {
     fn from_iter<T: IntoIterator<Item = (String, FieldValue)>>(iter: T) -> Self {
         FieldTable(iter.into_iter().collect())
+    }
+}
+
+fn value_text(v: &FieldValue) -> String {
+    match v {
+        FieldValue::LongString(b) | FieldValue::ByteArray(b) => {
+            String::from_utf8_lossy(b).into_owned()
+        }
+        FieldValue::Table(_) | FieldValue::Array(_) => json(v),
+        other => scalar(other),
+    }
+}
+
+fn scalar(v: &FieldValue) -> String {
+    match v {
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::F32(f) => f.to_string(),
+        FieldValue::F64(f) => f.to_string(),
+        FieldValue::Decimal { scale, value } => {
+            let s = value.to_string();
+            let scale = *scale as usize;
+            if scale == 0 {
+                s
+            } else if s.len() > scale {
+                format!("{}.{}", &s[..s.len() - scale], &s[s.len() - scale..])
+            } else {
+                format!("0.{}{s}", "0".repeat(scale - s.len()))
+            }
+        }
+        FieldValue::Void => String::new(),
+        other => other.as_i64().map(|n| n.to_string()).unwrap_or_default(),
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// JSON text of a value (tables as objects, arrays as arrays, strings quoted).
+fn json(v: &FieldValue) -> String {
+    match v {
+        FieldValue::Table(t) => {
+            let fields: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json_string(k), json(v)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        FieldValue::Array(a) => {
+            let items: Vec<String> = a.iter().map(json).collect();
+            format!("[{}]", items.join(","))
+        }
+        FieldValue::LongString(b) | FieldValue::ByteArray(b) => {
+            json_string(&String::from_utf8_lossy(b))
+        }
+        FieldValue::Void => "null".into(),
+        FieldValue::Bool(_) => scalar(v),
+        FieldValue::Decimal { .. } | FieldValue::F32(_) | FieldValue::F64(_) => scalar(v),
+        other => scalar(other),
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn nested_values_become_json() {
+        let mut inner = FieldTable::new();
+        inner.insert("count", FieldValue::I64(2));
+        inner.insert("queue", FieldValue::string("q\"1"));
+        let v = FieldValue::Array(vec![FieldValue::Table(inner), FieldValue::Bool(true)]);
+        assert_eq!(v.to_text(), r#"[{"count":2,"queue":"q\"1"},true]"#);
+        assert_eq!(FieldValue::Decimal { scale: 2, value: 5 }.to_text(), "0.05");
+        assert_eq!(
+            FieldValue::Decimal {
+                scale: 1,
+                value: 123
+            }
+            .to_text(),
+            "12.3"
+        );
     }
 }

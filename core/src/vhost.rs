@@ -59,7 +59,45 @@ pub struct VHost {
     clock: Arc<Clock>,
     meta: Arc<dyn MetadataStore>,
     messages: Arc<dyn MessageStore>,
+    taps: Arc<Taps>,
     me: Weak<VHost>,
+}
+
+/// Called with every message published to an exchange (e.g. MQTT's retained store watches
+/// `amq.topic`), before it is routed.
+pub type PublishTap = Arc<dyn Fn(&VHost, &Arc<Message>) + Send + Sync>;
+
+/// The taps of a broker, by exchange name; shared by its vhosts.
+#[derive(Default)]
+pub struct Taps(RwLock<Vec<(String, PublishTap)>>);
+
+impl std::fmt::Debug for Taps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Taps({})", read(&self.0).len())
+    }
+}
+
+impl Taps {
+    pub fn add(&self, exchange: &str, tap: PublishTap) {
+        write(&self.0).push((exchange.to_string(), tap));
+    }
+
+    fn run(&self, vhost: &VHost, exchange: &str, message: &Arc<Message>) {
+        for (_, tap) in read(&self.0).iter().filter(|(x, _)| x == exchange) {
+            tap(vhost, message);
+        }
+    }
+}
+
+/// RabbitMQ's address forms, accepted as routing keys on the default exchange so that a reply
+/// sent "the usual way" (exchange `""`, routing key = `reply_to`) can reach a topic:
+/// `/topic/K` → `amq.topic` with K, `/exchange/X/K` → X with K.
+fn address_target(routing_key: &str) -> Option<(&str, &str)> {
+    if let Some(k) = routing_key.strip_prefix("/topic/") {
+        return Some(("amq.topic", k));
+    }
+    let rest = routing_key.strip_prefix("/exchange/")?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -86,6 +124,7 @@ impl VHost {
         clock: Arc<Clock>,
         meta: Arc<dyn MetadataStore>,
         messages: Arc<dyn MessageStore>,
+        taps: Arc<Taps>,
     ) -> Arc<VHost> {
         let v = Arc::new_cyclic(|me| VHost {
             name: name.to_string(),
@@ -94,6 +133,7 @@ impl VHost {
             clock,
             meta,
             messages,
+            taps,
             me: me.clone(),
         });
         {
@@ -463,6 +503,14 @@ impl VHost {
 
     /// Routes a message from `exchange` to every matching queue.
     pub fn publish(&self, exchange: &str, message: Arc<Message>) -> CoreResult<Routed> {
+        if exchange.is_empty() && !read(&self.queues).contains_key(&message.routing_key) {
+            if let Some((x, k)) = address_target(&message.routing_key) {
+                let mut m = (*message).clone();
+                m.exchange = x.to_string();
+                m.routing_key = k.to_string();
+                return self.publish(x, Arc::new(m));
+            }
+        }
         let ex = self.exchange(exchange)?;
         if ex.def.internal {
             return Err(CoreError::AccessRefused(format!(
@@ -470,6 +518,7 @@ impl VHost {
                 self.name
             )));
         }
+        self.taps.run(self, exchange, &message);
         let mut names = Vec::new();
         self.route(&ex, &message, &mut names, &mut Vec::new());
         Ok(self.deliver_to(&names, message, None))

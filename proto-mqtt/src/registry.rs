@@ -8,7 +8,7 @@
 
 use crate::codec::FilterReq;
 use junction_core::storage::{MetaCommand, MetadataStore};
-use junction_core::{Broker, Message};
+use junction_core::{Broker, FieldValue, Message};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -289,6 +289,33 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// A message published to `amq.topic` (by any protocol): with `x-mqtt-retain` true it
+    /// becomes the retained message of its topic, or clears it when the body is empty.
+    pub fn retain_published(&self, vhost: &str, message: &Arc<Message>) {
+        let Some(h) = message.properties.headers.as_ref() else {
+            return;
+        };
+        let retain = match h.get(crate::session::H_RETAIN) {
+            Some(FieldValue::Bool(b)) => *b,
+            Some(v) => v.as_i64() == Some(1) || v.as_str() == Some("true"),
+            None => false,
+        };
+        if !retain {
+            return;
+        }
+        let qos = h
+            .get_i64(crate::session::H_QOS)
+            .map_or(u8::from(message.properties.is_persistent()), |q| {
+                q.clamp(0, 2) as u8
+            });
+        let topic = crate::topic::key_to_topic(&message.routing_key);
+        let retained = (!message.body.is_empty()).then(|| Retained {
+            message: message.clone(),
+            qos,
+        });
+        self.retain(vhost, &topic, retained);
     }
 
     /// Retained messages whose topic matches `filter`, in topic order.

@@ -17,17 +17,27 @@ use tokio::time::Instant;
 
 /// The MQTT adapter. One instance (and so one registry of sessions and retained messages) serves
 /// every MQTT listener of a broker.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct MqttAdapter {
     pub registry: Arc<Registry>,
 }
 
 impl MqttAdapter {
-    /// An adapter whose sessions and retained messages live in the broker's metadata store.
+    /// The MQTT adapter of `broker`: sessions and retained messages live in the broker's
+    /// metadata store, and every message published to `amq.topic` with `x-mqtt-retain: true`
+    /// (over any protocol) becomes the retained message of its topic.
     pub fn durable(broker: &junction_core::Broker) -> MqttAdapter {
-        MqttAdapter {
-            registry: Arc::new(Registry::durable(broker)),
-        }
+        let registry = Arc::new(Registry::durable(broker));
+        let weak = Arc::downgrade(&registry);
+        broker.add_publish_tap(
+            "amq.topic",
+            Arc::new(move |vhost, message| {
+                if let Some(r) = weak.upgrade() {
+                    r.retain_published(&vhost.name, message);
+                }
+            }),
+        );
+        MqttAdapter { registry }
     }
 }
 
@@ -125,12 +135,12 @@ pub async fn serve(
     .await;
     if let Some(will) = session.finish() {
         if will.delay == 0 {
-            will.publish(&registry);
+            will.publish();
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(will.delay))).await;
                 if !registry.reconnected_since(&will.vhost.name, &will.client_id, will.generation) {
-                    will.publish(&registry);
+                    will.publish();
                 }
             });
         }

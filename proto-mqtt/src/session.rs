@@ -7,7 +7,7 @@
 use crate::codec::{
     self, Ack, ConnAckInfo, ConnectInfo, FilterReq, Inbound, Level, PubProps, Publish, Will,
 };
-use crate::registry::{Registry, Retained, SessionState, Subscription};
+use crate::registry::{Registry, SessionState, Subscription};
 use crate::topic::{
     filter_to_binding, key_to_topic, matches, shared, topic_to_key, valid_filter, valid_topic,
 };
@@ -28,6 +28,9 @@ pub const H_CLIENT: &str = "x-mqtt-client-id";
 pub const H_USER: &str = "x-mqtt-user";
 pub const H_REPLY_TOPIC: &str = "x-reply-to-topic";
 pub const H_CORRELATION: &str = "x-correlation-id";
+/// Topics under this prefix name a queue: `$reply/Q` publishes to the default exchange with
+/// routing key Q. It is the response topic MQTT clients see for an AMQP or STOMP `reply_to`.
+pub const REPLY_PREFIX: &str = "$reply/";
 
 /// How long a client has to send CONNECT (ms).
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
@@ -715,6 +718,12 @@ impl Session {
         };
         if let Some(rt) = &props.response_topic {
             headers.insert(H_REPLY_TOPIC, FieldValue::string(rt.clone()));
+            // An AMQP responder replies to exchange "" with this routing key; the core
+            // routes the address form to amq.topic, where the requester subscribed.
+            p.reply_to = Some(match rt.strip_prefix(REPLY_PREFIX) {
+                Some(queue) => queue.to_string(),
+                None => format!("/topic/{}", topic_to_key(rt)),
+            });
         }
         if let Some(cd) = &props.correlation_data {
             match std::str::from_utf8(cd) {
@@ -765,21 +774,7 @@ impl Session {
             return;
         }
         let vh = self.vh();
-        if p.retain {
-            let retained = (!p.payload.is_empty()).then(|| Retained {
-                message: Self::make_message(
-                    &self.client_id,
-                    &self.user,
-                    &p.topic,
-                    p.qos,
-                    true,
-                    &p.props,
-                    p.payload.clone(),
-                ),
-                qos: p.qos,
-            });
-            self.registry.retain(&vh.name, &p.topic, retained);
-        }
+        // A retained message is stored by the registry's tap on amq.topic.
         let msg = Self::make_message(
             &self.client_id,
             &self.user,
@@ -789,7 +784,16 @@ impl Session {
             &p.props,
             p.payload,
         );
-        let routed = match vh.publish("amq.topic", msg) {
+        let routed = match p.topic.strip_prefix(REPLY_PREFIX) {
+            Some(queue) => {
+                let mut m = (*msg).clone();
+                m.exchange = String::new();
+                m.routing_key = queue.to_string();
+                vh.publish("", Arc::new(m))
+            }
+            None => vh.publish("amq.topic", msg),
+        };
+        let routed = match routed {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "MQTT publish failed");
@@ -994,6 +998,14 @@ impl Session {
             let elapsed = p.timestamp.map_or(0, |t| unix_seconds().saturating_sub(t));
             out.expiry = Some(((ttl / 1000).saturating_sub(elapsed)).max(1) as u32);
         }
+        out.response_topic = p
+            .reply_to
+            .as_deref()
+            .and_then(|r| match r.strip_prefix("/topic/") {
+                Some(key) => Some(key_to_topic(key)),
+                None if r.starts_with('/') => None,
+                None => Some(format!("{REPLY_PREFIX}{r}")),
+            });
         if let Some(h) = &p.headers {
             for (k, v) in h.iter() {
                 match k {
@@ -1005,7 +1017,7 @@ impl Session {
                         }
                     }
                     "x-mqtt-payload-format" => out.payload_format = v.as_i64().map(|n| n as u8),
-                    k => out.user_properties.push((k.to_string(), text(v))),
+                    k => out.user_properties.push((k.to_string(), v.to_text())),
                 }
             }
         }
@@ -1066,25 +1078,9 @@ impl Session {
     }
 }
 
-/// A header value as user-property text (tables and arrays as their debug form).
-fn text(v: &FieldValue) -> String {
-    match v {
-        FieldValue::LongString(b) | FieldValue::ByteArray(b) => {
-            String::from_utf8_lossy(b).into_owned()
-        }
-        FieldValue::Bool(b) => b.to_string(),
-        FieldValue::F32(f) => f.to_string(),
-        FieldValue::F64(f) => f.to_string(),
-        other => other
-            .as_i64()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| format!("{other:?}")),
-    }
-}
-
 impl PendingWill {
-    /// Publishes the will (and retains it if asked).
-    pub fn publish(self, registry: &Registry) {
+    /// Publishes the will (the registry's tap retains it if asked).
+    pub fn publish(self) {
         let w = self.will;
         let msg = Session::make_message(
             &self.client_id,
@@ -1095,13 +1091,6 @@ impl PendingWill {
             &w.props,
             w.payload.clone(),
         );
-        if w.retain {
-            let retained = (!w.payload.is_empty()).then(|| Retained {
-                message: msg.clone(),
-                qos: w.qos,
-            });
-            registry.retain(&self.vhost.name, &w.topic, retained);
-        }
         if let Err(e) = self.vhost.publish("amq.topic", msg) {
             tracing::warn!(error = %e, "will publish failed");
         }

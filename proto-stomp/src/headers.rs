@@ -52,80 +52,6 @@ pub fn to_properties(headers: &[(String, String)]) -> Properties {
     p
 }
 
-/// A field value as STOMP header text.
-pub fn value_text(v: &FieldValue) -> String {
-    match v {
-        FieldValue::LongString(b) | FieldValue::ByteArray(b) => {
-            String::from_utf8_lossy(b).into_owned()
-        }
-        FieldValue::Table(_) | FieldValue::Array(_) => json(v),
-        other => scalar(other),
-    }
-}
-
-fn scalar(v: &FieldValue) -> String {
-    match v {
-        FieldValue::Bool(b) => b.to_string(),
-        FieldValue::F32(f) => f.to_string(),
-        FieldValue::F64(f) => f.to_string(),
-        FieldValue::Decimal { scale, value } => {
-            let s = value.to_string();
-            let scale = *scale as usize;
-            if scale == 0 {
-                s
-            } else if s.len() > scale {
-                format!("{}.{}", &s[..s.len() - scale], &s[s.len() - scale..])
-            } else {
-                format!("0.{}{s}", "0".repeat(scale - s.len()))
-            }
-        }
-        FieldValue::Void => String::new(),
-        other => other.as_i64().map(|n| n.to_string()).unwrap_or_default(),
-    }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// JSON text of a value (tables as objects, arrays as arrays, strings quoted).
-pub fn json(v: &FieldValue) -> String {
-    match v {
-        FieldValue::Table(t) => {
-            let fields: Vec<String> = t
-                .iter()
-                .map(|(k, v)| format!("{}:{}", json_string(k), json(v)))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        FieldValue::Array(a) => {
-            let items: Vec<String> = a.iter().map(json).collect();
-            format!("[{}]", items.join(","))
-        }
-        FieldValue::LongString(b) | FieldValue::ByteArray(b) => {
-            json_string(&String::from_utf8_lossy(b))
-        }
-        FieldValue::Void => "null".into(),
-        FieldValue::Bool(_) => scalar(v),
-        FieldValue::Decimal { .. } | FieldValue::F32(_) | FieldValue::F64(_) => scalar(v),
-        other => scalar(other),
-    }
-}
-
 /// Properties → MESSAGE headers (appended to `out`).
 pub fn from_properties(p: &Properties, out: &mut Vec<(String, String)>) {
     let mut put = |k: &str, v: Option<String>| {
@@ -160,7 +86,7 @@ pub fn from_properties(p: &Properties, out: &mut Vec<(String, String)>) {
     if let Some(h) = &p.headers {
         for (k, v) in h.iter() {
             if !RESERVED.contains(&k) {
-                out.push((k.to_string(), value_text(v)));
+                out.push((k.to_string(), v.to_text()));
             }
         }
     }
@@ -198,25 +124,5 @@ mod tests {
         let t = p.headers.unwrap();
         assert_eq!(t.get_str("x-tenant"), Some("acme"));
         assert_eq!(t.len(), 1);
-    }
-
-    #[test]
-    fn nested_values_become_json() {
-        let mut inner = FieldTable::new();
-        inner.insert("count", FieldValue::I64(2));
-        inner.insert("queue", FieldValue::string("q\"1"));
-        let v = FieldValue::Array(vec![FieldValue::Table(inner), FieldValue::Bool(true)]);
-        assert_eq!(value_text(&v), r#"[{"count":2,"queue":"q\"1"},true]"#);
-        assert_eq!(
-            value_text(&FieldValue::Decimal { scale: 2, value: 5 }),
-            "0.05"
-        );
-        assert_eq!(
-            value_text(&FieldValue::Decimal {
-                scale: 1,
-                value: 123
-            }),
-            "12.3"
-        );
     }
 }
