@@ -257,6 +257,15 @@ impl Gateway {
             tracing::error!(error = %e, "final storage flush failed");
         }
         let data = self.data;
+        let stats = data.messages.stats();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            published = load(&stats.published),
+            elided = load(&stats.elided),
+            batches = load(&stats.batches),
+            fsyncs = load(&stats.fsyncs),
+            "message log totals"
+        );
         let _ = tokio::task::spawn_blocking(move || data.close()).await;
         tracing::info!("shut down");
     }

@@ -1,6 +1,7 @@
 //! Test support: a real Junction on ephemeral loopback ports with a temp data dir, plus helpers
 //! that put a timeout on every await.
 
+pub mod bench;
 pub mod mqtt_v5;
 pub mod process;
 pub mod raw_amqp;

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Junction side by side with RabbitMQ (STOMP + MQTT plugins) and Mosquitto from Debian's
+# packages, on this machine, in one run: every scenario of junction-bench against Junction and
+# its peer alternately (A B A B ...), ROUNDS rounds, then the medians and Junction/peer ratios
+# as a Markdown table. A benchmark, not a test: nothing here is asserted.
+#
+#   bash tests/bench/compare.sh            # ROUNDS=3 by default
+#   ROUNDS=5 SCALE=2 bash tests/bench/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+ROUNDS=${ROUNDS:-3}
+SCALE=${SCALE:-1}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if ! command -v rabbitmq-server >/dev/null || ! command -v mosquitto >/dev/null; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server mosquitto >/dev/null
+fi
+cargo build --release -q -p junction-gateway --bin junction
+cargo build --release -q -p junction-tests --bin junction-bench
+bench="$root/target/release/junction-bench"
+
+wait_port() {
+  for _ in $(seq 1 600); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2; return 1
+}
+
+# Junction: 5680 AMQP, 61620 STOMP, 1890 MQTT.
+cat > "$work/junction.toml" <<TOML
+data_dir = "$work/junction-data"
+[listeners.amqp]
+address = "127.0.0.1"
+port = 5680
+[listeners.stomp]
+address = "127.0.0.1"
+port = 61620
+[listeners.mqtt]
+address = "127.0.0.1"
+port = 1890
+[listeners.stomp_ws]
+enabled = false
+[listeners.mqtt_ws]
+enabled = false
+TOML
+"$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction.log" &
+junction_pid=$!; pids+=("$junction_pid")
+
+# RabbitMQ: 5681 AMQP, 61621 STOMP, 1891 MQTT; its own node name and directories.
+mkdir -p "$work/rabbit"
+cat > "$work/rabbit/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:5681
+stomp.listeners.tcp.1 = 127.0.0.1:61621
+mqtt.listeners.tcp.default = 127.0.0.1:1891
+loopback_users = none
+CONF
+echo "[rabbitmq_stomp,rabbitmq_mqtt]." > "$work/rabbit/enabled_plugins"
+RABBITMQ_NODENAME=bench@localhost RABBITMQ_DIST_PORT=25699 \
+  RABBITMQ_CONFIG_FILE="$work/rabbit/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$work/rabbit/enabled_plugins" \
+  RABBITMQ_MNESIA_BASE="$work/rabbit/mnesia" RABBITMQ_LOG_BASE="$work/rabbit/log" \
+  rabbitmq-server > "$work/rabbit/out.log" 2>&1 &
+rabbit_pid=$!; pids+=("$rabbit_pid")
+
+# Mosquitto: 1892 (persistence off, its default).
+cat > "$work/mosquitto.conf" <<CONF
+listener 1892 127.0.0.1
+allow_anonymous true
+max_queued_messages 100000
+CONF
+mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
+mosquitto_pid=$!; pids+=("$mosquitto_pid")
+
+for p in 5680 61620 1890 5681 61621 1891 1892; do wait_port "$p"; done
+
+J="--amqp amqp://guest:guest@127.0.0.1:5680/%2f --stomp 127.0.0.1:61620 --mqtt 127.0.0.1:1890"
+R="--amqp amqp://guest:guest@127.0.0.1:5681/%2f --stomp 127.0.0.1:61621 --mqtt 127.0.0.1:1891"
+M="--mqtt 127.0.0.1:1892"
+
+# scenario | extra arguments | peer (R = RabbitMQ, M = Mosquitto)
+scenarios=(
+  "amqp-transient|--messages $((200000*SCALE)) --size 16|R"
+  "amqp-transient|--messages $((100000*SCALE)) --size 1024|R"
+  "amqp-persistent|--messages $((50000*SCALE)) --size 16|R"
+  "amqp-fanout|--messages $((50000*SCALE)) --size 16|R"
+  "amqp-latency|--messages $((25000*SCALE)) --rate 5000 --size 16|R"
+  "mqtt-qos0-fanout|--messages $((2000*SCALE)) --size 16|M"
+  "mqtt-qos1-pairs|--messages $((500*SCALE)) --size 16|M"
+  "mqtt-qos2-pairs|--messages $((300*SCALE)) --size 16|R"
+  "stomp-queue|--messages $((100000*SCALE)) --size 16|R"
+  "stomp-topic|--messages $((20000*SCALE)) --size 16|R"
+  "cross|--messages $((100000*SCALE)) --size 16|R"
+)
+results="$work/results.txt"
+: > "$results"
+for round in $(seq 1 "$ROUNDS"); do
+  for s in "${scenarios[@]}"; do
+    IFS='|' read -r name extra peer <<< "$s"
+    peer_args=$R; [ "$peer" = M ] && peer_args=$M
+    for who in junction peer; do
+      args=$J; [ "$who" = peer ] && args=$peer_args
+      line=$(timeout 600 "$bench" --scenario "$name" $extra $args 2>&1 | tail -1 || true)
+      echo "round=$round who=$who peer=$peer $line" | tee -a "$results" >&2
+    done
+  done
+done
+# Idle MQTT connections: memory per connection (once each; it is not noisy).
+idle_j=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1890 --broker-pid "$junction_pid" | tail -1 || true)
+idle_m=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1892 --broker-pid "$mosquitto_pid" | tail -1 || true)
+
+kill -TERM "$junction_pid"; wait "$junction_pid" || true
+fsync_line=$(grep "message log totals" "$work/junction.log" | tail -1 || true)
+
+python3 - "$results" "$idle_j" "$idle_m" "$fsync_line" <<'PY'
+import re, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    kv = dict(re.findall(r"(\w+)=(\S+)", line))
+    if "rate" not in kv:
+        continue
+    key = (kv["scenario"], kv.get("size", ""), kv["peer"])
+    r = rows.setdefault(key, {"junction": [], "peer": [], "jp99": [], "pp99": [], "loss": 0})
+    who = kv["who"]
+    r[who].append(float(kv["rate"]))
+    r["jp99" if who == "junction" else "pp99"].append(float(kv["p99_us"]))
+    r["loss"] += int(kv.get("lost", 0)) + int(kv.get("dup", 0))
+print("| scenario | size | peer | Junction msg/s | peer msg/s | ratio | Junction p99 µs | peer p99 µs |")
+print("|---|---|---|---|---|---|---|---|")
+for (name, size, peer), r in rows.items():
+    if not r["junction"] or not r["peer"]:
+        continue
+    j, p = statistics.median(r["junction"]), statistics.median(r["peer"])
+    pname = {"R": "RabbitMQ", "M": "Mosquitto"}[peer]
+    print(f"| {name} | {size} | {pname} | {j:,.0f} | {p:,.0f} | {j / p:.2f}× | "
+          f"{statistics.median(r['jp99']):,.0f} | {statistics.median(r['pp99']):,.0f} |")
+for label, line in (("Junction", sys.argv[2]), ("Mosquitto", sys.argv[3])):
+    kv = dict(re.findall(r"(\w+)=(\S+)", line))
+    if "bytes_per_connection" in kv:
+        print(f"\nIdle MQTT connections ({label}): {float(kv['bytes_per_connection']):,.0f} bytes each at {kv['connections']}")
+kv = dict(re.findall(r"(\w+)=(\S+)", sys.argv[4]))
+if "fsyncs" in kv:
+    total = int(kv["published"]) + int(kv["elided"])
+    if total:
+        print(f"\nJunction message log over the whole run: {total:,} persistent messages, "
+              f"{int(kv['fsyncs']):,} fsyncs = {int(kv['fsyncs']) * 1e6 / total:,.0f} per million "
+              f"({int(kv['elided']):,} settled before reaching the disk)")
+PY

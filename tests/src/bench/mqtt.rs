@@ -1,0 +1,211 @@
+//! MQTT loads (rumqttc, MQTT 3.1.1).
+
+use super::record::{epoch, payload, Outcome, Seen};
+use super::IDLE;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub fn qos(n: u8) -> QoS {
+    match n {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn client(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(std::time::Duration::from_secs(60));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_inflight(100);
+    o.set_credentials("guest", "guest");
+    AsyncClient::new(o, 1000)
+}
+
+/// A subscriber: resolves `ready` once subscribed, then counts until `expect` or idle.
+fn subscriber(
+    addr: SocketAddr,
+    id: String,
+    filter: String,
+    q: QoS,
+    expect: u64,
+) -> (oneshot::Receiver<()>, JoinHandle<Seen>) {
+    let (ready_tx, ready) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let (c, mut el) = client(addr, &id);
+        let mut seen = Seen::default();
+        if c.subscribe(filter, q).await.is_err() {
+            return seen;
+        }
+        let mut ready_tx = Some(ready_tx);
+        while seen.received < expect {
+            match tokio::time::timeout(IDLE, el.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                    if let Some(r) = ready_tx.take() {
+                        let _ = r.send(());
+                    }
+                }
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => seen.note(&p.payload),
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        let _ = c.disconnect().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), el.poll()).await;
+        seen
+    });
+    (ready, task)
+}
+
+/// A publisher of `n` messages on `topic`; returns once every QoS 1/2 flow completed.
+fn publisher(
+    addr: SocketAddr,
+    id: String,
+    topic: String,
+    q: QoS,
+    n: u64,
+    size: usize,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (c, mut el) = client(addr, &id);
+        let sender = tokio::spawn(async move {
+            for seq in 0..n {
+                if c.publish(topic.as_str(), q, false, payload(seq, size))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            c
+        });
+        let mut done = 0u64;
+        let target = if q == QoS::AtMostOnce { 0 } else { n };
+        loop {
+            match tokio::time::timeout(IDLE, el.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)))) => done += 1,
+                Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_)))) if target == 0 => done += 1,
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+            if done >= n {
+                break;
+            }
+        }
+        if let Ok(c) = sender.await {
+            let _ = c.disconnect().await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), el.poll()).await;
+        }
+    })
+}
+
+/// 1 publisher → `subs` subscribers of one topic.
+pub async fn fan_out(
+    addr: SocketAddr,
+    n: u64,
+    subs: usize,
+    q: u8,
+    size: usize,
+) -> anyhow::Result<Outcome> {
+    let tag = super::unique("f");
+    let mut tasks = Vec::new();
+    for i in 0..subs {
+        let (ready, t) = subscriber(
+            addr,
+            format!("{tag}-s{i}"),
+            format!("bench/{tag}"),
+            qos(q),
+            n,
+        );
+        ready.await?;
+        tasks.push(t);
+    }
+    let start = epoch().elapsed();
+    publisher(
+        addr,
+        format!("{tag}-p"),
+        format!("bench/{tag}"),
+        qos(q),
+        n,
+        size,
+    )
+    .await?;
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await?);
+    }
+    Ok(Outcome::from(
+        &seen,
+        n,
+        (epoch().elapsed() - start).as_secs_f64(),
+    ))
+}
+
+/// `pairs` publisher/subscriber pairs, each on its own topic.
+pub async fn pairs(
+    addr: SocketAddr,
+    n: u64,
+    pairs: usize,
+    q: u8,
+    size: usize,
+) -> anyhow::Result<Outcome> {
+    let tag = super::unique("p");
+    let mut subs = Vec::new();
+    for i in 0..pairs {
+        let (ready, t) = subscriber(
+            addr,
+            format!("{tag}-s{i}"),
+            format!("bench/{tag}/{i}"),
+            qos(q),
+            n,
+        );
+        ready.await?;
+        subs.push(t);
+    }
+    let start = epoch().elapsed();
+    let pubs: Vec<_> = (0..pairs)
+        .map(|i| {
+            publisher(
+                addr,
+                format!("{tag}-p{i}"),
+                format!("bench/{tag}/{i}"),
+                qos(q),
+                n,
+                size,
+            )
+        })
+        .collect();
+    for p in pubs {
+        p.await?;
+    }
+    let mut seen = Vec::new();
+    for t in subs {
+        seen.push(t.await?);
+    }
+    Ok(Outcome::from(
+        &seen,
+        n,
+        (epoch().elapsed() - start).as_secs_f64(),
+    ))
+}
+
+/// Publishes `n` QoS 0 messages on `topic` (the cross-protocol scenario's source).
+pub async fn publish_only(
+    addr: SocketAddr,
+    topic: &str,
+    n: u64,
+    size: usize,
+) -> anyhow::Result<()> {
+    publisher(
+        addr,
+        super::unique("x"),
+        topic.to_string(),
+        QoS::AtMostOnce,
+        n,
+        size,
+    )
+    .await?;
+    Ok(())
+}

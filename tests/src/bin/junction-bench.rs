@@ -1,0 +1,184 @@
+//! `junction-bench`: one load scenario against any AMQP/MQTT/STOMP broker, printed as one line
+//! of `key=value` pairs (the settings first, then throughput, loss and latency).
+//!
+//! `junction-bench --scenario amqp-transient --amqp amqp://guest:guest@127.0.0.1:5672/%2f`
+
+use clap::{Parser, ValueEnum};
+use junction_tests::bench::record::{epoch, Outcome};
+use junction_tests::bench::{amqp, mqtt, rss_bytes, stomp, unique};
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// AMQP 1 producer → 1 queue → 1 consumer, transient, no confirms, auto-ack.
+    AmqpTransient,
+    /// The same, persistent on a durable queue, confirms (window 200), manual acks (prefetch 200).
+    AmqpPersistent,
+    /// AMQP 1 producer → fanout → 10 queues → 10 consumers.
+    AmqpFanout,
+    /// AMQP 1 → 1 at a fixed rate (`--rate`), for latency.
+    AmqpLatency,
+    /// MQTT QoS 0, 1 publisher → 100 subscribers.
+    MqttQos0Fanout,
+    /// MQTT QoS 1, 100 publisher/subscriber pairs.
+    MqttQos1Pairs,
+    /// MQTT QoS 2, 100 publisher/subscriber pairs.
+    MqttQos2Pairs,
+    /// STOMP 1 producer → /queue/ → 1 subscriber.
+    StompQueue,
+    /// STOMP 1 producer → /topic/ → 10 subscribers.
+    StompTopic,
+    /// MQTT QoS 0 publish → an AMQP consumer and a STOMP subscriber.
+    Cross,
+    /// `--connections` idle MQTT connections; broker memory per connection (`--broker-pid`).
+    MqttIdle,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Load scenarios for AMQP, MQTT and STOMP brokers")]
+struct Args {
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp: String,
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:61613")]
+    stomp: SocketAddr,
+    /// Messages per producer.
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Body size in bytes (at least 16: sequence number and send time).
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    /// Messages per second for amqp-latency.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// The broker's pid, to read its memory (mqtt-idle).
+    #[arg(long)]
+    broker_pid: Option<u32>,
+}
+
+fn report(settings: &str, o: &Outcome) {
+    println!(
+        "{settings} deliveries={} secs={:.3} rate={:.0} lost={} dup={} p50_us={:.0} p99_us={:.0} max_us={:.0}",
+        o.deliveries,
+        o.seconds,
+        o.rate(),
+        o.lost,
+        o.duplicated,
+        o.p50_us,
+        o.p99_us,
+        o.max_us
+    );
+}
+
+async fn idle_connections(a: &Args) -> anyhow::Result<()> {
+    let pid = a
+        .broker_pid
+        .ok_or_else(|| anyhow::anyhow!("mqtt-idle needs --broker-pid"))?;
+    let before = rss_bytes(pid).unwrap_or(0);
+    let mut conns = Vec::with_capacity(a.connections);
+    for i in 0..a.connections {
+        let mut c = junction_tests::raw_mqtt::RawMqtt::open(a.mqtt).await;
+        let mut connect = mqttbytes::v4::Connect::new(format!("{}-{i}", unique("idle")));
+        connect.keep_alive = 0;
+        connect.login = Some(mqttbytes::v4::Login::new("guest", "guest"));
+        let mut out = bytes::BytesMut::new();
+        connect
+            .write(&mut out)
+            .map_err(|e| anyhow::anyhow!("encoding CONNECT: {e:?}"))?;
+        c.send(&out).await;
+        match c.recv_v4().await {
+            Some(mqttbytes::v4::Packet::ConnAck(_)) => conns.push(c),
+            other => anyhow::bail!("connection {i}: {other:?}"),
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = rss_bytes(pid).unwrap_or(0);
+    println!(
+        "scenario=mqtt-idle connections={} rss_before={} rss_after={} bytes_per_connection={:.0}",
+        conns.len(),
+        before,
+        after,
+        after.saturating_sub(before) as f64 / conns.len().max(1) as f64
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    epoch();
+    let n = a.messages;
+    let size = a.size;
+    let fast = |persistent, confirm_window| amqp::Publish {
+        size,
+        persistent,
+        confirm_window,
+        rate: 0,
+    };
+    let (settings, outcome) = match a.scenario {
+        Scenario::AmqpTransient => (
+            format!("scenario=amqp-transient size={size} persistent=no confirms=no ack=auto messages={n}"),
+            amqp::one_to_one(&a.amqp, n, fast(false, 0)).await?,
+        ),
+        Scenario::AmqpPersistent => (
+            format!("scenario=amqp-persistent size={size} persistent=yes confirm_window=200 ack=manual-multiple prefetch=200 messages={n}"),
+            amqp::one_to_one(&a.amqp, n, fast(true, 200)).await?,
+        ),
+        Scenario::AmqpFanout => (
+            format!("scenario=amqp-fanout size={size} queues=10 persistent=no confirms=no ack=auto messages={n}"),
+            amqp::fanout(&a.amqp, n, 10, fast(false, 0)).await?,
+        ),
+        Scenario::AmqpLatency => (
+            format!("scenario=amqp-latency size={size} rate={} persistent=no confirms=no ack=auto messages={n}", a.rate),
+            amqp::one_to_one(
+                &a.amqp,
+                n,
+                amqp::Publish {
+                    rate: a.rate,
+                    ..fast(false, 0)
+                },
+            )
+            .await?,
+        ),
+        Scenario::MqttQos0Fanout => (
+            format!("scenario=mqtt-qos0-fanout size={size} subscribers=100 qos=0 messages={n}"),
+            mqtt::fan_out(a.mqtt, n, 100, 0, size).await?,
+        ),
+        Scenario::MqttQos1Pairs => (
+            format!("scenario=mqtt-qos1-pairs size={size} pairs=100 qos=1 inflight=100 messages_per_pair={n}"),
+            mqtt::pairs(a.mqtt, n, 100, 1, size).await?,
+        ),
+        Scenario::MqttQos2Pairs => (
+            format!("scenario=mqtt-qos2-pairs size={size} pairs=100 qos=2 inflight=100 messages_per_pair={n}"),
+            mqtt::pairs(a.mqtt, n, 100, 2, size).await?,
+        ),
+        Scenario::StompQueue => (
+            format!("scenario=stomp-queue size={size} ack=auto messages={n}"),
+            stomp::run(a.stomp, &format!("/queue/{}", unique("bench")), n, 1, size).await?,
+        ),
+        Scenario::StompTopic => (
+            format!("scenario=stomp-topic size={size} subscribers=10 ack=auto messages={n}"),
+            stomp::run(a.stomp, &format!("/topic/{}", unique("bench")), n, 10, size).await?,
+        ),
+        Scenario::Cross => {
+            let key = unique("cross").replace('-', "_");
+            let (_conn, amqp_sink) = amqp::topic_sink(&a.amqp, &format!("bench.{key}"), n).await?;
+            let stomp_sink = stomp::sink(a.stomp, &format!("/topic/bench.{key}"), n).await;
+            let start = epoch().elapsed();
+            mqtt::publish_only(a.mqtt, &format!("bench/{key}"), n, size).await?;
+            let seen = vec![amqp_sink.await?, stomp_sink.await?];
+            (
+                format!("scenario=cross size={size} from=mqtt-qos0 to=amqp+stomp messages={n}"),
+                Outcome::from(&seen, n, (epoch().elapsed() - start).as_secs_f64()),
+            )
+        }
+        Scenario::MqttIdle => return idle_connections(&a).await,
+    };
+    report(&settings, &outcome);
+    Ok(())
+}
