@@ -16,6 +16,8 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # RabbitMQ's start launched Erlang's port mapper daemon; stop it too.
+  [ -n "${started_epmd:-}" ] && epmd -kill >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -57,6 +59,7 @@ TOML
 "$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction.log" &
 junction_pid=$!; pids+=("$junction_pid")
 
+pgrep -x epmd >/dev/null || started_epmd=1
 # RabbitMQ: 5681 AMQP, 61621 STOMP, 1891 MQTT; its own node name and directories.
 mkdir -p "$work/rabbit"
 cat > "$work/rabbit/rabbitmq.conf" <<CONF

@@ -1,6 +1,7 @@
 """paho-mqtt (3.1.1 and 5) against Junction: QoS 2 and a persistent session across a restart."""
 import os
 import queue
+import threading
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -20,6 +21,15 @@ def client(client_id, protocol, clean=True):
     c.inbox = queue.Queue()
     c.on_message = lambda cl, userdata, msg: cl.inbox.put(msg)
     return c
+
+
+def subscribe(c, topic, qos):
+    """Subscribes and waits for the SUBACK, so later publishes cannot race the subscription."""
+    done = threading.Event()
+    c.on_subscribe = lambda *args: done.set()
+    result, _ = c.subscribe(topic, qos=qos)
+    assert result == mqtt.MQTT_ERR_SUCCESS
+    assert done.wait(TIMEOUT), "no SUBACK"
 
 
 def start(c, clean=True, expiry=None):
@@ -43,11 +53,9 @@ def stop(c):
 def test_qos2_exactly_once(protocol):
     sub = client(f"paho-sub-{protocol}", protocol)
     start(sub)
-    result, mid = sub.subscribe("paho/qos2", qos=2)
-    assert result == mqtt.MQTT_ERR_SUCCESS
+    subscribe(sub, "paho/qos2", 2)
     pub = client(f"paho-pub-{protocol}", protocol)
     start(pub)
-    # The subscription is in place once a probe published after it comes back.
     pub.publish("paho/qos2", b"probe", qos=1).wait_for_publish(TIMEOUT)
     assert sub.inbox.get(timeout=TIMEOUT).payload == b"probe"
     for i in range(20):
@@ -66,7 +74,7 @@ def test_persistent_session_across_client_restart(protocol):
     cid = f"paho-persist-{protocol}"
     first = client(cid, protocol, clean=False)
     start(first, clean=False, expiry=300)
-    first.subscribe("paho/persist", qos=1)
+    subscribe(first, "paho/persist", 1)
     probe = client(f"paho-probe-{protocol}", protocol)
     start(probe)
     probe.publish("paho/persist", b"probe", qos=1).wait_for_publish(TIMEOUT)
