@@ -503,8 +503,11 @@ impl VHost {
 
     /// Routes a message from `exchange` to every matching queue.
     pub fn publish(&self, exchange: &str, message: Arc<Message>) -> CoreResult<Routed> {
-        if exchange.is_empty() && !read(&self.queues).contains_key(&message.routing_key) {
-            if let Some((x, k)) = address_target(&message.routing_key) {
+        if exchange.is_empty() {
+            // Only keys that look like an address pay for the queue lookup.
+            let target = address_target(&message.routing_key)
+                .filter(|_| !read(&self.queues).contains_key(&message.routing_key));
+            if let Some((x, k)) = target {
                 let mut m = (*message).clone();
                 m.exchange = x.to_string();
                 m.routing_key = k.to_string();

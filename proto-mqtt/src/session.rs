@@ -32,6 +32,15 @@ pub const H_CORRELATION: &str = "x-correlation-id";
 /// routing key Q. It is the response topic MQTT clients see for an AMQP or STOMP `reply_to`.
 pub const REPLY_PREFIX: &str = "$reply/";
 
+/// Where a publish on `topic` goes: `amq.topic` with the topic as a routing key, or for
+/// `$reply/Q` the default exchange with key Q.
+fn route_of(topic: &str) -> (&'static str, String) {
+    match topic.strip_prefix(REPLY_PREFIX) {
+        Some(queue) => ("", queue.to_string()),
+        None => ("amq.topic", topic_to_key(topic)),
+    }
+}
+
 /// How long a client has to send CONNECT (ms).
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Topic aliases a client may use towards us.
@@ -739,9 +748,10 @@ impl Session {
             headers.insert("x-mqtt-payload-format", FieldValue::U8(pf));
         }
         p.headers = Some(headers);
+        let (exchange, routing_key) = route_of(topic);
         Arc::new(Message {
-            exchange: "amq.topic".into(),
-            routing_key: topic_to_key(topic),
+            exchange: exchange.into(),
+            routing_key,
             properties: p,
             body: payload,
         })
@@ -784,16 +794,7 @@ impl Session {
             &p.props,
             p.payload,
         );
-        let routed = match p.topic.strip_prefix(REPLY_PREFIX) {
-            Some(queue) => {
-                let mut m = (*msg).clone();
-                m.exchange = String::new();
-                m.routing_key = queue.to_string();
-                vh.publish("", Arc::new(m))
-            }
-            None => vh.publish("amq.topic", msg),
-        };
-        let routed = match routed {
+        let routed = match vh.publish(route_of(&p.topic).0, msg) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "MQTT publish failed");
@@ -1089,9 +1090,9 @@ impl PendingWill {
             w.qos,
             w.retain,
             &w.props,
-            w.payload.clone(),
+            w.payload,
         );
-        if let Err(e) = self.vhost.publish("amq.topic", msg) {
+        if let Err(e) = self.vhost.publish(route_of(&w.topic).0, msg) {
             tracing::warn!(error = %e, "will publish failed");
         }
     }

@@ -86,6 +86,18 @@ impl TestBroker {
     }
 }
 
+/// An AMQP connection to `uri` with one open channel (lapin).
+pub async fn amqp_channel(uri: &str) -> (lapin::Connection, lapin::Channel) {
+    let c = within(lapin::Connection::connect(
+        uri,
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .expect("AMQP connects");
+    let ch = within(c.create_channel()).await.expect("channel");
+    (c, ch)
+}
+
 /// Polls `cond` every few milliseconds until it holds (or the test times out).
 pub async fn eventually(mut cond: impl FnMut() -> bool) {
     within(async {

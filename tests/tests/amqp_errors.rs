@@ -3,21 +3,14 @@
 use bytes::BytesMut;
 use junction_amqp::codec::{self, Frame, Method};
 use junction_tests::raw_amqp::RawClient;
-use junction_tests::{within, TestBroker};
+use junction_tests::{amqp_channel, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
 async fn open(b: &TestBroker) -> (Connection, Channel) {
-    let c = within(Connection::connect(
-        &b.amqp_uri(),
-        ConnectionProperties::default(),
-    ))
-    .await
-    .expect("connect");
-    let ch = within(c.create_channel()).await.expect("channel");
-    (c, ch)
+    amqp_channel(&b.amqp_uri()).await
 }
 
 fn code(e: &lapin::Error) -> u16 {

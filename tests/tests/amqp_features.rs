@@ -2,22 +2,15 @@
 //! consumer-cancel notification, TTL and dead-lettering, seen through lapin.
 
 use futures::StreamExt;
-use junction_tests::{within, TestBroker};
+use junction_tests::{amqp_channel, within, TestBroker};
 use lapin::options::*;
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection};
 use std::time::Duration;
 
 async fn open(b: &TestBroker) -> (Connection, Channel) {
-    let c = within(Connection::connect(
-        &b.amqp_uri(),
-        ConnectionProperties::default(),
-    ))
-    .await
-    .expect("connect");
-    let ch = within(c.create_channel()).await.expect("channel");
-    (c, ch)
+    amqp_channel(&b.amqp_uri()).await
 }
 
 async fn declare_with(ch: &Channel, name: &str, args: FieldTable) {

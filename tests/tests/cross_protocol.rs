@@ -7,22 +7,15 @@ use junction_stomp::codec::{Command as Stomp, Frame};
 use junction_tests::mqtt_v5::V5Client;
 use junction_tests::raw_mqtt::RawMqtt;
 use junction_tests::raw_stomp::{frame, StompClient};
-use junction_tests::{within, TestBroker};
+use junction_tests::{amqp_channel, within, TestBroker};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{BasicProperties, Channel, Connection, Consumer};
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
 
 async fn amqp(b: &TestBroker) -> (Connection, Channel) {
-    let c = within(Connection::connect(
-        &b.amqp_uri(),
-        ConnectionProperties::default(),
-    ))
-    .await
-    .expect("AMQP connects");
-    let ch = within(c.create_channel()).await.expect("channel");
-    (c, ch)
+    amqp_channel(&b.amqp_uri()).await
 }
 
 /// A server-named exclusive queue bound to `amq.topic` with `key`, and a consumer on it.

@@ -8,10 +8,10 @@ use junction_stomp::codec::Command as Stomp;
 use junction_tests::process::{JunctionProcess, Ports};
 use junction_tests::raw_mqtt::RawMqtt;
 use junction_tests::raw_stomp::{frame, StompClient};
-use junction_tests::within;
+use junction_tests::{amqp_channel, within};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection};
 use mqttbytes::v4;
 use mqttbytes::QoS;
 use std::collections::HashSet;
@@ -34,13 +34,7 @@ async fn stop(p: JunctionProcess, how: Stop) {
 }
 
 async fn amqp(p: &JunctionProcess) -> (Connection, Channel) {
-    let c = within(Connection::connect(
-        &p.amqp_uri(),
-        ConnectionProperties::default(),
-    ))
-    .await
-    .expect("AMQP connects");
-    let ch = within(c.create_channel()).await.expect("channel");
+    let (c, ch) = amqp_channel(&p.amqp_uri()).await;
     within(ch.confirm_select(ConfirmSelectOptions::default()))
         .await
         .unwrap();

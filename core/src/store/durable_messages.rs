@@ -3,7 +3,8 @@
 //! (group commit). A message settled before its batch was written is never written at all.
 
 use super::segment_log::{Op, Recovered, RecoveryReport, SegmentLog};
-use crate::error::{CoreError, CoreResult};
+use super::watermark::{lock, Watermark};
+use crate::error::CoreResult;
 use crate::message::Message;
 use crate::storage::{MessageStore, StoredMessage};
 use async_trait::async_trait;
@@ -14,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// When appended messages are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +81,8 @@ struct Shared {
     batch: Mutex<Batch>,
     wake: Condvar,
     log: Mutex<SegmentLog>,
-    /// The highest ticket that is durable; `u64::MAX` once the writer failed.
-    durable: watch::Sender<u64>,
+    /// Appends made durable so far.
+    durable: Watermark,
     recovered: Mutex<Recovered>,
     options: LogOptions,
     stats: LogStats,
@@ -95,23 +95,15 @@ pub struct DurableMessageStore {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Ticket value meaning "the writer failed".
-const FAILED: u64 = u64::MAX;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl DurableMessageStore {
     /// Opens the log in `dir` (recovering it) and starts the writer thread.
     pub fn open(dir: &Path, options: LogOptions) -> io::Result<(Self, RecoveryReport)> {
         let (log, recovered, report) = SegmentLog::open(dir, options.segment_bytes)?;
-        let (durable, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             batch: Mutex::new(Batch::default()),
             wake: Condvar::new(),
             log: Mutex::new(log),
-            durable,
+            durable: Watermark::new("message log"),
             recovered: Mutex::new(recovered),
             options,
             stats: LogStats::default(),
@@ -276,16 +268,7 @@ impl MessageStore for DurableMessageStore {
 
     async fn sync(&self) -> CoreResult<()> {
         let target = lock(&self.shared.batch).ticket;
-        let mut rx = self.shared.durable.subscribe();
-        let reached = rx
-            .wait_for(|&d| d >= target)
-            .await
-            .map(|d| *d)
-            .unwrap_or(FAILED);
-        if reached == FAILED {
-            return Err(CoreError::Internal("the message log failed".into()));
-        }
-        Ok(())
+        self.shared.durable.wait(target).await
     }
 }
 
@@ -382,11 +365,11 @@ fn writer_loop(shared: &Shared) {
             .fetch_add(published as u64, Ordering::Relaxed);
         match result {
             Ok(()) => {
-                shared.durable.send_replace(ticket);
+                shared.durable.advance(ticket);
             }
             Err(e) => {
                 tracing::error!(error = %e, "message log write failed; persistent messages are no longer acknowledged");
-                shared.durable.send_replace(FAILED);
+                shared.durable.fail();
                 return;
             }
         }

@@ -6,6 +6,7 @@ pub mod durable_messages;
 pub mod record;
 pub mod redb_meta;
 pub mod segment_log;
+mod watermark;
 
 pub use data_dir::{DataDir, DataDirError};
 pub use durable_messages::{DurableMessageStore, FsyncPolicy, LogOptions, LogStats};

@@ -5,6 +5,7 @@
 //! Keys are byte strings: a kind letter, then the vhost, then the name, NUL-separated; values
 //! are postcard encodings of the core's definitions.
 
+use super::watermark::{lock, Watermark};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{Binding, Destination, ExchangeDef};
 use crate::queue::QueueDef;
@@ -12,9 +13,8 @@ use crate::storage::{MetaCommand, MetaSnapshot, MetadataStore, UserRecord};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use tokio::sync::watch;
 
 const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
 
@@ -201,11 +201,8 @@ struct Shared {
     db: Database,
     queue: Mutex<Queue>,
     wake: Condvar,
-    /// Highest durable ticket (`u64::MAX` once the writer failed), for async waiters.
-    durable: watch::Sender<u64>,
-    /// The same, for blocking waiters.
-    committed: Mutex<u64>,
-    committed_cv: Condvar,
+    /// Commands committed so far.
+    durable: Watermark,
 }
 
 /// Metadata, MQTT sessions and retained messages in one redb file.
@@ -215,12 +212,6 @@ pub struct RedbMetadataStore {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-const FAILED: u64 = u64::MAX;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl RedbMetadataStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> CoreResult<Self> {
@@ -228,14 +219,11 @@ impl RedbMetadataStore {
         let txn = db.begin_write().map_err(storage_err)?;
         txn.open_table(META).map_err(storage_err)?;
         txn.commit().map_err(storage_err)?;
-        let (durable, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             db,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            durable,
-            committed: Mutex::new(0),
-            committed_cv: Condvar::new(),
+            durable: Watermark::new("metadata store"),
         });
         let s = shared.clone();
         let writer = std::thread::Builder::new()
@@ -278,18 +266,7 @@ impl Drop for RedbMetadataStore {
 impl MetadataStore for RedbMetadataStore {
     fn apply(&self, commands: &[MetaCommand]) -> CoreResult<()> {
         let ticket = self.enqueue(commands.to_vec());
-        let mut done = lock(&self.shared.committed);
-        while *done < ticket {
-            done = self
-                .shared
-                .committed_cv
-                .wait(done)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        if *done == FAILED {
-            return Err(CoreError::Internal("the metadata store failed".into()));
-        }
-        Ok(())
+        self.shared.durable.wait_blocking(ticket)
     }
 
     fn submit(&self, commands: Vec<MetaCommand>) {
@@ -298,12 +275,7 @@ impl MetadataStore for RedbMetadataStore {
 
     async fn sync(&self) -> CoreResult<()> {
         let target = lock(&self.shared.queue).submitted;
-        let mut rx = self.shared.durable.subscribe();
-        let reached = rx.wait_for(|&d| d >= target).await.map_or(FAILED, |d| *d);
-        if reached == FAILED {
-            return Err(CoreError::Internal("the metadata store failed".into()));
-        }
-        Ok(())
+        self.shared.durable.wait(target).await
     }
 
     fn load(&self) -> CoreResult<MetaSnapshot> {
@@ -329,12 +301,6 @@ fn commit(db: &Database, commands: &[MetaCommand]) -> CoreResult<()> {
     txn.commit().map_err(storage_err)
 }
 
-fn publish(shared: &Shared, ticket: u64) {
-    shared.durable.send_replace(ticket);
-    *lock(&shared.committed) = ticket;
-    shared.committed_cv.notify_all();
-}
-
 fn writer_loop(shared: &Shared) {
     loop {
         let mut q = lock(&shared.queue);
@@ -348,10 +314,10 @@ fn writer_loop(shared: &Shared) {
         let ticket = q.submitted;
         drop(q);
         match commit(&shared.db, &commands) {
-            Ok(()) => publish(shared, ticket),
+            Ok(()) => shared.durable.advance(ticket),
             Err(e) => {
                 tracing::error!(error = %e, "metadata commit failed; durable changes are refused from now on");
-                publish(shared, FAILED);
+                shared.durable.fail();
                 return;
             }
         }
