@@ -69,10 +69,14 @@ mqtt.listeners.tcp.default = 127.0.0.1:1891
 loopback_users = none
 CONF
 echo "[rabbitmq_stomp,rabbitmq_mqtt]." > "$work/rabbit/enabled_plugins"
-RABBITMQ_NODENAME=bench@localhost RABBITMQ_DIST_PORT=25699 \
+# Debian's /usr/sbin/rabbitmq-server re-runs itself through `su rabbitmq` when started as root,
+# which cannot write this script's private directory; the server script it wraps runs as is.
+rabbit_server=/usr/lib/rabbitmq/bin/rabbitmq-server
+[ -x "$rabbit_server" ] || rabbit_server=rabbitmq-server
+HOME="$work/rabbit" RABBITMQ_NODENAME=bench@localhost RABBITMQ_DIST_PORT=25699 \
   RABBITMQ_CONFIG_FILE="$work/rabbit/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$work/rabbit/enabled_plugins" \
   RABBITMQ_MNESIA_BASE="$work/rabbit/mnesia" RABBITMQ_LOG_BASE="$work/rabbit/log" \
-  rabbitmq-server > "$work/rabbit/out.log" 2>&1 &
+  "$rabbit_server" > "$work/rabbit/out.log" 2>&1 &
 rabbit_pid=$!; pids+=("$rabbit_pid")
 
 # Mosquitto: 1892 (persistence off, its default).

@@ -2,6 +2,7 @@
 //! broker address, with sequence numbers (loss, duplicates) and send times (latency) in bodies.
 
 pub mod amqp;
+pub mod amqp_wire;
 pub mod mqtt;
 pub mod record;
 pub mod stomp;

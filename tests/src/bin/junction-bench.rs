@@ -5,7 +5,7 @@
 
 use clap::{Parser, ValueEnum};
 use junction_tests::bench::record::{epoch, Outcome};
-use junction_tests::bench::{amqp, mqtt, rss_bytes, stomp, unique};
+use junction_tests::bench::{amqp, amqp_wire, mqtt, rss_bytes, stomp, unique};
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -34,6 +34,15 @@ enum Scenario {
     MqttIdle,
 }
 
+/// The AMQP client a scenario drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AmqpClient {
+    /// A pipelined client on Junction's frame codec (many frames per write).
+    Wire,
+    /// lapin, one publish future per message.
+    Lapin,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Load scenarios for AMQP, MQTT and STOMP brokers")]
 struct Args {
@@ -41,6 +50,8 @@ struct Args {
     scenario: Scenario,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp: String,
+    #[arg(long, value_enum, default_value = "wire")]
+    amqp_client: AmqpClient,
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:61613")]
@@ -120,29 +131,39 @@ async fn main() -> anyhow::Result<()> {
         confirm_window,
         rate: 0,
     };
+    let lapin = a.amqp_client == AmqpClient::Lapin;
+    let client = if lapin { "lapin" } else { "wire" };
+    let uri = a.amqp.as_str();
+    let one_to_one = |p: amqp::Publish| async move {
+        if lapin {
+            amqp::one_to_one(uri, n, p).await
+        } else {
+            amqp_wire::one_to_one(uri, n, p).await
+        }
+    };
     let (settings, outcome) = match a.scenario {
         Scenario::AmqpTransient => (
-            format!("scenario=amqp-transient size={size} persistent=no confirms=no ack=auto messages={n}"),
-            amqp::one_to_one(&a.amqp, n, fast(false, 0)).await?,
+            format!("scenario=amqp-transient client={client} size={size} persistent=no confirms=no ack=auto messages={n}"),
+            one_to_one(fast(false, 0)).await?,
         ),
         Scenario::AmqpPersistent => (
-            format!("scenario=amqp-persistent size={size} persistent=yes confirm_window=200 ack=manual-multiple prefetch=200 messages={n}"),
-            amqp::one_to_one(&a.amqp, n, fast(true, 200)).await?,
+            format!("scenario=amqp-persistent client={client} size={size} persistent=yes confirm_window=200 ack=manual-multiple prefetch=200 messages={n}"),
+            one_to_one(fast(true, 200)).await?,
         ),
         Scenario::AmqpFanout => (
-            format!("scenario=amqp-fanout size={size} queues=10 persistent=no confirms=no ack=auto messages={n}"),
-            amqp::fanout(&a.amqp, n, 10, fast(false, 0)).await?,
+            format!("scenario=amqp-fanout client={client} size={size} queues=10 persistent=no confirms=no ack=auto messages={n}"),
+            if lapin {
+                amqp::fanout(&a.amqp, n, 10, fast(false, 0)).await?
+            } else {
+                amqp_wire::fanout(&a.amqp, n, 10, fast(false, 0)).await?
+            },
         ),
         Scenario::AmqpLatency => (
-            format!("scenario=amqp-latency size={size} rate={} persistent=no confirms=no ack=auto messages={n}", a.rate),
-            amqp::one_to_one(
-                &a.amqp,
-                n,
-                amqp::Publish {
-                    rate: a.rate,
-                    ..fast(false, 0)
-                },
-            )
+            format!("scenario=amqp-latency client={client} size={size} rate={} persistent=no confirms=no ack=auto messages={n}", a.rate),
+            one_to_one(amqp::Publish {
+                rate: a.rate,
+                ..fast(false, 0)
+            })
             .await?,
         ),
         Scenario::MqttQos0Fanout => (
@@ -167,13 +188,19 @@ async fn main() -> anyhow::Result<()> {
         ),
         Scenario::Cross => {
             let key = unique("cross").replace('-', "_");
-            let (_conn, amqp_sink) = amqp::topic_sink(&a.amqp, &format!("bench.{key}"), n).await?;
+            let topic = format!("bench.{key}");
+            let (_conn, amqp_sink) = if lapin {
+                let (c, s) = amqp::topic_sink(&a.amqp, &topic, n).await?;
+                (Some(c), s)
+            } else {
+                (None, amqp_wire::topic_sink(&a.amqp, &topic, n).await?)
+            };
             let stomp_sink = stomp::sink(a.stomp, &format!("/topic/bench.{key}"), n).await;
             let start = epoch().elapsed();
             mqtt::publish_only(a.mqtt, &format!("bench/{key}"), n, size).await?;
             let seen = vec![amqp_sink.await?, stomp_sink.await?];
             (
-                format!("scenario=cross size={size} from=mqtt-qos0 to=amqp+stomp messages={n}"),
+                format!("scenario=cross client={client} size={size} from=mqtt-qos0 to=amqp+stomp messages={n}"),
                 Outcome::from(&seen, n, (epoch().elapsed() - start).as_secs_f64()),
             )
         }
