@@ -2,9 +2,10 @@
 
 use crate::message::Message;
 use crate::queue::Queue;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Poll, Waker};
 
 /// A message handed to a consumer.
 #[derive(Debug, Clone)]
@@ -29,30 +30,55 @@ pub enum SinkEvent {
 }
 
 /// The sending half, owned by queues through their consumers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DeliverySink {
-    tx: mpsc::Sender<SinkEvent>,
-    waiting: Arc<Mutex<Vec<Weak<Queue>>>>,
+    chan: Arc<Chan>,
 }
 
 /// The receiving half, owned by the adapter's connection task.
 #[derive(Debug)]
 pub struct DeliveryReceiver {
-    rx: mpsc::Receiver<SinkEvent>,
-    waiting: Arc<Mutex<Vec<Weak<Queue>>>>,
+    chan: Arc<Chan>,
+}
+
+/// A bounded queue of events under one short lock. Unlike a general-purpose channel it holds
+/// no memory while empty (idle connections stay small), and the receiver takes a whole batch per
+/// lock.
+#[derive(Debug)]
+struct Chan {
+    capacity: usize,
+    state: Mutex<ChanState>,
+}
+
+#[derive(Debug, Default)]
+struct ChanState {
+    events: VecDeque<SinkEvent>,
+    /// Queues that found the sink full.
+    waiting: Vec<Weak<Queue>>,
+    receiver: Option<Waker>,
+    senders: usize,
+    receiver_gone: bool,
+}
+
+impl Chan {
+    fn lock(&self) -> MutexGuard<'_, ChanState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A bounded sink of `capacity` events. When it is full, queues park themselves on it and are
 /// woken by [`DeliveryReceiver::wake_queues`] once the adapter has drained it.
 pub fn sink(capacity: usize) -> (DeliverySink, DeliveryReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let waiting = Arc::new(Mutex::new(Vec::new()));
+    let chan = Arc::new(Chan {
+        capacity: capacity.max(1),
+        state: Mutex::new(ChanState {
+            senders: 1,
+            ..ChanState::default()
+        }),
+    });
     (
-        DeliverySink {
-            tx,
-            waiting: waiting.clone(),
-        },
-        DeliveryReceiver { rx, waiting },
+        DeliverySink { chan: chan.clone() },
+        DeliveryReceiver { chan },
     )
 }
 
@@ -63,62 +89,125 @@ pub(crate) enum Offer {
     Closed,
 }
 
-impl DeliverySink {
-    pub(crate) fn offer(&self, ev: SinkEvent) -> Offer {
-        match self.tx.try_send(ev) {
-            Ok(()) => Offer::Sent,
-            Err(mpsc::error::TrySendError::Full(ev)) => Offer::Full(ev),
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+impl Clone for DeliverySink {
+    fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
+        DeliverySink {
+            chan: self.chan.clone(),
         }
+    }
+}
+
+impl Drop for DeliverySink {
+    fn drop(&mut self) {
+        let mut st = self.chan.lock();
+        st.senders -= 1;
+        let waker = if st.senders == 0 {
+            st.receiver.take()
+        } else {
+            None
+        };
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl DeliverySink {
+    /// Queues `ev`, bounded by the capacity unless `always`.
+    fn push(&self, ev: SinkEvent, always: bool) -> Offer {
+        let mut st = self.chan.lock();
+        if st.receiver_gone {
+            return Offer::Closed;
+        }
+        if !always && st.events.len() >= self.chan.capacity {
+            return Offer::Full(ev);
+        }
+        st.events.push_back(ev);
+        let waker = st.receiver.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Offer::Sent
+    }
+
+    pub(crate) fn offer(&self, ev: SinkEvent) -> Offer {
+        self.push(ev, false)
     }
 
     /// Parks `queue` until the receiver drains; the caller must retry once after parking.
     pub(crate) fn park(&self, queue: &Arc<Queue>) {
-        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if !w
+        let mut st = self.chan.lock();
+        if !st
+            .waiting
             .iter()
             .any(|q| std::ptr::eq(q.as_ptr(), Arc::as_ptr(queue)))
         {
-            w.push(Arc::downgrade(queue));
+            st.waiting.push(Arc::downgrade(queue));
         }
     }
 
-    /// Sends an event that must not be lost (a cancel), waiting for room if needed.
+    /// Sends an event that must not be lost (a cancel), beyond the capacity if need be.
     pub(crate) fn send_reliably(&self, ev: SinkEvent) {
-        if let Err(mpsc::error::TrySendError::Full(ev)) = self.tx.try_send(ev) {
-            let tx = self.tx.clone();
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = tx.send(ev).await;
-                });
-            }
-        }
+        self.push(ev, true);
     }
 
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.chan.lock().receiver_gone
+    }
+}
+
+impl Drop for DeliveryReceiver {
+    fn drop(&mut self) {
+        self.chan.lock().receiver_gone = true;
+        self.return_undelivered();
     }
 }
 
 impl DeliveryReceiver {
     /// Waits for the next event; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<SinkEvent> {
-        self.rx.recv().await
+        let mut one = Vec::with_capacity(1);
+        match self.recv_many(&mut one, 1).await {
+            0 => None,
+            _ => one.pop(),
+        }
     }
 
     /// Takes an event without waiting.
     pub fn try_recv(&mut self) -> Option<SinkEvent> {
-        self.rx.try_recv().ok()
+        self.chan.lock().events.pop_front()
     }
 
-    /// Takes up to `limit` events that are ready, after waiting for the first.
+    /// Takes up to `limit` events that are ready, after waiting for the first; 0 once every
+    /// sender is gone and nothing is left.
     pub async fn recv_many(&mut self, buf: &mut Vec<SinkEvent>, limit: usize) -> usize {
-        self.rx.recv_many(buf, limit).await
+        std::future::poll_fn(|cx| {
+            let mut st = self.chan.lock();
+            if !st.events.is_empty() {
+                let n = st.events.len().min(limit);
+                buf.extend(st.events.drain(..n));
+                if st.events.is_empty() && n < 8 && st.events.capacity() > 64 {
+                    // Light traffic: do not keep a burst's buffer.
+                    st.events = VecDeque::new();
+                }
+                return Poll::Ready(n);
+            }
+            if st.senders == 0 {
+                return Poll::Ready(0);
+            }
+            st.receiver = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 
     /// Gives every delivery still in the sink back to its queue (the connection is ending).
     pub fn return_undelivered(&mut self) {
-        while let Ok(ev) = self.rx.try_recv() {
+        let events = std::mem::take(&mut self.chan.lock().events);
+        for ev in events {
             if let SinkEvent::Deliver(d) = ev {
                 if d.id != 0 {
                     d.queue.reject(&[d.id], true);
@@ -130,11 +219,11 @@ impl DeliveryReceiver {
     /// Lets queues that found the sink full dispatch again. Call after draining.
     pub fn wake_queues(&self) {
         let parked: Vec<Weak<Queue>> = {
-            let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            if w.is_empty() {
+            let mut st = self.chan.lock();
+            if st.waiting.is_empty() {
                 return;
             }
-            std::mem::take(&mut *w)
+            std::mem::take(&mut st.waiting)
         };
         for q in parked.iter().filter_map(Weak::upgrade) {
             q.dispatch();

@@ -5,13 +5,21 @@
 use crate::adapter::{ServeError, Transport};
 use crate::broker::Broker;
 use crate::consumer::{DeliveryReceiver, SinkEvent};
+use crate::error::CoreResult;
 use crate::write_buf::WriteBuf;
 use bytes::BytesMut;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+/// Read sizes: an idle connection keeps a small buffer, a busy one grows it.
+const READ_MIN: usize = 128;
+const READ_MAX: usize = 64 * 1024;
 /// Sink events handled per wake-up.
 const MAX_EVENTS_PER_WAKE: usize = 256;
 /// How long to wait for the peer to close its end after a graceful close, when asked to.
@@ -25,9 +33,11 @@ pub trait Session {
     /// The output was written at `now`.
     fn note_sent(&mut self, _now: u64) {}
     fn is_closed(&self) -> bool;
-    /// True when acknowledgements are held until the message store has synced.
+    /// True when something waits for a store sync that has not been started yet.
     fn needs_sync(&self) -> bool;
-    /// The store has synced: release what was held.
+    /// A store sync starts now: it covers everything held so far.
+    fn sync_started(&mut self);
+    /// The sync started last has finished: release what it covered.
     fn synced(&mut self);
     /// When [`Session::handle_timeout`] should next run.
     fn poll_timeout(&self) -> Option<u64>;
@@ -38,7 +48,7 @@ pub trait Session {
     /// The broker is shutting down: close with the protocol's own close.
     fn shutdown(&mut self, now: u64);
     /// A signal that another connection took this one's identity (MQTT client ids).
-    fn takeover_signal(&mut self) -> Option<&mut watch::Receiver<bool>> {
+    fn takeover_signal(&self) -> Option<&Takeover> {
         None
     }
     /// Another connection took over.
@@ -49,9 +59,141 @@ pub trait Session {
     }
 }
 
-async fn takeover<S: Session>(s: &mut S) -> bool {
+/// Acknowledgements held until the stores have synced, in the order they were made. A sync runs
+/// while the connection goes on reading; acknowledgements made meanwhile wait for the next one.
+#[derive(Debug)]
+pub struct Held<T> {
+    items: Vec<T>,
+    /// Items covered by the sync in flight.
+    covered: usize,
+    /// A sync is wanted even with nothing held (state that must be durable first).
+    wanted: bool,
+    in_flight: bool,
+}
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Held {
+            items: Vec::new(),
+            covered: 0,
+            wanted: false,
+            in_flight: false,
+        }
+    }
+}
+
+impl<T> Held<T> {
+    /// Holds `item` until a sync started after now has finished.
+    pub fn hold(&mut self, item: T) {
+        self.items.push(item);
+    }
+
+    /// Asks for a sync with nothing to release (e.g. session state written to the store).
+    pub fn want_sync(&mut self) {
+        self.wanted = true;
+    }
+
+    /// True when a new acknowledgement must queue behind held ones to keep the order.
+    pub fn is_holding(&self) -> bool {
+        !self.items.is_empty() || self.wanted || self.in_flight
+    }
+
+    /// Something waits for a sync not yet started.
+    pub fn needs_sync(&self) -> bool {
+        self.wanted || self.items.len() > self.covered
+    }
+
+    pub fn sync_started(&mut self) {
+        self.covered = self.items.len();
+        self.wanted = false;
+        self.in_flight = true;
+    }
+
+    /// The items the finished sync covered, oldest first.
+    pub fn synced(&mut self) -> std::vec::Drain<'_, T> {
+        self.in_flight = false;
+        let n = std::mem::take(&mut self.covered);
+        self.items.drain(..n)
+    }
+}
+
+/// Sizes reads to the traffic: reads that fill the buffer double the next one, small reads
+/// halve it, and an emptied buffer larger than needed is let go (idle connections stay small).
+#[derive(Debug)]
+struct ReadSize {
+    next: usize,
+    spare: usize,
+}
+
+impl Default for ReadSize {
+    fn default() -> Self {
+        ReadSize {
+            next: READ_MIN,
+            spare: 0,
+        }
+    }
+}
+
+impl ReadSize {
+    fn prepare(&mut self, buf: &mut BytesMut) {
+        if buf.capacity() - buf.len() < self.next / 2 {
+            buf.reserve(self.next);
+        }
+        self.spare = buf.capacity() - buf.len();
+    }
+
+    fn note(&mut self, n: usize, buf: &mut BytesMut) {
+        if n >= self.spare {
+            self.next = (self.next * 2).min(READ_MAX);
+        } else if n < self.next / 4 {
+            self.next = (self.next / 2).max(READ_MIN);
+        }
+        if buf.is_empty() && buf.capacity() > 2 * self.next {
+            *buf = BytesMut::new();
+        }
+    }
+}
+
+type SyncFuture<'a> = Pin<Box<dyn Future<Output = CoreResult<()>> + Send + 'a>>;
+
+async fn sync_done(f: &mut Option<SyncFuture<'_>>) -> CoreResult<()> {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells a connection that another one took its identity over. Far smaller than a watch
+/// channel, which matters with one per idle connection.
+#[derive(Debug, Clone, Default)]
+pub struct Takeover(Arc<(AtomicBool, Notify)>);
+
+impl Takeover {
+    pub fn new() -> Self {
+        Takeover::default()
+    }
+
+    /// Signals the connection holding this (it may not be waiting yet).
+    pub fn signal(&self) {
+        self.0 .0.store(true, Ordering::Release);
+        self.0 .1.notify_one();
+    }
+
+    pub fn is_signalled(&self) -> bool {
+        self.0 .0.load(Ordering::Acquire)
+    }
+
+    /// Waits until [`Takeover::signal`] was called.
+    pub async fn signalled(&self) {
+        while !self.is_signalled() {
+            self.0 .1.notified().await;
+        }
+    }
+}
+
+async fn takeover<S: Session>(s: &S) {
     match s.takeover_signal() {
-        Some(rx) => rx.changed().await.is_ok() && *rx.borrow(),
+        Some(t) => t.signalled().await,
         None => std::future::pending().await,
     }
 }
@@ -69,10 +211,12 @@ pub async fn drive<S: Session>(
     start: Instant,
 ) -> Result<(), ServeError> {
     let ms = || start.elapsed().as_millis() as u64;
-    let mut events: Vec<SinkEvent> = Vec::with_capacity(MAX_EVENTS_PER_WAKE);
+    let mut events: Vec<SinkEvent> = Vec::new();
+    let mut reads = ReadSize::default();
     if !rbuf.is_empty() {
         session.handle_bytes(&mut rbuf, ms());
     }
+    let mut sync: Option<SyncFuture<'_>> = None;
     let result = loop {
         if !session.output().is_empty() {
             if let Err(e) = session.output().write_to(io).await {
@@ -80,9 +224,21 @@ pub async fn drive<S: Session>(
             }
             session.note_sent(ms());
         }
+        if sync.is_none() && session.needs_sync() {
+            session.sync_started();
+            sync = Some(Box::pin(broker.sync()));
+        }
         if session.is_closed() {
+            // What the session acknowledged before closing goes out once it is durable.
+            if let Some(f) = sync.take() {
+                if f.await.is_ok() {
+                    session.synced();
+                    continue;
+                }
+            }
             if session.linger_after_close() {
-                let mut scratch = [0u8; 1024];
+                // On the heap: a buffer held across this await would enlarge every connection.
+                let mut scratch = vec![0u8; 1024];
                 let _ = tokio::time::timeout(CLOSE_LINGER, async {
                     while matches!(io.read(&mut scratch).await, Ok(n) if n > 0) {}
                 })
@@ -90,24 +246,28 @@ pub async fn drive<S: Session>(
             }
             break Ok(());
         }
-        if session.needs_sync() {
-            if let Err(e) = broker.sync().await {
-                // Nothing held may be acknowledged: the connection ends without the acks.
-                tracing::error!(error = %e, "store sync failed; closing the connection");
-                break Err(ServeError::Protocol(format!("store sync failed: {e}")));
-            }
-            session.synced();
-            continue;
-        }
         let deadline = session
             .poll_timeout()
             .map(|t| start + Duration::from_millis(t))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        reads.prepare(&mut rbuf);
         tokio::select! {
+            done = sync_done(&mut sync) => {
+                sync = None;
+                if let Err(e) = done {
+                    // Nothing held may be acknowledged: the connection ends without the acks.
+                    tracing::error!(error = %e, "store sync failed; closing the connection");
+                    break Err(ServeError::Protocol(format!("store sync failed: {e}")));
+                }
+                session.synced();
+            }
             read = io.read_buf(&mut rbuf) => match read {
                 Ok(0) => break Ok(()),
                 Err(e) => break Err(e.into()),
-                Ok(_) => session.handle_bytes(&mut rbuf, ms()),
+                Ok(n) => {
+                    session.handle_bytes(&mut rbuf, ms());
+                    reads.note(n, &mut rbuf);
+                }
             },
             n = rx.recv_many(&mut events, MAX_EVENTS_PER_WAKE) => {
                 if n == 0 {
@@ -116,10 +276,14 @@ pub async fn drive<S: Session>(
                 for ev in events.drain(..) {
                     session.handle_sink_event(ev);
                 }
+                if n < 8 && events.capacity() > 64 {
+                    // Light traffic: do not keep a burst's buffer.
+                    events = Vec::new();
+                }
                 rx.wake_queues();
             }
             _ = tokio::time::sleep_until(deadline) => session.handle_timeout(ms()),
-            true = takeover(session) => session.taken_over(),
+            () = takeover(session) => session.taken_over(),
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     session.shutdown(ms());

@@ -4,6 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::pin::Pin;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Bodies at least this large are not copied into the flat buffer.
@@ -64,15 +65,17 @@ impl WriteBuf {
     ) -> std::io::Result<()> {
         self.seal();
         while !self.chunks.is_empty() {
-            let n = {
-                let slices: Vec<IoSlice<'_>> = self
-                    .chunks
-                    .iter()
-                    .take(MAX_SLICES)
-                    .map(|c| IoSlice::new(c))
-                    .collect();
-                w.write_vectored(&slices).await?
-            };
+            // The slices live only inside one poll, never in the future's state.
+            let n = std::future::poll_fn(|cx| {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut k = 0;
+                for (slot, c) in slices.iter_mut().zip(self.chunks.iter()) {
+                    *slot = IoSlice::new(c);
+                    k += 1;
+                }
+                Pin::new(&mut *w).poll_write_vectored(cx, &slices[..k])
+            })
+            .await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }

@@ -51,6 +51,10 @@ impl driver::Session for Session {
         Session::needs_sync(self)
     }
 
+    fn sync_started(&mut self) {
+        Session::sync_started(self)
+    }
+
     fn synced(&mut self) {
         Session::synced(self)
     }
@@ -95,7 +99,7 @@ impl driver::Session for Session {
 /// Serves one AMQP connection to its end.
 pub async fn serve(mut io: Box<dyn Transport>, ctx: ConnectionContext) -> Result<(), ServeError> {
     let start = Instant::now();
-    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut rbuf = BytesMut::with_capacity(512);
     loop {
         match decode_protocol_header(&mut rbuf) {
             Ok(Some(())) => break,

@@ -7,12 +7,12 @@
 //! [`SESSION_SPACE`] and [`RETAINED_SPACE`]) and recovered at start.
 
 use crate::codec::FilterReq;
+use junction_core::driver::Takeover;
 use junction_core::storage::{MetaCommand, MetadataStore};
 use junction_core::{Broker, FieldValue, Message};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 /// Record space of stored MQTT sessions.
 pub const SESSION_SPACE: &str = "mqtt-session";
@@ -48,7 +48,7 @@ pub struct SessionState {
 struct Slot {
     state: Option<SessionState>,
     /// The live connection and how to tell it to go.
-    live: Option<(u64, watch::Sender<bool>)>,
+    live: Option<(u64, Takeover)>,
     /// Bumped at every connect: a delayed will fires only if no one reconnected.
     generation: u64,
 }
@@ -98,7 +98,7 @@ pub struct Claim {
     /// The stored session, if one existed and was resumed.
     pub resumed: Option<SessionState>,
     /// Becomes `true` when another connection takes the client id over.
-    pub kicked: watch::Receiver<bool>,
+    pub kicked: Takeover,
     pub generation: u64,
 }
 
@@ -199,11 +199,11 @@ impl Registry {
                 generation: 0,
             });
         if let Some((_, kick)) = slot.live.take() {
-            let _ = kick.send(true);
+            kick.signal();
         }
         slot.generation += 1;
-        let (tx, rx) = watch::channel(false);
-        slot.live = Some((connection, tx));
+        let kicked = Takeover::new();
+        slot.live = Some((connection, kicked.clone()));
         let stored = slot.state.take().filter(|s| {
             s.left_at.is_none_or(|left| {
                 s.expiry == u32::MAX || now.saturating_sub(left) < u64::from(s.expiry) * 1000
@@ -211,7 +211,7 @@ impl Registry {
         });
         Claim {
             resumed: if clean_start { None } else { stored },
-            kicked: rx,
+            kicked,
             generation: slot.generation,
         }
     }

@@ -5,14 +5,14 @@ use crate::registry::Registry;
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::{self, drive};
+use junction_core::driver::{self, drive, Takeover};
 use junction_core::{
     sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport, WriteBuf,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
+
 use tokio::time::Instant;
 
 /// The MQTT adapter. One instance (and so one registry of sessions and retained messages) serves
@@ -69,6 +69,10 @@ impl driver::Session for Session {
         Session::needs_sync(self)
     }
 
+    fn sync_started(&mut self) {
+        Session::sync_started(self)
+    }
+
     fn synced(&mut self) {
         Session::synced(self)
     }
@@ -103,7 +107,7 @@ impl driver::Session for Session {
         Session::shutdown(self)
     }
 
-    fn takeover_signal(&mut self) -> Option<&mut watch::Receiver<bool>> {
+    fn takeover_signal(&self) -> Option<&Takeover> {
         Session::takeover_signal(self)
     }
 
@@ -126,7 +130,7 @@ pub async fn serve(
     let result = drive(
         &mut io,
         &mut session,
-        BytesMut::with_capacity(8 * 1024),
+        BytesMut::new(),
         &mut rx,
         &broker,
         shutdown,

@@ -13,13 +13,13 @@ use crate::topic::{
 };
 use bytes::Bytes;
 use junction_core::clock::unix_seconds;
+use junction_core::driver::{Held, Takeover};
 use junction_core::{
     Binding, ConnectionContext, ConsumerSpec, Credit, Delivery, DeliverySink, Destination,
     FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost, WriteBuf,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// Headers Junction sets on messages published over MQTT (documented in the README).
 pub const H_QOS: &str = "x-mqtt-publish-qos";
@@ -85,7 +85,8 @@ pub struct Session {
     client_id: String,
     user: String,
     vhost: Option<Arc<VHost>>,
-    will: Option<Will>,
+    /// Boxed: most connections have none, and every byte here is paid per connection.
+    will: Option<Box<Will>>,
     publish_will: bool,
     keep_alive: u16,
     session: SessionState,
@@ -103,12 +104,12 @@ pub struct Session {
     sink: DeliverySink,
     out: WriteBuf,
     last_recv: u64,
-    held_acks: Vec<(Ack, u16, u8)>,
-    needs_sync: bool,
+    /// PUBACK/PUBRECs waiting for the stores' sync.
+    held: Held<(Ack, u16, u8)>,
     /// The session state changed and must be stored again.
     dirty: bool,
     generation: u64,
-    kicked: Option<watch::Receiver<bool>>,
+    kicked: Option<Takeover>,
 }
 
 fn qos_of_message(m: &Message) -> u8 {
@@ -151,8 +152,7 @@ impl Session {
             sink,
             out: WriteBuf::new(),
             last_recv: now,
-            held_acks: Vec::new(),
-            needs_sync: false,
+            held: Held::default(),
             dirty: false,
             generation: 0,
             kicked: None,
@@ -183,19 +183,22 @@ impl Session {
     }
 
     /// The takeover signal to watch (after CONNECT).
-    pub fn takeover_signal(&mut self) -> Option<&mut watch::Receiver<bool>> {
-        self.kicked.as_mut()
+    pub fn takeover_signal(&self) -> Option<&Takeover> {
+        self.kicked.as_ref()
     }
 
     pub fn needs_sync(&self) -> bool {
-        self.needs_sync
+        self.held.needs_sync()
     }
 
-    /// The store synced: send the PUBACK/PUBRECs held for persistent messages.
+    pub fn sync_started(&mut self) {
+        self.held.sync_started();
+    }
+
+    /// The stores synced: send the PUBACK/PUBRECs the sync covered.
     pub fn synced(&mut self) {
-        self.needs_sync = false;
         let level = self.level.unwrap_or(Level::V4);
-        for (kind, pkid, reason) in std::mem::take(&mut self.held_acks) {
+        for (kind, pkid, reason) in self.held.synced() {
             codec::ack(level, kind, pkid, reason, self.out.buf());
         }
     }
@@ -253,7 +256,7 @@ impl Session {
         if self.persistent() {
             self.registry
                 .store_session(&vhost.name, &self.client_id, &self.session);
-            self.needs_sync = true;
+            self.held.want_sync();
         } else {
             self.registry.forget_session(&vhost.name, &self.client_id);
         }
@@ -389,7 +392,7 @@ impl Session {
         self.user = user;
         self.vhost = Some(vhost);
         self.keep_alive = c.keep_alive;
-        self.will = c.will;
+        self.will = c.will.map(Box::new);
         self.receive_maximum = if level == Level::V5 {
             c.receive_maximum
         } else {
@@ -815,13 +818,10 @@ impl Session {
                 Ack::PubRec
             }
         };
-        if routed.queues > 0 || (p.qos == 2 && self.persistent()) {
-            // Persistent messages, and the QoS 2 packet ids of a persistent session, are
-            // acknowledged once the stores have them.
-            self.needs_sync = true;
-        }
-        if self.needs_sync {
-            self.held_acks.push((kind, p.pkid, reason));
+        // Persistent messages, and the QoS 2 packet ids of a persistent session, are
+        // acknowledged once the stores have them; other acks keep their place behind those.
+        if routed.queues > 0 || (p.qos == 2 && self.persistent()) || self.held.is_holding() {
+            self.held.hold((kind, p.pkid, reason));
         } else {
             codec::ack(level, kind, p.pkid, reason, self.out.buf());
         }
@@ -1071,7 +1071,7 @@ impl Session {
         Some(PendingWill {
             delay: will.delay.min(expiry),
             vhost,
-            will,
+            will: *will,
             client_id: self.client_id.clone(),
             user: self.user.clone(),
             generation: self.generation,

@@ -61,6 +61,10 @@ impl driver::Session for Session {
         Session::needs_sync(self)
     }
 
+    fn sync_started(&mut self) {
+        Session::sync_started(self)
+    }
+
     fn synced(&mut self) {
         Session::synced(self)
     }
@@ -112,7 +116,7 @@ pub async fn serve(
     let result = drive(
         &mut io,
         &mut session,
-        BytesMut::with_capacity(8 * 1024),
+        BytesMut::new(),
         &mut rx,
         &broker,
         shutdown,

@@ -15,6 +15,8 @@ pub struct StompClient {
     pub version: Version,
     /// Heart-beat EOLs seen so far.
     pub heartbeats: usize,
+    /// Frames that arrived while a receipt was awaited, returned by the next `recv`s.
+    early: std::collections::VecDeque<Frame>,
 }
 
 const LIMITS: codec::Limits = codec::Limits {
@@ -43,6 +45,7 @@ impl StompClient {
             buf: BytesMut::new(),
             version: Version::V1_2,
             heartbeats: 0,
+            early: Default::default(),
         }
     }
 
@@ -84,6 +87,13 @@ impl StompClient {
 
     /// The next frame (heart-beats are counted and skipped); `None` once the server closed.
     pub async fn recv(&mut self) -> Option<Frame> {
+        match self.early.pop_front() {
+            Some(f) => Some(f),
+            None => self.recv_wire().await,
+        }
+    }
+
+    async fn recv_wire(&mut self) -> Option<Frame> {
         loop {
             match codec::decode(&mut self.buf, &LIMITS, self.version).expect("server frames decode")
             {
@@ -108,13 +118,22 @@ impl StompClient {
         }
     }
 
-    /// Sends `f` with a receipt header and waits for that RECEIPT.
+    /// Sends `f` with a receipt header and waits for that RECEIPT. MESSAGE frames that arrive
+    /// first (a persistent SEND's receipt waits for the disk, its delivery does not) are kept
+    /// for the next `recv`.
     pub async fn send_with_receipt(&mut self, mut f: Frame, receipt: &str) {
         f.headers.push(("receipt".into(), receipt.into()));
         self.send(&f).await;
-        let r = self.recv().await.expect("receipt");
-        assert_eq!(r.command, Command::Receipt, "{r:?}");
-        assert_eq!(r.header("receipt-id"), Some(receipt));
+        loop {
+            let r = self.recv_wire().await.expect("receipt");
+            if r.command == Command::Message {
+                self.early.push_back(r);
+                continue;
+            }
+            assert_eq!(r.command, Command::Receipt, "{r:?}");
+            assert_eq!(r.header("receipt-id"), Some(receipt));
+            return;
+        }
     }
 
     /// Subscribes and waits for the receipt (so later sends cannot race the subscription).

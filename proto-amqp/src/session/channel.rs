@@ -967,13 +967,10 @@ impl Session {
                     multiple: false,
                 }
             };
-            if persistent && routed.queues > 0 {
-                // Confirmed only once the store has synced (group commit).
-                self.needs_sync = true;
-                self.held_confirms.push((ch, confirm));
-            } else if self.needs_sync {
-                // Keep confirms in order behind held ones.
-                self.held_confirms.push((ch, confirm));
+            if (persistent && routed.queues > 0) || self.held.is_holding() {
+                // Persistent: confirmed only once the store has synced (group commit); others
+                // keep their place behind held ones.
+                self.held.hold((ch, confirm));
             } else {
                 self.send(ch, &confirm);
             }

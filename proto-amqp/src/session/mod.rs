@@ -10,6 +10,7 @@ pub use error::{code, AmqpError, AmqpResult};
 use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, Frame, Method};
 use channel::Channel;
 use junction_core::auth::AuthUser;
+use junction_core::driver::Held;
 use junction_core::{Broker, ConnectionContext, DeliverySink, Limits, SinkEvent, VHost, WriteBuf};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,8 +54,8 @@ pub struct Session {
     sink: DeliverySink,
     out: WriteBuf,
     /// Publisher confirms held until the store has synced.
-    held_confirms: Vec<(u16, Method)>,
-    needs_sync: bool,
+    /// Publisher confirms waiting for the store's sync.
+    held: Held<(u16, Method)>,
     last_recv: u64,
     last_send: u64,
     client_properties: junction_core::FieldTable,
@@ -78,8 +79,7 @@ impl Session {
             next_consumer_key: 1,
             sink,
             out: WriteBuf::new(),
-            held_confirms: Vec::new(),
-            needs_sync: false,
+            held: Held::default(),
             last_recv: now,
             last_send: now,
             client_properties: Default::default(),
@@ -122,18 +122,59 @@ impl Session {
         encode_method_frame(channel, m, self.out.buf());
     }
 
-    /// True when confirms are held until the message store has synced.
+    /// True when held confirms wait for a store sync not yet started.
     pub fn needs_sync(&self) -> bool {
-        self.needs_sync
+        self.held.needs_sync()
     }
 
-    /// The store has synced: send the held confirms.
+    pub fn sync_started(&mut self) {
+        self.held.sync_started();
+    }
+
+    /// The store has synced: send the confirms it covered, runs of consecutive acks on a
+    /// channel as one `multiple` ack.
     pub fn synced(&mut self) {
-        self.needs_sync = false;
-        for (ch, m) in std::mem::take(&mut self.held_confirms) {
-            if self.channels.get(&ch).is_some_and(Channel::is_open) {
-                self.send(ch, &m);
+        let mut run: Option<(u16, u64, u64)> = None;
+        let held: Vec<(u16, Method)> = self.held.synced().collect();
+        for (ch, m) in held {
+            if let (
+                Some((rch, _, last)),
+                Method::BasicAck {
+                    delivery_tag,
+                    multiple: false,
+                },
+            ) = (&mut run, &m)
+            {
+                if *rch == ch && *delivery_tag == *last + 1 {
+                    *last = *delivery_tag;
+                    continue;
+                }
             }
+            self.flush_ack_run(run.take());
+            match m {
+                Method::BasicAck {
+                    delivery_tag,
+                    multiple: false,
+                } => run = Some((ch, delivery_tag, delivery_tag)),
+                m => {
+                    if self.channels.get(&ch).is_some_and(Channel::is_open) {
+                        self.send(ch, &m);
+                    }
+                }
+            }
+        }
+        self.flush_ack_run(run);
+    }
+
+    /// Sends acks for tags `first..=last` of a channel: every earlier tag is already confirmed.
+    fn flush_ack_run(&mut self, run: Option<(u16, u64, u64)>) {
+        let Some((ch, first, last)) = run else { return };
+        if self.channels.get(&ch).is_some_and(Channel::is_open) {
+            let ack = Method::BasicAck {
+                delivery_tag: last,
+                multiple: last > first,
+            };
+            self.send(ch, &ack);
         }
     }
 

@@ -198,7 +198,7 @@ impl Session {
         });
         let routed = self.vh().publish(&exchange, message).map_err(core_error)?;
         if persistent && routed.queues > 0 {
-            self.needs_sync = true;
+            self.held.want_sync();
         }
         Ok(())
     }

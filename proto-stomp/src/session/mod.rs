@@ -4,6 +4,7 @@ mod messaging;
 
 use crate::codec::{self, encode, Command, Frame, Version};
 use junction_core::auth::AuthUser;
+use junction_core::driver::Held;
 use junction_core::{
     Broker, ConnectionContext, CoreError, DeliverySink, SinkEvent, VHost, WriteBuf,
 };
@@ -59,8 +60,8 @@ pub struct Session {
     hb_out: u64,
     last_recv: u64,
     last_send: u64,
-    held_receipts: Vec<String>,
-    needs_sync: bool,
+    /// Receipts waiting for the message store's sync.
+    held: Held<String>,
     session_id: String,
 }
 
@@ -93,8 +94,7 @@ impl Session {
             hb_out: 0,
             last_recv: now,
             last_send: now,
-            held_receipts: Vec::new(),
-            needs_sync: false,
+            held: Held::default(),
         }
     }
 
@@ -129,14 +129,27 @@ impl Session {
     }
 
     pub fn needs_sync(&self) -> bool {
-        self.needs_sync
+        self.held.needs_sync()
     }
 
-    /// The message store synced: send the receipts held for persistent SENDs.
+    pub fn sync_started(&mut self) {
+        self.held.sync_started();
+    }
+
+    /// The message store synced: send the receipts the sync covered.
     pub fn synced(&mut self) {
-        self.needs_sync = false;
-        for r in std::mem::take(&mut self.held_receipts) {
+        let held: Vec<String> = self.held.synced().collect();
+        for r in held {
             self.send(Frame::new(Command::Receipt).with("receipt-id", r));
+        }
+    }
+
+    /// Sends a receipt now, or after the receipts held before it.
+    fn receipt(&mut self, id: String) {
+        if self.held.is_holding() {
+            self.held.hold(id);
+        } else {
+            self.send(Frame::new(Command::Receipt).with("receipt-id", id));
         }
     }
 
@@ -193,7 +206,7 @@ impl Session {
                 if let Some(r) = f.header("receipt") {
                     let r = r.to_string();
                     self.release_all();
-                    self.send(Frame::new(Command::Receipt).with("receipt-id", r));
+                    self.receipt(r);
                 } else {
                     self.release_all();
                 }
@@ -204,11 +217,7 @@ impl Session {
                 match self.dispatch(f) {
                     Ok(()) => {
                         if let Some(r) = receipt {
-                            if self.needs_sync {
-                                self.held_receipts.push(r);
-                            } else {
-                                self.send(Frame::new(Command::Receipt).with("receipt-id", r));
-                            }
+                            self.receipt(r);
                         }
                     }
                     Err((message, detail)) => self.error(&message, &detail, receipt.as_deref()),
