@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How to build a broker.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct Broker {
     /// Adapter records recovered at start, until their adapter takes them.
     records: Mutex<Vec<(String, String, Vec<u8>)>>,
     taps: Arc<Taps>,
+    /// Why publishers are blocked (a resource alarm such as low disk space), if they are.
+    alarm: watch::Sender<Option<Arc<str>>>,
 }
 
 impl Broker {
@@ -64,6 +67,7 @@ impl Broker {
             default_vhost: opts.default_vhost.clone(),
             records: Mutex::new(Vec::new()),
             taps: Arc::default(),
+            alarm: watch::Sender::new(None),
         });
         let snap = broker.meta.load()?;
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
@@ -215,6 +219,23 @@ impl Broker {
     pub async fn sync(&self) -> CoreResult<()> {
         self.meta.sync().await?;
         self.messages.sync().await
+    }
+
+    /// Blocks publishers on every protocol (`Some(reason)`) or lets them go on (`None`).
+    /// Returns whether that changed anything.
+    pub fn set_resource_alarm(&self, reason: Option<&str>) -> bool {
+        self.alarm.send_if_modified(|a| {
+            if a.as_deref() == reason {
+                return false;
+            }
+            *a = reason.map(Arc::from);
+            true
+        })
+    }
+
+    /// The resource alarm, to watch: connections that publish stop being read while it is set.
+    pub fn resource_alarm(&self) -> watch::Receiver<Option<Arc<str>>> {
+        self.alarm.subscribe()
     }
 
     /// A fresh connection id (owner of exclusive queues, key of consumers).

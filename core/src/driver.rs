@@ -53,6 +53,14 @@ pub trait Session {
     }
     /// Another connection took over.
     fn taken_over(&mut self) {}
+    /// True once the connection has published: a resource alarm then stops reading from it.
+    fn has_published(&self) -> bool {
+        false
+    }
+    /// The resource alarm was raised (`Some(reason)`) or cleared (AMQP's connection.blocked).
+    fn resource_alarm(&mut self, _reason: Option<&str>) {}
+    /// The peer's input is not being read (blocked by an alarm): count it as alive.
+    fn peer_alive(&mut self, _now: u64) {}
     /// After a graceful close, wait briefly for the peer to close first (AMQP, as RabbitMQ).
     fn linger_after_close(&self) -> bool {
         false
@@ -191,6 +199,13 @@ impl Takeover {
     }
 }
 
+async fn alarm_changed(rx: &mut watch::Receiver<Option<Arc<str>>>) -> Option<Arc<str>> {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    rx.borrow_and_update().clone()
+}
+
 async fn takeover<S: Session>(s: &S) {
     match s.takeover_signal() {
         Some(t) => t.signalled().await,
@@ -217,6 +232,10 @@ pub async fn drive<S: Session>(
         session.handle_bytes(&mut rbuf, ms());
     }
     let mut sync: Option<SyncFuture<'_>> = None;
+    let mut alarm = broker.resource_alarm();
+    if let Some(reason) = alarm.borrow_and_update().clone() {
+        session.resource_alarm(Some(&reason));
+    }
     let result = loop {
         if !session.output().is_empty() {
             if let Err(e) = session.output().write_to(io).await {
@@ -250,7 +269,11 @@ pub async fn drive<S: Session>(
             .poll_timeout()
             .map(|t| start + Duration::from_millis(t))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        reads.prepare(&mut rbuf);
+        // A publishing connection is not read while an alarm is set (RabbitMQ's "blocked").
+        let paused = alarm.borrow().is_some() && session.has_published();
+        if !paused {
+            reads.prepare(&mut rbuf);
+        }
         tokio::select! {
             done = sync_done(&mut sync) => {
                 sync = None;
@@ -261,7 +284,7 @@ pub async fn drive<S: Session>(
                 }
                 session.synced();
             }
-            read = io.read_buf(&mut rbuf) => match read {
+            read = io.read_buf(&mut rbuf), if !paused => match read {
                 Ok(0) => break Ok(()),
                 Err(e) => break Err(e.into()),
                 Ok(n) => {
@@ -282,7 +305,18 @@ pub async fn drive<S: Session>(
                 }
                 rx.wake_queues();
             }
-            _ = tokio::time::sleep_until(deadline) => session.handle_timeout(ms()),
+            _ = tokio::time::sleep_until(deadline) => {
+                if paused {
+                    session.peer_alive(ms());
+                }
+                session.handle_timeout(ms());
+            }
+            reason = alarm_changed(&mut alarm) => {
+                if reason.is_none() {
+                    session.peer_alive(ms());
+                }
+                session.resource_alarm(reason.as_deref());
+            }
             () = takeover(session) => session.taken_over(),
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {

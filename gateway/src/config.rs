@@ -208,6 +208,9 @@ pub struct StorageConfig {
     pub segment_size_mib: u64,
     /// How long a group commit waits for more records before its fdatasync, in microseconds.
     pub commit_window_us: u64,
+    /// Publishers are blocked while the data directory's file system has less free space than
+    /// this, in MiB (RabbitMQ's `disk_free_limit`, 50 MB by default there too).
+    pub disk_free_limit_mib: u64,
 }
 
 impl Default for StorageConfig {
@@ -217,6 +220,7 @@ impl Default for StorageConfig {
             fsync: FsyncConfig::Always,
             segment_size_mib: d.segment_bytes / (1024 * 1024),
             commit_window_us: d.commit_window.as_micros() as u64,
+            disk_free_limit_mib: 50,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! junction-gateway: configuration, listeners and wiring of the `junction` binary.
 
 pub mod config;
+pub mod disk_monitor;
 pub mod listener;
 pub mod websocket;
 
@@ -54,6 +55,8 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
+    disk_monitor: JoinHandle<()>,
+    disk_limit: Arc<disk_monitor::DiskLimit>,
     connections: Arc<ConnectionCount>,
 }
 
@@ -212,6 +215,9 @@ impl Gateway {
             )));
         }
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));
+        let disk_limit = disk_monitor::DiskLimit::new(cfg.storage.disk_free_limit_mib << 20);
+        let disk_monitor =
+            disk_monitor::spawn(broker.clone(), cfg.data_dir.clone(), disk_limit.clone());
         Ok(Gateway {
             broker,
             data,
@@ -219,6 +225,8 @@ impl Gateway {
             shutdown,
             accept_tasks,
             housekeeping,
+            disk_monitor,
+            disk_limit,
             connections,
         })
     }
@@ -229,6 +237,11 @@ impl Gateway {
 
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+
+    /// Changes the free-disk limit below which publishers are blocked, and checks at once.
+    pub fn set_disk_free_limit(&self, bytes: u64) {
+        self.disk_limit.set(bytes);
     }
 
     /// Connections currently open.
@@ -253,6 +266,7 @@ impl Gateway {
             );
         }
         self.housekeeping.abort();
+        self.disk_monitor.abort();
         if let Err(e) = self.broker.sync().await {
             tracing::error!(error = %e, "final storage flush failed");
         }

@@ -94,6 +94,18 @@ impl driver::Session for Session {
     fn linger_after_close(&self) -> bool {
         true
     }
+
+    fn has_published(&self) -> bool {
+        Session::has_published(self)
+    }
+
+    fn resource_alarm(&mut self, reason: Option<&str>) {
+        Session::resource_alarm(self, reason)
+    }
+
+    fn peer_alive(&mut self, now: u64) {
+        Session::peer_alive(self, now)
+    }
 }
 
 /// Serves one AMQP connection to its end.

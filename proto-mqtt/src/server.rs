@@ -114,6 +114,14 @@ impl driver::Session for Session {
     fn taken_over(&mut self) {
         Session::taken_over(self)
     }
+
+    fn has_published(&self) -> bool {
+        Session::has_published(self)
+    }
+
+    fn peer_alive(&mut self, now: u64) {
+        Session::peer_alive(self, now)
+    }
 }
 
 /// Serves one MQTT connection to its end, then publishes its will if one is due.

@@ -110,6 +110,8 @@ pub struct Session {
     dirty: bool,
     generation: u64,
     kicked: Option<Takeover>,
+    /// The client has published (a resource alarm stops reading from it).
+    published: bool,
 }
 
 fn qos_of_message(m: &Message) -> u8 {
@@ -156,6 +158,7 @@ impl Session {
             dirty: false,
             generation: 0,
             kicked: None,
+            published: false,
         }
     }
 
@@ -183,6 +186,15 @@ impl Session {
     }
 
     /// The takeover signal to watch (after CONNECT).
+    pub fn has_published(&self) -> bool {
+        self.published
+    }
+
+    /// Input held back by a resource alarm: PINGREQs cannot be seen, so count the client alive.
+    pub fn peer_alive(&mut self, now: u64) {
+        self.last_recv = now;
+    }
+
     pub fn takeover_signal(&self) -> Option<&Takeover> {
         self.kicked.as_ref()
     }
@@ -276,7 +288,10 @@ impl Session {
         }
         match p {
             Inbound::Connect(_) => self.disconnect(0x82, "second CONNECT"),
-            Inbound::Publish(p) => self.publish_in(p),
+            Inbound::Publish(p) => {
+                self.published = true;
+                self.publish_in(p)
+            }
             Inbound::PubAck(pkid) => {
                 if let Some(f) = self.inflight.remove(&pkid) {
                     f.queue.ack(&[f.id]);

@@ -93,6 +93,14 @@ impl driver::Session for Session {
         }
     }
 
+    fn has_published(&self) -> bool {
+        Session::has_published(self)
+    }
+
+    fn peer_alive(&mut self, now: u64) {
+        Session::note_received(self, now)
+    }
+
     fn handle_sink_event(&mut self, ev: SinkEvent) {
         Session::handle_sink_event(self, ev)
     }

@@ -96,17 +96,17 @@ M="--mqtt 127.0.0.1:1892"
 
 # scenario | extra arguments | peer (R = RabbitMQ, M = Mosquitto)
 scenarios=(
-  "amqp-transient|--messages $((200000*SCALE)) --size 16|R"
-  "amqp-transient|--messages $((100000*SCALE)) --size 1024|R"
-  "amqp-persistent|--messages $((50000*SCALE)) --size 16|R"
-  "amqp-fanout|--messages $((50000*SCALE)) --size 16|R"
+  "amqp-transient|--messages $((500000*SCALE)) --size 16|R"
+  "amqp-transient|--messages $((300000*SCALE)) --size 1024|R"
+  "amqp-persistent|--messages $((200000*SCALE)) --size 16|R"
+  "amqp-fanout|--messages $((100000*SCALE)) --size 16|R"
   "amqp-latency|--messages $((25000*SCALE)) --rate 5000 --size 16|R"
-  "mqtt-qos0-fanout|--messages $((2000*SCALE)) --size 16|M"
-  "mqtt-qos1-pairs|--messages $((500*SCALE)) --size 16|M"
+  "mqtt-qos0-fanout|--messages $((5000*SCALE)) --size 16|M"
+  "mqtt-qos1-pairs|--messages $((1000*SCALE)) --size 16|M"
   "mqtt-qos2-pairs|--messages $((300*SCALE)) --size 16|R"
-  "stomp-queue|--messages $((100000*SCALE)) --size 16|R"
-  "stomp-topic|--messages $((20000*SCALE)) --size 16|R"
-  "cross|--messages $((100000*SCALE)) --size 16|R"
+  "stomp-queue|--messages $((300000*SCALE)) --size 16|R"
+  "stomp-topic|--messages $((50000*SCALE)) --size 16|R"
+  "cross|--messages $((300000*SCALE)) --size 16|R"
 )
 results="$work/results.txt"
 : > "$results"
@@ -125,10 +125,15 @@ done
 idle_j=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1890 --broker-pid "$junction_pid" | tail -1 || true)
 idle_m=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1892 --broker-pid "$mosquitto_pid" | tail -1 || true)
 
+# Queue depth: 1,000,000 transient 1 KiB messages with nobody consuming (once each).
+rabbit_vm=$(pgrep -P "$rabbit_pid" | head -1 || true)
+depth_j=$(timeout 900 "$bench" --scenario amqp-depth --messages 1000000 --size 1024 $J --broker-pid "$junction_pid" | tail -1 || true)
+depth_r=$(timeout 900 "$bench" --scenario amqp-depth --messages 1000000 --size 1024 $R --broker-pid "${rabbit_vm:-0}" | tail -1 || true)
+
 kill -TERM "$junction_pid"; wait "$junction_pid" || true
 fsync_line=$(grep "message log totals" "$work/junction.log" | tail -1 || true)
 
-python3 - "$results" "$idle_j" "$idle_m" "$fsync_line" <<'PY'
+python3 - "$results" "$idle_j" "$idle_m" "$fsync_line" "$depth_j" "$depth_r" <<'PY'
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -154,6 +159,12 @@ for label, line in (("Junction", sys.argv[2]), ("Mosquitto", sys.argv[3])):
     kv = dict(re.findall(r"(\w+)=(\S+)", line))
     if "bytes_per_connection" in kv:
         print(f"\nIdle MQTT connections ({label}): {float(kv['bytes_per_connection']):,.0f} bytes each at {kv['connections']}")
+for label, line in (("Junction", sys.argv[5]), ("RabbitMQ", sys.argv[6])):
+    kv = dict(re.findall(r"(\w+)=(\S+)", line))
+    if "rss_growth" in kv:
+        print(f"\nQueue depth ({label}): {int(kv['messages']):,} transient {kv['size']} B messages queued "
+              f"in {float(kv['secs']):.1f} s, resident memory +{int(kv['rss_growth']) / 2**30:.2f} GiB "
+              f"({float(kv['bytes_per_message']):,.0f} bytes each)")
 kv = dict(re.findall(r"(\w+)=(\S+)", sys.argv[4]))
 if "fsyncs" in kv:
     total = int(kv["published"]) + int(kv["elided"])

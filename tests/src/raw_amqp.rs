@@ -36,12 +36,33 @@ impl RawClient {
         }
     }
 
+    /// Connects as guest announcing `client_properties` (e.g. capabilities).
+    pub async fn connect_announcing(
+        addr: SocketAddr,
+        client_properties: junction_core::FieldTable,
+    ) -> RawClient {
+        match Self::handshake(addr, 0, "PLAIN", plain("guest", "guest"), client_properties).await {
+            Ok(c) => c,
+            Err(m) => panic!("handshake refused: {m:?}"),
+        }
+    }
+
     /// Like [`RawClient::connect_with`], returning the server's refusal instead of panicking.
     pub async fn try_connect_with(
         addr: SocketAddr,
         heartbeat: u16,
         mechanism: &str,
         response: bytes::Bytes,
+    ) -> Result<RawClient, Method> {
+        Self::handshake(addr, heartbeat, mechanism, response, Default::default()).await
+    }
+
+    async fn handshake(
+        addr: SocketAddr,
+        heartbeat: u16,
+        mechanism: &str,
+        response: bytes::Bytes,
+        client_properties: junction_core::FieldTable,
     ) -> Result<RawClient, Method> {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(codec::PROTOCOL_HEADER).await.unwrap();
@@ -60,7 +81,7 @@ impl RawClient {
         c.send_method(
             0,
             &Method::ConnectionStartOk {
-                client_properties: Default::default(),
+                client_properties,
                 mechanism: mechanism.into(),
                 response,
                 locale: "en_US".into(),
@@ -114,6 +135,35 @@ impl RawClient {
         let mut out = BytesMut::new();
         codec::encode_method_frame(channel, m, &mut out);
         self.send_raw(&out).await;
+    }
+
+    /// Publishes `body` (default properties) in one write.
+    pub async fn publish(&mut self, ch: u16, exchange: &str, key: &str, body: &[u8]) {
+        use bytes::BufMut;
+        let mut frames = BytesMut::new();
+        codec::encode_method_frame(
+            ch,
+            &Method::BasicPublish {
+                exchange: exchange.into(),
+                routing_key: key.into(),
+                mandatory: false,
+                immediate: false,
+            },
+            &mut frames,
+        );
+        let mut header = BytesMut::new();
+        codec::properties_payload(body.len() as u64, &Default::default(), &mut header);
+        frames.put_u8(2);
+        frames.put_u16(ch);
+        frames.put_u32(header.len() as u32);
+        frames.put_slice(&header);
+        frames.put_u8(0xCE);
+        frames.put_u8(3);
+        frames.put_u16(ch);
+        frames.put_u32(body.len() as u32);
+        frames.put_slice(body);
+        frames.put_u8(0xCE);
+        self.send_raw(&frames).await;
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {

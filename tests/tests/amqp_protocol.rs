@@ -33,30 +33,7 @@ async fn expect(c: &mut RawClient) -> (u16, Method) {
 }
 
 async fn publish(c: &mut RawClient, ch: u16, queue: &str, body: &'static [u8]) {
-    c.send_method(
-        ch,
-        &Method::BasicPublish {
-            exchange: "".into(),
-            routing_key: queue.into(),
-            mandatory: false,
-            immediate: false,
-        },
-    )
-    .await;
-    let mut payload = BytesMut::new();
-    junction_amqp::codec::properties_payload(body.len() as u64, &Default::default(), &mut payload);
-    let mut frames = BytesMut::new();
-    frames.put_u8(2);
-    frames.put_u16(ch);
-    frames.put_u32(payload.len() as u32);
-    frames.put_slice(&payload);
-    frames.put_u8(0xCE);
-    frames.put_u8(3);
-    frames.put_u16(ch);
-    frames.put_u32(body.len() as u32);
-    frames.put_slice(body);
-    frames.put_u8(0xCE);
-    c.send_raw(&frames).await;
+    c.publish(ch, "", queue, body).await;
 }
 
 fn declare(queue: &str) -> Method {

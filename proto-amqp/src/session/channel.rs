@@ -468,6 +468,7 @@ impl Session {
                 mandatory,
                 immediate,
             } => {
+                self.note_published();
                 if immediate {
                     return Err(AmqpError::connection(
                         code::NOT_IMPLEMENTED,

@@ -53,12 +53,17 @@ pub struct Session {
     next_consumer_key: u64,
     sink: DeliverySink,
     out: WriteBuf,
-    /// Publisher confirms held until the store has synced.
     /// Publisher confirms waiting for the store's sync.
     held: Held<(u16, Method)>,
     last_recv: u64,
     last_send: u64,
     client_properties: junction_core::FieldTable,
+    /// The connection has published (a resource alarm blocks it).
+    published: bool,
+    /// The broker's resource alarm, if raised.
+    alarm: Option<Arc<str>>,
+    /// connection.blocked was sent and not yet followed by connection.unblocked.
+    blocked_sent: bool,
 }
 
 impl Session {
@@ -83,6 +88,9 @@ impl Session {
             last_recv: now,
             last_send: now,
             client_properties: Default::default(),
+            published: false,
+            alarm: None,
+            blocked_sent: false,
         };
         s.send(0, &handshake::start_method());
         s
@@ -116,6 +124,11 @@ impl Session {
     /// The server wrote the output at `now`.
     pub fn note_sent(&mut self, now: u64) {
         self.last_send = now;
+    }
+
+    /// The client's input is held back by a resource alarm: its heart-beats cannot be seen.
+    pub fn peer_alive(&mut self, now: u64) {
+        self.last_recv = now;
     }
 
     fn send(&mut self, channel: u16, m: &Method) {
@@ -175,6 +188,48 @@ impl Session {
                 multiple: last > first,
             };
             self.send(ch, &ack);
+        }
+    }
+
+    pub fn has_published(&self) -> bool {
+        self.published
+    }
+
+    /// The broker's resource alarm changed.
+    pub fn resource_alarm(&mut self, reason: Option<&str>) {
+        self.alarm = reason.map(Arc::from);
+        self.update_blocked();
+    }
+
+    /// Marks the connection as a publisher (it is blocked while an alarm is raised).
+    pub(super) fn note_published(&mut self) {
+        if !self.published {
+            self.published = true;
+            self.update_blocked();
+        }
+    }
+
+    /// Sends connection.blocked / connection.unblocked to a client that asked for them, as
+    /// RabbitMQ does: blocked once a publishing connection is held by an alarm.
+    fn update_blocked(&mut self) {
+        let blocked = self.published && self.alarm.is_some();
+        if blocked && !self.blocked_sent && self.wants_blocked_notifications() {
+            let reason = self.alarm.as_deref().unwrap_or_default().to_string();
+            self.send(0, &Method::ConnectionBlocked { reason });
+            self.blocked_sent = true;
+        } else if !blocked && self.blocked_sent {
+            self.send(0, &Method::ConnectionUnblocked);
+            self.blocked_sent = false;
+        }
+    }
+
+    fn wants_blocked_notifications(&self) -> bool {
+        match self.client_properties.get("capabilities") {
+            Some(junction_core::FieldValue::Table(caps)) => matches!(
+                caps.get("connection.blocked"),
+                Some(junction_core::FieldValue::Bool(true))
+            ),
+            _ => false,
         }
     }
 

@@ -65,6 +65,9 @@ impl Session {
     }
 
     pub(super) fn dispatch(&mut self, f: Frame) -> Result<(), Failure> {
+        if f.command == Command::Send {
+            self.published = true;
+        }
         if let Some(tx) = f.header("transaction") {
             if matches!(f.command, Command::Send | Command::Ack | Command::Nack) {
                 let tx = tx.to_string();

@@ -62,6 +62,8 @@ pub struct Session {
     last_send: u64,
     /// Receipts waiting for the message store's sync.
     held: Held<String>,
+    /// The client has sent a SEND (a resource alarm stops reading from it).
+    published: bool,
     session_id: String,
 }
 
@@ -95,6 +97,7 @@ impl Session {
             last_recv: now,
             last_send: now,
             held: Held::default(),
+            published: false,
         }
     }
 
@@ -155,6 +158,10 @@ impl Session {
 
     fn send(&mut self, f: Frame) {
         encode(&f, self.version, &mut self.out);
+    }
+
+    pub fn has_published(&self) -> bool {
+        self.published
     }
 
     /// Any bytes from the client count as life.

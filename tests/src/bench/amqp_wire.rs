@@ -200,6 +200,28 @@ impl Wire {
         .map(drop)
     }
 
+    /// Ready messages in `name` (a passive declare).
+    pub async fn message_count(&mut self, name: &str) -> anyhow::Result<u32> {
+        match self
+            .call(
+                Method::QueueDeclare {
+                    queue: name.into(),
+                    passive: true,
+                    durable: false,
+                    exclusive: false,
+                    auto_delete: false,
+                    no_wait: false,
+                    arguments: FieldTable::new(),
+                },
+                |m| matches!(m, Method::QueueDeclareOk { .. }),
+            )
+            .await?
+        {
+            Method::QueueDeclareOk { message_count, .. } => Ok(message_count),
+            _ => unreachable!("checked by call"),
+        }
+    }
+
     pub async fn delete_queue(&mut self, name: &str) -> anyhow::Result<()> {
         self.call(
             Method::QueueDelete {
@@ -534,6 +556,35 @@ pub async fn one_to_one(uri: &str, n: u64, p: Publish) -> anyhow::Result<Outcome
     let secs = (epoch().elapsed() - start).as_secs_f64();
     Wire::connect(uri).await?.delete_queue(&q).await?;
     Ok(Outcome::from(&[seen], n, secs))
+}
+
+/// Fills one queue with `n` messages and nobody consuming; returns the broker's resident memory
+/// growth (`pid`) once they are all queued.
+pub async fn depth(uri: &str, n: u64, p: Publish, pid: u32) -> anyhow::Result<(u64, f64)> {
+    let mut admin = Wire::connect(uri).await?;
+    let q = unique("bench-depth");
+    admin.declare_queue(&q, p.persistent, false).await?;
+    let before = super::rss_bytes(pid).unwrap_or(0);
+    let start = epoch().elapsed();
+    Wire::connect(uri).await?.produce("", &q, n, p).await?;
+    // Bounded: at most IDLE without the count moving.
+    let mut last = (0, epoch().elapsed());
+    loop {
+        let count = u64::from(admin.message_count(&q).await?);
+        if count >= n {
+            break;
+        }
+        if count != last.0 {
+            last = (count, epoch().elapsed());
+        } else if epoch().elapsed() - last.1 > IDLE {
+            anyhow::bail!("queue stuck at {count} of {n}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = (epoch().elapsed() - start).as_secs_f64();
+    let after = super::rss_bytes(pid).unwrap_or(0);
+    admin.delete_queue(&q).await?;
+    Ok((after.saturating_sub(before), secs))
 }
 
 /// 1 producer → fanout exchange → `queues` queues, one consumer each (auto-ack, transient).

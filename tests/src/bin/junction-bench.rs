@@ -32,6 +32,9 @@ enum Scenario {
     Cross,
     /// `--connections` idle MQTT connections; broker memory per connection (`--broker-pid`).
     MqttIdle,
+    /// `--messages` transient messages queued with no consumer (wire client); broker memory
+    /// growth (`--broker-pid`).
+    AmqpDepth,
 }
 
 /// The AMQP client a scenario drives.
@@ -205,6 +208,17 @@ async fn main() -> anyhow::Result<()> {
             )
         }
         Scenario::MqttIdle => return idle_connections(&a).await,
+        Scenario::AmqpDepth => {
+            let pid = a
+                .broker_pid
+                .ok_or_else(|| anyhow::anyhow!("amqp-depth needs --broker-pid"))?;
+            let (grew, secs) = amqp_wire::depth(uri, n, fast(false, 0), pid).await?;
+            println!(
+                "scenario=amqp-depth size={size} persistent=no messages={n} secs={secs:.3} rss_growth={grew} bytes_per_message={:.0}",
+                grew as f64 / n.max(1) as f64
+            );
+            return Ok(());
+        }
     };
     report(&settings, &outcome);
     Ok(())

@@ -1,0 +1,150 @@
+//! The free-disk watermark: below it, publishing connections stop being read on every protocol
+//! (AMQP clients that asked are told with connection.blocked), consumers go on, and everything
+//! held back is routed once space returns. The limit is raised past the disk's free space at
+//! run time, as `rabbitmqctl set_disk_free_limit` would.
+
+use bytes::BytesMut;
+use junction_amqp::codec::Method;
+use junction_core::{FieldTable, FieldValue};
+use junction_stomp::codec::Command;
+use junction_tests::raw_amqp::RawClient;
+use junction_tests::raw_mqtt::RawMqtt;
+use junction_tests::raw_stomp::{frame, StompClient};
+use junction_tests::{amqp_channel, within, TestBroker};
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use std::time::Duration;
+
+/// How long "nothing happens" is watched for.
+const QUIET: Duration = Duration::from_millis(400);
+
+fn wants_blocked() -> FieldTable {
+    let mut caps = FieldTable::new();
+    caps.insert("connection.blocked", FieldValue::Bool(true));
+    let mut props = FieldTable::new();
+    props.insert("capabilities", FieldValue::Table(caps));
+    props
+}
+
+async fn next(d: &mut lapin::Consumer) -> Vec<u8> {
+    use futures::StreamExt;
+    d.next().await.expect("open").expect("delivery").data
+}
+
+async fn next_method(c: &mut RawClient) -> (u16, Method) {
+    within(c.recv_method()).await.expect("a method")
+}
+
+#[tokio::test]
+async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
+    let b = TestBroker::start().await;
+    let (_cc, consumer_ch) = amqp_channel(&b.amqp_uri()).await;
+    within(consumer_ch.queue_declare(
+        "alarm-q",
+        QueueDeclareOptions::default(),
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+    let mut deliveries = within(consumer_ch.basic_consume(
+        "alarm-q",
+        "",
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+
+    let mut publisher = within(RawClient::connect_announcing(
+        b.addrs.amqp.unwrap(),
+        wants_blocked(),
+    ))
+    .await;
+    publisher.send_method(1, &Method::ChannelOpen).await;
+    assert!(matches!(
+        next_method(&mut publisher).await,
+        (1, Method::ChannelOpenOk)
+    ));
+    publisher.publish(1, "", "alarm-q", b"before").await;
+    assert_eq!(within(next(&mut deliveries)).await, b"before");
+
+    b.gateway().set_disk_free_limit(u64::MAX);
+    match next_method(&mut publisher).await {
+        (0, Method::ConnectionBlocked { reason }) => assert_eq!(reason, "low on disk"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    publisher.publish(1, "", "alarm-q", b"held").await;
+    // Nothing published while blocked reaches the queue...
+    assert!(
+        tokio::time::timeout(QUIET, next(&mut deliveries))
+            .await
+            .is_err(),
+        "a blocked publisher's message was routed"
+    );
+    // ...while a connection that only consumes or declares is still served.
+    let (_c2, ch2) = amqp_channel(&b.amqp_uri()).await;
+    within(ch2.queue_declare(
+        "alarm-other",
+        QueueDeclareOptions::default(),
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+
+    b.gateway().set_disk_free_limit(0);
+    assert!(matches!(
+        next_method(&mut publisher).await,
+        (0, Method::ConnectionUnblocked)
+    ));
+    assert_eq!(within(next(&mut deliveries)).await, b"held");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt_and_stomp_publishers_are_paused_while_disk_is_low() {
+    let b = TestBroker::start().await;
+    let mut mqtt = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    within(mqtt.connect_v4("alarm-pub", 0)).await;
+    let publish = |pkid: u16| {
+        let mut p = mqttbytes::v4::Publish::new("alarm/t", mqttbytes::QoS::AtLeastOnce, "x");
+        p.pkid = pkid;
+        let mut out = BytesMut::new();
+        p.write(&mut out).unwrap();
+        out
+    };
+    let puback = |p: Option<mqttbytes::v4::Packet>| match p {
+        Some(mqttbytes::v4::Packet::PubAck(a)) => a.pkid,
+        other => panic!("expected PUBACK, got {other:?}"),
+    };
+    mqtt.send(&publish(1)).await;
+    assert_eq!(puback(within(mqtt.recv_v4()).await), 1);
+
+    let (mut stomp, _) = within(StompClient::connect(b.addrs.stomp.unwrap())).await;
+    within(stomp.send_with_receipt(
+        frame(Command::Send, &[("destination", "/queue/alarm-s")], b"a"),
+        "r1",
+    ))
+    .await;
+
+    b.gateway().set_disk_free_limit(u64::MAX);
+    mqtt.send(&publish(2)).await;
+    stomp
+        .send(&frame(
+            Command::Send,
+            &[("destination", "/queue/alarm-s"), ("receipt", "r2")],
+            b"b",
+        ))
+        .await;
+    // Neither is read while the alarm lasts: no PUBACK, no RECEIPT.
+    assert!(tokio::time::timeout(QUIET, mqtt.recv_v4()).await.is_err());
+    stomp.expect_silence(QUIET).await;
+
+    b.gateway().set_disk_free_limit(0);
+    assert_eq!(puback(within(mqtt.recv_v4()).await), 2);
+    let r = within(stomp.recv()).await.expect("receipt");
+    assert_eq!(r.command, Command::Receipt, "{r:?}");
+    assert_eq!(r.header("receipt-id"), Some("r2"));
+    b.stop().await;
+}
