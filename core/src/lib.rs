@@ -29,7 +29,7 @@ pub use consumer::{
 };
 pub use error::{CoreError, CoreResult};
 pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind};
-pub use message::{Message, Properties};
+pub use message::{Message, Properties, SharedProperties};
 pub use queue::{Enqueued, Fetched, Queue, QueueDef};
 pub use value::{FieldTable, FieldValue};
 pub use vhost::{DeclaredQueue, Routed, VHost};

@@ -26,6 +26,24 @@ pub struct Properties {
     pub cluster_id: Option<String>,
 }
 
+/// The last properties a publisher used, shared with the next message that has the same.
+#[derive(Debug, Default)]
+pub struct SharedProperties(Option<Arc<Properties>>);
+
+impl SharedProperties {
+    /// `p` as a shared allocation: the previous one when equal.
+    pub fn share(&mut self, p: Properties) -> Arc<Properties> {
+        match &self.0 {
+            Some(last) if **last == p => last.clone(),
+            _ => {
+                let a = Arc::new(p);
+                self.0 = Some(a.clone());
+                a
+            }
+        }
+    }
+}
+
 impl Properties {
     pub fn is_persistent(&self) -> bool {
         self.delivery_mode == Some(2)
@@ -49,7 +67,9 @@ pub struct Message {
     pub exchange: String,
     /// The routing key it was (last) published with.
     pub routing_key: String,
-    pub properties: Properties,
+    /// Shared: consecutive messages of a publisher usually carry the same properties, and
+    /// adapters hand them one allocation (a deep queue then costs little beyond the bodies).
+    pub properties: Arc<Properties>,
     pub body: Bytes,
 }
 
@@ -63,7 +83,7 @@ impl Message {
         Arc::new(Message {
             exchange: exchange.into(),
             routing_key: routing_key.into(),
-            properties,
+            properties: Arc::new(properties),
             body,
         })
     }

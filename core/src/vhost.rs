@@ -619,7 +619,7 @@ impl VHost {
             );
             return;
         };
-        let mut props = msg.properties.clone();
+        let mut props = crate::message::Properties::clone(&msg.properties);
         let original_expiration = props.expiration.take();
         let headers = props.headers_mut();
         record_death(headers, queue.name(), reason, msg, original_expiration);
@@ -631,7 +631,7 @@ impl VHost {
         let dead = Arc::new(Message {
             exchange: dlx.to_string(),
             routing_key,
-            properties: props,
+            properties: Arc::new(props),
             body: msg.body.clone(),
         });
         let mut names = Vec::new();

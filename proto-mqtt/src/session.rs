@@ -770,7 +770,7 @@ impl Session {
         Arc::new(Message {
             exchange: exchange.into(),
             routing_key,
-            properties: p,
+            properties: Arc::new(p),
             body: payload,
         })
     }

@@ -12,6 +12,7 @@
 use crate::message::{Message, Properties};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The first bytes of every segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"JNCSEG01";
@@ -97,7 +98,7 @@ pub fn put_publish(out: &mut Vec<u8>, queue: u64, seq: u64, redelivered: bool, m
     let meta = postcard::to_stdvec(&Envelope {
         exchange: &msg.exchange,
         routing_key: &msg.routing_key,
-        properties: std::borrow::Cow::Borrowed(&msg.properties),
+        properties: std::borrow::Cow::Borrowed(&*msg.properties),
     })
     .unwrap_or_default();
     let flags = [if redelivered { FLAG_REDELIVERED } else { 0 }];
@@ -162,7 +163,7 @@ pub fn decode_publish(payload: &[u8]) -> Option<(bool, Message)> {
         Message {
             exchange: env.exchange.to_string(),
             routing_key: env.routing_key.to_string(),
-            properties: env.properties.into_owned(),
+            properties: Arc::new(env.properties.into_owned()),
             body: Bytes::copy_from_slice(body),
         },
     ))
@@ -183,12 +184,12 @@ mod tests {
         Message {
             exchange: "amq.topic".into(),
             routing_key: "a.b".into(),
-            properties: Properties {
+            properties: Arc::new(Properties {
                 delivery_mode: Some(2),
                 headers: Some(headers),
                 correlation_id: Some("c".into()),
                 ..Properties::default()
-            },
+            }),
             body: Bytes::from_static(b"\0\xff body"),
         }
     }

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use junction_core::vhost::{generate_queue_name, REPLY_TO_PREFIX};
 use junction_core::{
     Binding, ConsumerSpec, Credit, Delivery, Destination, ExchangeDef, ExchangeKind, Message,
-    Properties, Queue, QueueDef, VHost,
+    Properties, Queue, QueueDef, SharedProperties, VHost,
 };
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
@@ -65,6 +65,8 @@ struct Tx {
 #[derive(Default)]
 pub(super) struct Channel {
     closing: bool,
+    /// The properties of the last publish, shared with the next when equal.
+    last_properties: SharedProperties,
     pending: Option<Pending>,
     prefetch: u16,
     global: Option<Arc<Credit>>,
@@ -908,6 +910,7 @@ impl Session {
             };
             properties.reply_to = Some(q);
         }
+        let properties = self.channel(ch).last_properties.share(properties);
         let message = Arc::new(Message {
             exchange: p.exchange.clone(),
             routing_key: p.routing_key,

@@ -196,7 +196,7 @@ impl Session {
         let message = Arc::new(Message {
             exchange: exchange.clone(),
             routing_key,
-            properties,
+            properties: Arc::new(properties),
             body: f.body.clone(),
         });
         let routed = self.vh().publish(&exchange, message).map_err(core_error)?;
