@@ -121,6 +121,14 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
 done
+# Memory figures need a fresh Junction: one that already served the load reuses the memory it
+# freed, and its resident size would not grow at all.
+kill -TERM "$junction_pid"; wait "$junction_pid" || true
+fsync_line=$(grep "message log totals" "$work/junction.log" | tail -1 || true)
+rm -rf "$work/junction-data"
+"$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction-fresh.log" &
+junction_pid=$!; pids+=("$junction_pid")
+wait_port 5680; wait_port 1890
 # Idle MQTT connections: memory per connection (once each; it is not noisy).
 idle_j=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1890 --broker-pid "$junction_pid" | tail -1 || true)
 idle_m=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1892 --broker-pid "$mosquitto_pid" | tail -1 || true)
@@ -131,7 +139,6 @@ depth_j=$(timeout 900 "$bench" --scenario amqp-depth --messages 1000000 --size 1
 depth_r=$(timeout 900 "$bench" --scenario amqp-depth --messages 1000000 --size 1024 $R --broker-pid "${rabbit_vm:-0}" | tail -1 || true)
 
 kill -TERM "$junction_pid"; wait "$junction_pid" || true
-fsync_line=$(grep "message log totals" "$work/junction.log" | tail -1 || true)
 
 python3 - "$results" "$idle_j" "$idle_m" "$fsync_line" "$depth_j" "$depth_r" <<'PY'
 import re, statistics, sys
