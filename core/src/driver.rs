@@ -233,8 +233,10 @@ pub async fn drive<S: Session>(
     }
     let mut sync: Option<SyncFuture<'_>> = None;
     let mut alarm = broker.resource_alarm();
-    if let Some(reason) = alarm.borrow_and_update().clone() {
-        session.resource_alarm(Some(&reason));
+    // Kept here so the loop does not take the watch's lock on every wake-up.
+    let mut alarm_raised = alarm.borrow_and_update().clone();
+    if let Some(reason) = &alarm_raised {
+        session.resource_alarm(Some(reason));
     }
     let result = loop {
         if !session.output().is_empty() {
@@ -270,7 +272,7 @@ pub async fn drive<S: Session>(
             .map(|t| start + Duration::from_millis(t))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         // A publishing connection is not read while an alarm is set (RabbitMQ's "blocked").
-        let paused = alarm.borrow().is_some() && session.has_published();
+        let paused = alarm_raised.is_some() && session.has_published();
         if !paused {
             reads.prepare(&mut rbuf);
         }
@@ -316,6 +318,7 @@ pub async fn drive<S: Session>(
                     session.peer_alive(ms());
                 }
                 session.resource_alarm(reason.as_deref());
+                alarm_raised = reason;
             }
             () = takeover(session) => session.taken_over(),
             changed = shutdown.changed() => {

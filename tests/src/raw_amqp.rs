@@ -139,8 +139,7 @@ impl RawClient {
 
     /// Publishes `body` (default properties) in one write.
     pub async fn publish(&mut self, ch: u16, exchange: &str, key: &str, body: &[u8]) {
-        use bytes::BufMut;
-        let mut frames = BytesMut::new();
+        let mut out = junction_core::WriteBuf::new();
         codec::encode_method_frame(
             ch,
             &Method::BasicPublish {
@@ -149,21 +148,11 @@ impl RawClient {
                 mandatory: false,
                 immediate: false,
             },
-            &mut frames,
+            out.buf(),
         );
-        let mut header = BytesMut::new();
-        codec::properties_payload(body.len() as u64, &Default::default(), &mut header);
-        frames.put_u8(2);
-        frames.put_u16(ch);
-        frames.put_u32(header.len() as u32);
-        frames.put_slice(&header);
-        frames.put_u8(0xCE);
-        frames.put_u8(3);
-        frames.put_u16(ch);
-        frames.put_u32(body.len() as u32);
-        frames.put_slice(body);
-        frames.put_u8(0xCE);
-        self.send_raw(&frames).await;
+        let body = bytes::Bytes::copy_from_slice(body);
+        codec::encode_content(ch, 60, &Default::default(), &body, 131_072, &mut out);
+        out.write_to(&mut self.stream).await.expect("write");
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {

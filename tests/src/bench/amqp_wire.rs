@@ -7,11 +7,9 @@
 use super::record::{epoch, payload, Outcome, Seen};
 use super::{unique, IDLE};
 use crate::bench::amqp::Publish;
-use bytes::{BufMut, Bytes, BytesMut};
-use junction_amqp::codec::{
-    decode, encode_method_frame, properties_payload, Frame, Limits, Method,
-};
-use junction_core::{FieldTable, FieldValue, Properties};
+use bytes::{Bytes, BytesMut};
+use junction_amqp::codec::{decode, encode_content, encode_method_frame, Frame, Limits, Method};
+use junction_core::{FieldTable, FieldValue, Properties, WriteBuf};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +22,8 @@ const FRAME_MAX: u32 = 131_072;
 const CH: u16 = 1;
 /// Publishes encoded per write when nothing else limits them.
 const BATCH: usize = 64;
+/// The basic class id.
+const BASIC: u16 = 60;
 
 /// The reading half: frames from the broker.
 pub struct Reader {
@@ -400,7 +400,7 @@ impl Wire {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             t
         });
-        let mut out = BytesMut::with_capacity(BATCH * (p.size + 64));
+        let mut out = WriteBuf::new();
         let mut seq = 0;
         while seq < n {
             let mut room = if p.rate > 0 { 1 } else { BATCH as u64 };
@@ -411,15 +411,15 @@ impl Wire {
                 t.tick().await;
             }
             for _ in 0..room.min(n - seq) {
-                out.extend_from_slice(&publish);
-                encode_content(&props, &payload(seq, p.size), &mut out);
+                out.buf().extend_from_slice(&publish);
+                let body = Bytes::from(payload(seq, p.size));
+                encode_content(CH, BASIC, &props, &body, FRAME_MAX, &mut out);
                 seq += 1;
                 if p.confirm_window > 0 {
                     pending.sent(seq);
                 }
             }
-            wr.write_all(&out).await?;
-            out.clear();
+            out.write_to(&mut wr).await?;
         }
         if let Some(c) = confirmer {
             pending.all_confirmed().await?;
@@ -428,22 +428,6 @@ impl Wire {
         wr.shutdown().await?;
         Ok(())
     }
-}
-
-/// A basic-class content header and the body in one frame each (bodies fit a frame here).
-fn encode_content(props: &Properties, body: &[u8], out: &mut BytesMut) {
-    let mut header = BytesMut::new();
-    properties_payload(body.len() as u64, props, &mut header);
-    out.put_u8(2);
-    out.put_u16(CH);
-    out.put_u32(header.len() as u32);
-    out.extend_from_slice(&header);
-    out.put_u8(0xCE);
-    out.put_u8(3);
-    out.put_u16(CH);
-    out.put_u32(body.len() as u32);
-    out.extend_from_slice(body);
-    out.put_u8(0xCE);
 }
 
 /// Publisher confirms outstanding, by delivery tag.
@@ -470,24 +454,19 @@ impl Confirms {
 
     /// Waits until fewer than `window` are outstanding; returns how many more may go.
     async fn room(&self, window: usize) -> anyhow::Result<u64> {
-        loop {
-            let notified = self.changed.notified();
-            {
-                let o = self.lock();
-                if let Some(e) = &o.failed {
-                    anyhow::bail!("{e}");
-                }
-                if o.tags.len() < window {
-                    return Ok((window - o.tags.len()) as u64);
-                }
-            }
-            tokio::time::timeout(IDLE, notified)
-                .await
-                .map_err(|_| anyhow::anyhow!("no confirm for {IDLE:?}"))?;
-        }
+        let left = self.wait_for(|outstanding| outstanding < window).await?;
+        Ok((window - left) as u64)
     }
 
     async fn all_confirmed(&self) -> anyhow::Result<()> {
+        self.wait_for(|outstanding| outstanding == 0)
+            .await
+            .map(drop)
+    }
+
+    /// Waits until `ready(outstanding)` holds (or a nack / the connection's end); returns the
+    /// outstanding count then.
+    async fn wait_for(&self, ready: impl Fn(usize) -> bool) -> anyhow::Result<usize> {
         loop {
             let notified = self.changed.notified();
             {
@@ -495,8 +474,8 @@ impl Confirms {
                 if let Some(e) = &o.failed {
                     anyhow::bail!("{e}");
                 }
-                if o.tags.is_empty() {
-                    return Ok(());
+                if ready(o.tags.len()) {
+                    return Ok(o.tags.len());
                 }
             }
             tokio::time::timeout(IDLE, notified)
