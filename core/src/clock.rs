@@ -48,3 +48,11 @@ pub fn unix_seconds() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// Wall-clock milliseconds since the Unix epoch (stored enqueue times, so TTLs survive restarts).
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

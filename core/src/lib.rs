@@ -36,4 +36,6 @@ pub use vhost::{DeclaredQueue, Routed, VHost};
 pub use write_buf::WriteBuf;
 
 #[cfg(test)]
+mod paging_tests;
+#[cfg(test)]
 mod tests;

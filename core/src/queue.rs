@@ -3,13 +3,17 @@
 //! All of a queue's state sits behind one short lock of its own; nothing here takes a vhost- or
 //! broker-wide lock. Work that reaches outside the queue (dead-lettering, auto-delete) is
 //! collected under the lock and done after it is released.
+//!
+//! A durable queue keeps only a window of its ready persistent messages in memory (see
+//! [`MemoryWindow`]); the others stay in the message store as entries without a body and are
+//! read back, a run at a time, when they near the head.
 
-use crate::clock::Clock;
+use crate::clock::{unix_ms, Clock};
 use crate::consumer::{release_credits, ConsumerSpec, Credit, Delivery, Offer, SinkEvent};
 use crate::error::{CoreError, CoreResult};
 use crate::message::Message;
 use crate::queue_args::{Overflow, QueueArgs};
-use crate::storage::MessageStore;
+use crate::storage::{MemoryWindow, MessageStore, StoredMessage};
 use crate::value::FieldTable;
 use crate::vhost::VHost;
 use std::collections::{HashMap, VecDeque};
@@ -85,11 +89,19 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 struct Entry {
     seq: u64,
-    msg: Arc<Message>,
+    /// None while paged out to the message store (only `durable` entries are).
+    msg: Option<Arc<Message>>,
     expires_at: Option<u64>,
+    /// Body bytes (what `x-max-length-bytes` counts).
+    size: u32,
     redelivered: bool,
-    level: usize,
+    /// A persistent message in a durable queue: the message store has it.
+    durable: bool,
+    level: u8,
 }
+
+/// Paged-out messages read back from the store at once.
+const PAGE_IN_RUN: usize = 256;
 
 #[derive(Debug)]
 struct Unacked {
@@ -105,6 +117,11 @@ struct State {
     levels: Vec<VecDeque<Entry>>,
     ready: usize,
     ready_bytes: usize,
+    /// Ready entries held in memory, and their body bytes (what the memory window measures).
+    loaded: usize,
+    loaded_bytes: usize,
+    /// Ready entries with an expiry.
+    expiring: usize,
     unacked: HashMap<u64, Unacked>,
     consumers: Vec<ConsumerSpec>,
     next_consumer: usize,
@@ -136,14 +153,39 @@ pub struct Queue {
     store: Option<Arc<dyn MessageStore>>,
     /// The queue's id in the message store.
     store_id: u64,
+    /// Ready persistent messages kept in memory; None: all of them.
+    window: Option<MemoryWindow>,
     state: Mutex<State>,
 }
 
 impl State {
-    fn push_ready(&mut self, e: Entry) {
+    fn count_in(&mut self, e: &Entry) {
         self.ready += 1;
-        self.ready_bytes += e.msg.body_size();
-        let level = &mut self.levels[e.level];
+        self.ready_bytes += e.size as usize;
+        if e.msg.is_some() {
+            self.loaded += 1;
+            self.loaded_bytes += e.size as usize;
+        }
+        if e.expires_at.is_some() {
+            self.expiring += 1;
+        }
+    }
+
+    fn count_out(&mut self, e: &Entry) {
+        self.ready -= 1;
+        self.ready_bytes -= e.size as usize;
+        if e.msg.is_some() {
+            self.loaded -= 1;
+            self.loaded_bytes -= e.size as usize;
+        }
+        if e.expires_at.is_some() {
+            self.expiring -= 1;
+        }
+    }
+
+    fn push_ready(&mut self, e: Entry) {
+        self.count_in(&e);
+        let level = &mut self.levels[e.level as usize];
         if level.back().is_none_or(|last| last.seq < e.seq) {
             level.push_back(e);
         } else {
@@ -160,18 +202,20 @@ impl State {
             .find(|&l| !self.levels[l].is_empty())
     }
 
-    fn pop_head(&mut self) -> Option<Entry> {
-        let l = self.head_level()?;
-        let e = self.levels[l].pop_front()?;
-        self.ready -= 1;
-        self.ready_bytes -= e.msg.body_size();
+    fn pop_front(&mut self, level: usize) -> Option<Entry> {
+        let e = self.levels[level].pop_front()?;
+        self.count_out(&e);
         Some(e)
     }
 
+    fn pop_head(&mut self) -> Option<Entry> {
+        let l = self.head_level()?;
+        self.pop_front(l)
+    }
+
     fn unpop_head(&mut self, e: Entry) {
-        self.ready += 1;
-        self.ready_bytes += e.msg.body_size();
-        self.levels[e.level].push_front(e);
+        self.count_in(&e);
+        self.levels[e.level as usize].push_front(e);
     }
 
     fn peek_head(&self) -> Option<&Entry> {
@@ -181,18 +225,31 @@ impl State {
     /// The oldest message (for drop-head): lowest priority level first, as RabbitMQ does.
     fn pop_oldest(&mut self) -> Option<Entry> {
         let l = (0..self.levels.len()).find(|&l| !self.levels[l].is_empty())?;
-        let e = self.levels[l].pop_front()?;
-        self.ready -= 1;
-        self.ready_bytes -= e.msg.body_size();
+        self.pop_front(l)
+    }
+
+    fn remove_seq(&mut self, level: u8, seq: u64) -> Option<Entry> {
+        let level = &mut self.levels[level as usize];
+        let pos = level.iter().rposition(|e| e.seq == seq)?;
+        let e = level.remove(pos)?;
+        self.count_out(&e);
         Some(e)
     }
 
-    fn remove_seq(&mut self, level: usize, seq: u64) -> Option<Entry> {
-        let pos = self.levels[level].iter().position(|e| e.seq == seq)?;
-        let e = self.levels[level].remove(pos)?;
-        self.ready -= 1;
-        self.ready_bytes -= e.msg.body_size();
-        Some(e)
+    /// Empties the ready list.
+    fn take_all(&mut self) -> Vec<Entry> {
+        let all: Vec<Entry> = self.levels.iter_mut().flat_map(|l| l.drain(..)).collect();
+        self.ready = 0;
+        self.ready_bytes = 0;
+        self.loaded = 0;
+        self.loaded_bytes = 0;
+        self.expiring = 0;
+        all
+    }
+
+    /// Whether a new message should stay out of memory.
+    fn window_full(&self, window: Option<MemoryWindow>, size: usize) -> bool {
+        window.is_some_and(|w| self.loaded >= w.messages || self.loaded_bytes + size > w.bytes)
     }
 }
 
@@ -209,6 +266,7 @@ impl Queue {
         let levels = args.max_priority.map_or(1, |p| p as usize + 1);
         let now = clock.now_ms();
         let store_id = crate::storage::queue_id(&vhost_name, &def.name);
+        let window = store.as_ref().and_then(|s| s.memory_window());
         Queue {
             def,
             args,
@@ -218,6 +276,7 @@ impl Queue {
             clock,
             store,
             store_id,
+            window,
             state: Mutex::new(State {
                 levels: (0..levels).map(|_| VecDeque::new()).collect(),
                 last_used: now,
@@ -239,12 +298,16 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn expiry_for(&self, msg: &Message, now: u64) -> Option<u64> {
-        let ttl = match (self.args.message_ttl, msg.properties.ttl_ms()) {
+    /// The TTL that applies to a message with its own TTL `message_ttl`.
+    fn ttl_for(&self, message_ttl: Option<u64>) -> Option<u64> {
+        match (self.args.message_ttl, message_ttl) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
-        ttl.map(|t| now.saturating_add(t))
+        }
+    }
+
+    fn level_for(&self, priority: Option<u8>, st: &State) -> u8 {
+        priority.map_or(0, |p| p.min((st.levels.len() - 1) as u8))
     }
 
     fn is_durable_message(&self, msg: &Message) -> bool {
@@ -259,10 +322,7 @@ impl Queue {
         if st.deleted {
             return Enqueued::Accepted;
         }
-        let level = msg
-            .properties
-            .priority
-            .map_or(0, |p| (p as usize).min(st.levels.len() - 1));
+        let level = self.level_for(msg.properties.priority, &st);
         let full = self.args.max_length.is_some_and(|m| st.ready as u64 >= m)
             || self
                 .args
@@ -278,17 +338,26 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let expires_at = self.expiry_for(&msg, now);
-        if self.is_durable_message(&msg) {
+        let expires_at = self
+            .ttl_for(msg.properties.ttl_ms())
+            .map(|t| now.saturating_add(t));
+        let durable = self.is_durable_message(&msg);
+        if durable {
             if let Some(store) = &self.store {
                 store.append(self.store_id, seq, &msg);
             }
         }
+        let size = msg.body_size();
+        // Beyond the window the store's copy is the only one (it holds the message in its
+        // pending batch until written, and reads it back from there or from disk).
+        let paged = durable && st.window_full(self.window, size);
         let entry = Entry {
             seq,
-            msg,
+            msg: (!paged).then_some(msg),
             expires_at,
+            size: size as u32,
             redelivered: false,
+            durable,
             level,
         };
         st.push_ready(entry);
@@ -317,39 +386,127 @@ impl Queue {
         Enqueued::Accepted
     }
 
-    /// Restores a stored message at recovery (no dispatch; consumers are not there yet).
-    pub(crate) fn restore(&self, seq: u64, msg: Arc<Message>, redelivered: bool) {
+    /// Restores stored messages at recovery (no dispatch; consumers are not there yet). A TTL
+    /// counts from when the message first entered the queue; one that ran out while the broker
+    /// was down expires at once.
+    pub(crate) fn restore(&self, stored: Vec<StoredMessage>) {
         let now = self.clock.now_ms();
+        let wall = unix_ms();
         let mut st = self.lock();
-        let level = msg
-            .properties
-            .priority
-            .map_or(0, |p| (p as usize).min(st.levels.len() - 1));
-        st.next_seq = st.next_seq.max(seq + 1);
-        let expires_at = self.expiry_for(&msg, now);
-        st.push_ready(Entry {
-            seq,
-            msg,
-            expires_at,
-            redelivered,
-            level,
-        });
+        for m in stored {
+            let level = self.level_for(m.priority, &st);
+            st.next_seq = st.next_seq.max(m.seq + 1);
+            let expires_at = self.ttl_for(m.ttl_ms).map(|t| match m.enqueued_at {
+                Some(at) => now.saturating_add(at.saturating_add(t).saturating_sub(wall)),
+                None => now.saturating_add(t),
+            });
+            st.push_ready(Entry {
+                seq: m.seq,
+                msg: m.message,
+                expires_at,
+                size: m.body_size as u32,
+                redelivered: m.redelivered,
+                durable: true,
+                level,
+            });
+        }
     }
 
     /// A durable message handed out for the first time: the store remembers it was delivered.
     fn note_delivered(&self, e: &Entry) {
-        if !e.redelivered && self.is_durable_message(&e.msg) {
+        if !e.redelivered && e.durable {
             if let Some(store) = &self.store {
                 store.mark_delivered(self.store_id, e.seq);
             }
         }
     }
 
+    /// A message leaves the queue without being acked: settled in the store, and kept for
+    /// dead-lettering if the queue has a dead-letter exchange.
     fn drop_entry(&self, e: Entry, reason: DeathReason, after: &mut After) {
-        if self.is_durable_message(&e.msg) {
+        if e.durable {
             after.settled_persistent.push(e.seq);
         }
-        after.dead.push((e.msg, reason));
+        if self.args.dead_letter_exchange.is_none() {
+            return;
+        }
+        let msg = match (e.msg, &self.store) {
+            (Some(m), _) => Some(m),
+            (None, Some(store)) => store.read(self.store_id, &[e.seq]).pop().flatten(),
+            (None, None) => None,
+        };
+        if let Some(m) = msg {
+            after.dead.push((m, reason));
+        }
+    }
+
+    /// Reads the paged-out messages among the first ones of `level` back from the store.
+    /// Ones the store cannot give back are dropped (and logged): the head always moves on.
+    fn page_in(&self, st: &mut State, level: usize, after: &mut After) {
+        let run = self
+            .window
+            .map_or(PAGE_IN_RUN, |w| w.messages.clamp(1, PAGE_IN_RUN));
+        let seqs: Vec<u64> = st.levels[level]
+            .iter()
+            .take(run)
+            .filter(|e| e.msg.is_none())
+            .map(|e| e.seq)
+            .collect();
+        let found = match &self.store {
+            Some(store) if !seqs.is_empty() => store.read(self.store_id, &seqs),
+            _ => vec![None; seqs.len()],
+        };
+        let mut found = found.into_iter();
+        let (mut loaded, mut loaded_bytes, mut lost) = (0, 0, 0);
+        for e in st.levels[level].iter_mut().take(run) {
+            if e.msg.is_none() {
+                match found.next().flatten() {
+                    Some(m) => {
+                        e.msg = Some(m);
+                        loaded += 1;
+                        loaded_bytes += e.size as usize;
+                    }
+                    None => lost += 1,
+                }
+            }
+        }
+        st.loaded += loaded;
+        st.loaded_bytes += loaded_bytes;
+        if lost == 0 {
+            return;
+        }
+        tracing::error!(
+            queue = %self.def.name,
+            lost,
+            "stored messages could not be read back and were dropped"
+        );
+        let mut i = 0;
+        for _ in 0..run {
+            match st.levels[level].get(i) {
+                Some(e) if e.msg.is_none() => {
+                    if let Some(e) = st.levels[level].remove(i) {
+                        st.count_out(&e);
+                        after.settled_persistent.push(e.seq);
+                    }
+                }
+                Some(_) => i += 1,
+                None => break,
+            }
+        }
+    }
+
+    /// Takes the head message, reading it back from the store if it was paged out.
+    fn take_head(&self, st: &mut State, after: &mut After) -> Option<(Entry, Arc<Message>)> {
+        loop {
+            let level = st.head_level()?;
+            if st.levels[level].front().is_some_and(|e| e.msg.is_none()) {
+                self.page_in(st, level, after);
+                continue;
+            }
+            let e = st.pop_front(level)?;
+            let m = e.msg.clone()?;
+            return Some((e, m));
+        }
     }
 
     /// Hands ready messages to consumers with credit until one or the other runs out.
@@ -388,7 +545,9 @@ impl Queue {
             let Some(ci) = Self::pick_consumer(st, &mut skip, prioritised) else {
                 return;
             };
-            let Some(entry) = st.pop_head() else { return };
+            let Some((entry, message)) = self.take_head(st, after) else {
+                return;
+            };
             let c = &st.consumers[ci];
             let id = if c.no_ack {
                 0
@@ -402,7 +561,7 @@ impl Queue {
                 consumer: c.key,
                 queue: self.clone(),
                 id,
-                message: entry.msg.clone(),
+                message,
                 redelivered: entry.redelivered,
             };
             let sent = match c.sink.offer(SinkEvent::Deliver(delivery)) {
@@ -422,7 +581,7 @@ impl Queue {
             st.next_consumer = ci + 1;
             let c = &st.consumers[ci];
             if c.no_ack {
-                if self.is_durable_message(&entry.msg) {
+                if entry.durable {
                     after.settled_persistent.push(entry.seq);
                 }
             } else {
@@ -526,7 +685,7 @@ impl Queue {
         for &id in ids {
             match self.settle(&mut st, id) {
                 Some(u) => {
-                    if self.is_durable_message(&u.entry.msg) {
+                    if u.entry.durable {
                         after.settled_persistent.push(u.entry.seq);
                     }
                 }
@@ -584,18 +743,22 @@ impl Queue {
         let mut st = self.lock();
         st.last_used = now;
         let result = loop {
-            let Some(e) = st.pop_head() else { break None };
-            if e.expires_at.is_some_and(|t| t <= now) {
-                self.drop_entry(e, DeathReason::Expired, &mut after);
+            if let Some(e) = st
+                .peek_head()
+                .filter(|e| e.expires_at.is_some_and(|t| t <= now))
+            {
+                let level = e.level as usize;
+                if let Some(e) = st.pop_front(level) {
+                    self.drop_entry(e, DeathReason::Expired, &mut after);
+                }
                 continue;
             }
-            let (id, message, redelivered) = (
-                if no_ack { 0 } else { st.next_delivery },
-                e.msg.clone(),
-                e.redelivered,
-            );
+            let Some((e, message)) = self.take_head(&mut st, &mut after) else {
+                break None;
+            };
+            let (id, redelivered) = (if no_ack { 0 } else { st.next_delivery }, e.redelivered);
             if no_ack {
-                if self.is_durable_message(&e.msg) {
+                if e.durable {
                     after.settled_persistent.push(e.seq);
                 }
             } else {
@@ -627,16 +790,12 @@ impl Queue {
     pub fn purge(&self) -> usize {
         let mut st = self.lock();
         let n = st.ready;
-        let mut settled = Vec::new();
-        for level in st.levels.iter_mut() {
-            for e in level.drain(..) {
-                if self.is_durable_message(&e.msg) {
-                    settled.push(e.seq);
-                }
-            }
-        }
-        st.ready = 0;
-        st.ready_bytes = 0;
+        let settled = st
+            .take_all()
+            .into_iter()
+            .filter(|e| e.durable)
+            .map(|e| e.seq)
+            .collect();
         drop(st);
         self.finish(After {
             settled_persistent: settled,
@@ -648,6 +807,13 @@ impl Queue {
     /// Ready messages.
     pub fn message_count(&self) -> usize {
         self.lock().ready
+    }
+
+    /// Ready messages whose body is only in the message store (RabbitMQ's
+    /// `messages_paged_out`).
+    pub fn paged_out_count(&self) -> usize {
+        let st = self.lock();
+        st.ready - st.loaded
     }
 
     /// Delivered, not yet acked.
@@ -674,9 +840,7 @@ impl Queue {
                 .front()
                 .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
             {
-                if let Some(e) = st.levels[level].pop_front() {
-                    st.ready -= 1;
-                    st.ready_bytes -= e.msg.body_size();
+                if let Some(e) = st.pop_front(level) {
                     self.drop_entry(e, DeathReason::Expired, &mut after);
                 }
             }
@@ -692,12 +856,7 @@ impl Queue {
 
     /// True if the queue has something [`Queue::expire`] may act on.
     pub fn needs_expiry(&self) -> bool {
-        self.args.message_ttl.is_some() || self.args.expires.is_some() || {
-            let st = self.lock();
-            st.levels
-                .iter()
-                .any(|l| l.iter().any(|e| e.expires_at.is_some()))
-        }
+        self.args.message_ttl.is_some() || self.args.expires.is_some() || self.lock().expiring > 0
     }
 
     /// Marks the queue deleted and tells its consumers. Returns the ready count it had.
@@ -705,9 +864,7 @@ impl Queue {
         let mut st = self.lock();
         st.deleted = true;
         let n = st.ready;
-        for level in st.levels.iter_mut() {
-            level.clear();
-        }
+        st.take_all();
         st.unacked.clear();
         let consumers = std::mem::take(&mut st.consumers);
         drop(st);

@@ -102,9 +102,40 @@ pub trait MetadataStore: Send + Sync + Debug {
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     pub seq: u64,
-    pub message: Arc<Message>,
+    /// The message, when the store holds it in memory; None: read it back with
+    /// [`MessageStore::read`] when a consumer is about to need it.
+    pub message: Option<Arc<Message>>,
     /// It had been handed to a consumer before (AMQP's `redelivered`).
     pub redelivered: bool,
+    pub priority: Option<u8>,
+    /// When it entered the queue (Unix ms), if known: its TTL counts from there.
+    pub enqueued_at: Option<u64>,
+    /// The message's own TTL (`expiration`), in ms.
+    pub ttl_ms: Option<u64>,
+    pub body_size: usize,
+}
+
+impl StoredMessage {
+    /// A recovered message held in memory.
+    pub fn loaded(seq: u64, message: Arc<Message>, redelivered: bool, enqueued_at: u64) -> Self {
+        StoredMessage {
+            seq,
+            redelivered,
+            priority: message.properties.priority,
+            enqueued_at: Some(enqueued_at),
+            ttl_ms: message.properties.ttl_ms(),
+            body_size: message.body_size(),
+            message: Some(message),
+        }
+    }
+}
+
+/// How much of a durable queue's ready persistent messages stays in memory; the rest is read
+/// back from the store as consumers get near it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryWindow {
+    pub messages: usize,
+    pub bytes: usize,
 }
 
 /// A queue's identity in the message store: a stable 64-bit hash (FNV-1a) of vhost and name.
@@ -130,6 +161,13 @@ pub trait MessageStore: Send + Sync + Debug {
     fn drop_queue(&self, queue: u64);
     /// Messages recovered for a queue at start, in sequence order (each is handed out once).
     fn load(&self, queue: u64) -> Vec<StoredMessage>;
+    /// Reads stored messages of a queue back, one result per seq (None: not stored).
+    fn read(&self, queue: u64, seqs: &[u64]) -> Vec<Option<Arc<Message>>>;
+    /// Whether queues may drop persistent messages from memory beyond a window, to
+    /// [`MessageStore::read`] them later. None: keep everything (an in-memory store).
+    fn memory_window(&self) -> Option<MemoryWindow> {
+        None
+    }
     /// Every durable queue has loaded its messages: what no queue claimed is dropped.
     fn recovery_done(&self) {}
     /// Resolves once everything appended so far is durable (group commit).
@@ -243,8 +281,8 @@ impl MetadataStore for MemoryMetadataStore {
     }
 }
 
-/// Messages per queue id, by sequence: (message, delivered before).
-type MemoryQueues = HashMap<u64, BTreeMap<u64, (Arc<Message>, bool)>>;
+/// Messages per queue id, by sequence: (message, delivered before, enqueued at).
+type MemoryQueues = HashMap<u64, BTreeMap<u64, (Arc<Message>, bool, u64)>>;
 
 /// In-memory message store.
 #[derive(Debug, Default)]
@@ -264,7 +302,7 @@ impl MessageStore for MemoryMessageStore {
         self.with(|q| {
             q.entry(queue)
                 .or_default()
-                .insert(seq, (message.clone(), false))
+                .insert(seq, (message.clone(), false, crate::clock::unix_ms()))
         });
     }
 
@@ -289,14 +327,19 @@ impl MessageStore for MemoryMessageStore {
             q.get(&queue)
                 .map(|m| {
                     m.iter()
-                        .map(|(s, (msg, r))| StoredMessage {
-                            seq: *s,
-                            message: msg.clone(),
-                            redelivered: *r,
-                        })
+                        .map(|(s, (msg, r, at))| StoredMessage::loaded(*s, msg.clone(), *r, *at))
                         .collect()
                 })
                 .unwrap_or_default()
+        })
+    }
+
+    fn read(&self, queue: u64, seqs: &[u64]) -> Vec<Option<Arc<Message>>> {
+        self.with(|q| {
+            let m = q.get(&queue);
+            seqs.iter()
+                .map(|s| m.and_then(|m| m.get(s)).map(|e| e.0.clone()))
+                .collect()
         })
     }
 

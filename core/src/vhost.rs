@@ -670,9 +670,7 @@ impl VHost {
             .messages
             .load(crate::storage::queue_id(&self.name, &def.name));
         let q = self.build_queue(def.clone(), args, None);
-        for m in stored {
-            q.restore(m.seq, m.message, m.redelivered);
-        }
+        q.restore(stored);
         write(&self.queues).insert(def.name, q);
     }
 

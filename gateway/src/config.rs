@@ -211,6 +211,10 @@ pub struct StorageConfig {
     /// Publishers are blocked while the data directory's file system has less free space than
     /// this, in MiB (RabbitMQ's `disk_free_limit`, 50 MB by default there too).
     pub disk_free_limit_mib: u64,
+    /// Ready persistent messages each durable queue keeps in memory (count and MiB of bodies);
+    /// beyond either, bodies stay in the message log and are read back as consumers near them.
+    pub memory_window_messages: usize,
+    pub memory_window_mib: usize,
 }
 
 impl Default for StorageConfig {
@@ -221,6 +225,8 @@ impl Default for StorageConfig {
             segment_size_mib: d.segment_bytes / (1024 * 1024),
             commit_window_us: d.commit_window.as_micros() as u64,
             disk_free_limit_mib: 50,
+            memory_window_messages: d.memory_window.messages,
+            memory_window_mib: d.memory_window.bytes >> 20,
         }
     }
 }
@@ -235,6 +241,10 @@ impl StorageConfig {
                 FsyncConfig::NeverUnsafe => junction_core::store::FsyncPolicy::NeverUnsafe,
             },
             commit_window: std::time::Duration::from_micros(self.commit_window_us),
+            memory_window: junction_core::storage::MemoryWindow {
+                messages: self.memory_window_messages,
+                bytes: self.memory_window_mib << 20,
+            },
             ..junction_core::store::LogOptions::default()
         }
     }
@@ -339,6 +349,15 @@ impl Config {
         }
         if !(1..=1024).contains(&self.storage.segment_size_mib) {
             return bad("storage.segment_size_mib", "must be between 1 and 1024");
+        }
+        if self.storage.memory_window_messages == 0 {
+            return bad("storage.memory_window_messages", "must be at least 1");
+        }
+        if self.storage.memory_window_mib > 1 << 20 {
+            return bad(
+                "storage.memory_window_mib",
+                "must be at most 1048576 (1 TiB)",
+            );
         }
         if self.storage.commit_window_us > 1_000_000 {
             return bad("storage.commit_window_us", "must be at most 1000000 (1 s)");

@@ -2,11 +2,13 @@
 //! writer thread writes each batch to the [`SegmentLog`] and covers it with one `fdatasync`
 //! (group commit). A message settled before its batch was written is never written at all.
 
+use super::record::PublishHead;
 use super::segment_log::{Op, Recovered, RecoveryReport, SegmentLog};
 use super::watermark::{lock, Watermark};
+use crate::clock::unix_ms;
 use crate::error::CoreResult;
 use crate::message::Message;
-use crate::storage::{MessageStore, StoredMessage};
+use crate::storage::{MemoryWindow, MessageStore, StoredMessage};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::io;
@@ -34,6 +36,8 @@ pub struct LogOptions {
     pub commit_window: Duration,
     /// A batch this large is written at once.
     pub max_batch_bytes: usize,
+    /// Ready persistent messages each durable queue keeps in memory; the rest is read back.
+    pub memory_window: MemoryWindow,
 }
 
 impl Default for LogOptions {
@@ -43,6 +47,10 @@ impl Default for LogOptions {
             fsync: FsyncPolicy::Always,
             commit_window: Duration::from_millis(2),
             max_batch_bytes: 4 * 1024 * 1024,
+            memory_window: MemoryWindow {
+                messages: 4096,
+                bytes: 16 * 1024 * 1024,
+            },
         }
     }
 }
@@ -186,7 +194,10 @@ impl MessageStore for DurableMessageStore {
         self.push(Op::Publish {
             queue,
             seq,
-            redelivered: false,
+            head: PublishHead {
+                redelivered: false,
+                enqueued_at: unix_ms(),
+            },
             message: message.clone(),
         });
     }
@@ -194,8 +205,8 @@ impl MessageStore for DurableMessageStore {
     fn mark_delivered(&self, queue: u64, seq: u64) {
         let mut b = lock(&self.shared.batch);
         if let Some(&i) = b.publishes.get(&(queue, seq)) {
-            if let Pending::Op(Op::Publish { redelivered, .. }) = &mut b.ops[i] {
-                *redelivered = true;
+            if let Pending::Op(Op::Publish { head, .. }) = &mut b.ops[i] {
+                head.redelivered = true;
             }
             return;
         }
@@ -237,14 +248,53 @@ impl MessageStore for DurableMessageStore {
             .remove(&queue)
             .map(|m| {
                 m.into_iter()
-                    .map(|(seq, (message, redelivered))| StoredMessage {
+                    .map(|(seq, meta)| StoredMessage {
                         seq,
-                        message,
-                        redelivered,
+                        message: None,
+                        redelivered: meta.redelivered,
+                        priority: meta.priority,
+                        enqueued_at: meta.enqueued_at,
+                        ttl_ms: meta.ttl_ms,
+                        body_size: meta.body_size,
                     })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    fn read(&self, queue: u64, seqs: &[u64]) -> Vec<Option<Arc<Message>>> {
+        let mut out = vec![None; seqs.len()];
+        let b = lock(&self.shared.batch);
+        let mut missed = Vec::new();
+        for (i, &seq) in seqs.iter().enumerate() {
+            match b.publishes.get(&(queue, seq)).map(|&at| &b.ops[at]) {
+                Some(Pending::Op(Op::Publish { message, .. })) => out[i] = Some(message.clone()),
+                _ => missed.push(i),
+            }
+        }
+        if missed.is_empty() {
+            return out;
+        }
+        // The log is taken before the batch is let go: a record the writer has just taken
+        // from the batch is in the log once the writer lets the log go.
+        let log = lock(&self.shared.log);
+        drop(b);
+        let missed_seqs: Vec<u64> = missed.iter().map(|&i| seqs[i]).collect();
+        match log.read_many(queue, &missed_seqs) {
+            Ok(found) => {
+                for (i, m) in missed.into_iter().zip(found) {
+                    out[i] = m.map(Arc::new);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, queue, "reading messages back from the log failed")
+            }
+        }
+        out
+    }
+
+    fn memory_window(&self) -> Option<MemoryWindow> {
+        Some(self.shared.options.memory_window)
     }
 
     fn recovery_done(&self) {

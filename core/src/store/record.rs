@@ -4,7 +4,8 @@
 //! record  = length:u32 crc:u32 kind:u8 queue:u64 seq:u64 payload
 //! length  = bytes after the crc field (kind .. end of payload)
 //! crc     = CRC-32 (IEEE) of those same bytes
-//! payload = for Publish: flags:u8 meta_len:u32 meta body   (meta = postcard of the envelope)
+//! payload = for Publish: flags:u8 [enqueued_at:u64] meta_len:u32 meta body
+//!           (meta = postcard of the envelope; enqueued_at = Unix ms, present when flag 2 is set)
 //!           otherwise empty
 //! ```
 //! All integers little-endian. A segment file starts with [`SEGMENT_MAGIC`].
@@ -24,6 +25,7 @@ const RECORD_HEAD: usize = 17;
 pub const MAX_RECORD: usize = 1 << 30;
 
 const FLAG_REDELIVERED: u8 = 1;
+const FLAG_ENQUEUED_AT: u8 = 2;
 
 /// What a record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,22 +95,36 @@ fn put_frame(out: &mut Vec<u8>, kind: Kind, queue: u64, seq: u64, payload: &[&[u
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// The fields of a Publish record besides queue and seq.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishHead {
+    pub redelivered: bool,
+    /// When the message entered its queue (Unix ms), so TTLs keep counting across restarts.
+    pub enqueued_at: u64,
+}
+
 /// Appends a Publish record.
-pub fn put_publish(out: &mut Vec<u8>, queue: u64, seq: u64, redelivered: bool, msg: &Message) {
+pub fn put_publish(out: &mut Vec<u8>, queue: u64, seq: u64, head: PublishHead, msg: &Message) {
     let meta = postcard::to_stdvec(&Envelope {
         exchange: &msg.exchange,
         routing_key: &msg.routing_key,
         properties: std::borrow::Cow::Borrowed(&*msg.properties),
     })
     .unwrap_or_default();
-    let flags = [if redelivered { FLAG_REDELIVERED } else { 0 }];
+    let flags = [FLAG_ENQUEUED_AT
+        | if head.redelivered {
+            FLAG_REDELIVERED
+        } else {
+            0
+        }];
+    let enqueued_at = head.enqueued_at.to_le_bytes();
     let meta_len = (meta.len() as u32).to_le_bytes();
     put_frame(
         out,
         Kind::Publish,
         queue,
         seq,
-        &[&flags, &meta_len, &meta, &msg.body],
+        &[&flags, &enqueued_at, &meta_len, &meta, &msg.body],
     );
 }
 
@@ -151,22 +167,77 @@ pub fn read(buf: &[u8]) -> Read<'_> {
     }
 }
 
-/// Decodes a Publish payload: the redelivered flag and the message (body copied out).
-pub fn decode_publish(payload: &[u8]) -> Option<(bool, Message)> {
+/// What recovery keeps of a Publish record: enough to queue the message without its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishMeta {
+    pub redelivered: bool,
+    /// Unix ms; None in records written before the field existed.
+    pub enqueued_at: Option<u64>,
+    pub priority: Option<u8>,
+    /// The message's own TTL (its `expiration` property), in ms.
+    pub ttl_ms: Option<u64>,
+    pub body_size: usize,
+}
+
+/// A Publish payload split into its parts.
+struct Parts<'a> {
+    flags: u8,
+    enqueued_at: Option<u64>,
+    envelope: Envelope<'a>,
+    body: &'a [u8],
+}
+
+fn split_publish(payload: &[u8]) -> Option<Parts<'_>> {
     let flags = *payload.first()?;
-    let meta_len = u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?) as usize;
-    let meta = payload.get(5..5usize.checked_add(meta_len)?)?;
-    let body = &payload[5 + meta_len..];
-    let env: Envelope<'_> = postcard::from_bytes(meta).ok()?;
+    let mut at = 1;
+    let enqueued_at = if flags & FLAG_ENQUEUED_AT != 0 {
+        at += 8;
+        Some(u64::from_le_bytes(payload.get(1..9)?.try_into().ok()?))
+    } else {
+        None
+    };
+    let meta_len = u32::from_le_bytes(payload.get(at..at + 4)?.try_into().ok()?) as usize;
+    at += 4;
+    let meta = payload.get(at..at.checked_add(meta_len)?)?;
+    let envelope = postcard::from_bytes(meta).ok()?;
+    Some(Parts {
+        flags,
+        enqueued_at,
+        envelope,
+        body: &payload[at + meta_len..],
+    })
+}
+
+impl Parts<'_> {
+    fn meta(&self) -> PublishMeta {
+        PublishMeta {
+            redelivered: self.flags & FLAG_REDELIVERED != 0,
+            enqueued_at: self.enqueued_at,
+            priority: self.envelope.properties.priority,
+            ttl_ms: self.envelope.properties.ttl_ms(),
+            body_size: self.body.len(),
+        }
+    }
+}
+
+/// Decodes a Publish payload: its fields and the message (body copied out).
+pub fn decode_publish(payload: &[u8]) -> Option<(PublishMeta, Message)> {
+    let p = split_publish(payload)?;
+    let meta = p.meta();
     Some((
-        flags & FLAG_REDELIVERED != 0,
+        meta,
         Message {
-            exchange: env.exchange.to_string(),
-            routing_key: env.routing_key.to_string(),
-            properties: Arc::new(env.properties.into_owned()),
-            body: Bytes::copy_from_slice(body),
+            exchange: p.envelope.exchange.to_string(),
+            routing_key: p.envelope.routing_key.to_string(),
+            properties: Arc::new(p.envelope.properties.into_owned()),
+            body: Bytes::copy_from_slice(p.body),
         },
     ))
+}
+
+/// Decodes what a queue needs of a Publish payload to hold the message without its body.
+pub fn decode_publish_meta(payload: &[u8]) -> Option<PublishMeta> {
+    split_publish(payload).map(|p| p.meta())
 }
 
 #[cfg(test)]
@@ -197,13 +268,22 @@ mod tests {
     #[test]
     fn publish_round_trips() {
         let mut out = Vec::new();
-        put_publish(&mut out, 9, 42, true, &sample());
+        let head = PublishHead {
+            redelivered: true,
+            enqueued_at: 1_700_000_000_123,
+        };
+        put_publish(&mut out, 9, 42, head, &sample());
         put_mark(&mut out, Kind::Ack, 9, 42);
         let Read::Ok(r, n) = read(&out) else {
             panic!("first record unreadable")
         };
         assert_eq!((r.kind, r.queue, r.seq), (Kind::Publish, 9, 42));
-        assert_eq!(decode_publish(r.payload), Some((true, sample())));
+        let (meta, m) = decode_publish(r.payload).expect("publish decodes");
+        assert_eq!(m, sample());
+        assert_eq!(decode_publish_meta(r.payload), Some(meta.clone()));
+        assert_eq!(meta.enqueued_at, Some(1_700_000_000_123));
+        assert_eq!(meta.body_size, sample().body.len());
+        assert!(meta.redelivered);
         let Read::Ok(r2, n2) = read(&out[n..]) else {
             panic!("second record unreadable")
         };
@@ -212,9 +292,31 @@ mod tests {
     }
 
     #[test]
+    fn records_without_an_enqueue_time_still_decode() {
+        let mut out = Vec::new();
+        let head = PublishHead {
+            redelivered: false,
+            enqueued_at: 0,
+        };
+        put_publish(&mut out, 3, 4, head, &sample());
+        // The layout before enqueued_at existed: flags without bit 2, no timestamp.
+        let Read::Ok(r, _) = read(&out) else {
+            panic!("unreadable")
+        };
+        let mut old = vec![0u8];
+        old.extend_from_slice(&r.payload[9..]);
+        let (meta, m) = decode_publish(&old).expect("old layout decodes");
+        assert_eq!((meta.enqueued_at, m), (None, sample()));
+    }
+
+    #[test]
     fn torn_and_corrupt_records_are_told_apart() {
         let mut out = Vec::new();
-        put_publish(&mut out, 1, 1, false, &sample());
+        let head = PublishHead {
+            redelivered: false,
+            enqueued_at: 5,
+        };
+        put_publish(&mut out, 1, 1, head, &sample());
         for cut in 0..out.len() {
             assert_eq!(read(&out[..cut]), Read::Torn, "cut at {cut}");
         }

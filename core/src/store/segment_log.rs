@@ -6,7 +6,8 @@
 //! dead. Deleting only from the front keeps every Ack and DropQueue record at least as long as
 //! the Publish records they cancel, so replaying the files in order is always right.
 
-use super::record::{self, Kind, Read, SEGMENT_MAGIC};
+use super::record::{self, Kind, PublishHead, PublishMeta, Read, SEGMENT_MAGIC};
+use crate::clock::unix_ms;
 use crate::message::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -21,7 +22,7 @@ pub enum Op {
     Publish {
         queue: u64,
         seq: u64,
-        redelivered: bool,
+        head: PublishHead,
         message: Arc<Message>,
     },
     Ack {
@@ -55,8 +56,9 @@ struct SegmentInfo {
     size: u64,
 }
 
-/// Messages recovered per queue id, by sequence: (message, redelivered).
-pub type Recovered = HashMap<u64, BTreeMap<u64, (Arc<Message>, bool)>>;
+/// Messages recovered per queue id, by sequence: what a queue needs to hold each one without
+/// its body (read back with [`SegmentLog::read`]).
+pub type Recovered = HashMap<u64, BTreeMap<u64, PublishMeta>>;
 
 /// Damage found and cut off at recovery.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +85,9 @@ pub struct Reclaimed {
     pub deleted_segments: usize,
     pub compacted_messages: u64,
 }
+
+/// Neighbouring records are read back together up to this many bytes.
+const READ_RUN_BYTES: u64 = 1 << 20;
 
 /// Where every live message is, and how full each segment is.
 #[derive(Debug, Default)]
@@ -151,20 +156,20 @@ impl Index {
     ) -> bool {
         match rec.kind {
             Kind::Publish => {
-                let Some((redelivered, msg)) = record::decode_publish(rec.payload) else {
+                let Some(meta) = record::decode_publish_meta(rec.payload) else {
                     return false;
                 };
                 let loc = Loc {
                     segment,
                     offset,
                     len,
-                    redelivered,
+                    redelivered: meta.redelivered,
                 };
                 self.insert(rec.queue, rec.seq, loc);
                 recovered
                     .entry(rec.queue)
                     .or_default()
-                    .insert(rec.seq, (Arc::new(msg), redelivered));
+                    .insert(rec.seq, meta);
             }
             Kind::Ack => {
                 self.remove(rec.queue, rec.seq);
@@ -180,7 +185,7 @@ impl Index {
                     .get_mut(&rec.queue)
                     .and_then(|q| q.get_mut(&rec.seq))
                 {
-                    m.1 = true;
+                    m.redelivered = true;
                 }
             }
             Kind::DropQueue => {
@@ -403,10 +408,10 @@ impl SegmentLog {
                 Op::Publish {
                     queue,
                     seq,
-                    redelivered,
+                    head,
                     message,
                 } => {
-                    record::put_publish(&mut self.buf, *queue, *seq, *redelivered, message);
+                    record::put_publish(&mut self.buf, *queue, *seq, *head, message);
                     let len = (self.buf.len() - before) as u32;
                     self.index.insert(
                         *queue,
@@ -415,7 +420,7 @@ impl SegmentLog {
                             segment: self.active_id,
                             offset,
                             len,
-                            redelivered: *redelivered,
+                            redelivered: head.redelivered,
                         },
                     );
                     needs_sync = true;
@@ -459,18 +464,58 @@ impl SegmentLog {
 
     /// Reads a live message back from disk.
     pub fn read(&self, queue: u64, seq: u64) -> io::Result<Option<(Message, bool)>> {
-        let Some(loc) = self.index.get(queue, seq).copied() else {
-            return Ok(None);
-        };
-        let f = File::open(segment_path(&self.dir, loc.segment))?;
-        let mut data = vec![0; loc.len as usize];
-        f.read_exact_at(&mut data, loc.offset)?;
-        match record::read(&data) {
-            Read::Ok(rec, _) => {
-                Ok(record::decode_publish(rec.payload).map(|(_, m)| (m, loc.redelivered)))
+        let mut got = self.read_many(queue, &[seq])?;
+        let redelivered = self.index.get(queue, seq).is_some_and(|l| l.redelivered);
+        Ok(got.pop().flatten().map(|m| (m, redelivered)))
+    }
+
+    /// Reads live messages of one queue back from disk, one result per seq (None: not live).
+    /// Records next to each other in a segment are read with one `pread`.
+    pub fn read_many(&self, queue: u64, seqs: &[u64]) -> io::Result<Vec<Option<Message>>> {
+        let mut out: Vec<Option<Message>> = vec![None; seqs.len()];
+        let mut wanted: Vec<(Loc, usize)> = seqs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &seq)| self.index.get(queue, seq).map(|l| (*l, i)))
+            .collect();
+        wanted.sort_unstable_by_key(|(l, _)| (l.segment, l.offset));
+        let mut file: Option<(u64, File)> = None;
+        let mut run = 0;
+        while run < wanted.len() {
+            let first = wanted[run].0;
+            let mut end = run + 1;
+            let mut span = u64::from(first.len);
+            while end < wanted.len()
+                && wanted[end].0.segment == first.segment
+                && wanted[end].0.offset == first.offset + span
+                && span < READ_RUN_BYTES
+            {
+                span += u64::from(wanted[end].0.len);
+                end += 1;
             }
-            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "damaged record")),
+            if file.as_ref().is_none_or(|(id, _)| *id != first.segment) {
+                file = Some((
+                    first.segment,
+                    File::open(segment_path(&self.dir, first.segment))?,
+                ));
+            }
+            let Some((_, f)) = &file else { break };
+            let mut data = vec![0; span as usize];
+            f.read_exact_at(&mut data, first.offset)?;
+            let mut pos = 0;
+            for (loc, i) in &wanted[run..end] {
+                let rec = &data[pos..pos + loc.len as usize];
+                pos += loc.len as usize;
+                match record::read(rec) {
+                    Read::Ok(r, _) => {
+                        out[*i] = record::decode_publish(r.payload).map(|(_, m)| m);
+                    }
+                    _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "damaged record")),
+                }
+            }
+            run = end;
         }
+        Ok(out)
     }
 
     /// Live messages of a queue.
@@ -526,11 +571,14 @@ impl SegmentLog {
             if rec.kind == Kind::Publish {
                 let loc = self.index.get(rec.queue, rec.seq);
                 if let Some(loc) = loc.filter(|l| l.segment == id && l.offset == pos as u64) {
-                    if let Some((_, message)) = record::decode_publish(rec.payload) {
+                    if let Some((meta, message)) = record::decode_publish(rec.payload) {
                         ops.push(Op::Publish {
                             queue: rec.queue,
                             seq: rec.seq,
-                            redelivered: loc.redelivered,
+                            head: PublishHead {
+                                redelivered: loc.redelivered,
+                                enqueued_at: meta.enqueued_at.unwrap_or_else(unix_ms),
+                            },
                             message: Arc::new(message),
                         });
                     }
