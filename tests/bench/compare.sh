@@ -101,6 +101,7 @@ scenarios=(
   "amqp-persistent|--messages $((200000*SCALE)) --size 16|R"
   "amqp-fanout|--messages $((100000*SCALE)) --size 16|R"
   "amqp-latency|--messages $((25000*SCALE)) --rate 5000 --size 16|R"
+  "mqtt-latency|--messages $((25000*SCALE)) --rate 5000 --size 16|M"
   "mqtt-qos0-fanout|--messages $((5000*SCALE)) --size 16|M"
   "mqtt-qos1-pairs|--messages $((1000*SCALE)) --size 16|M"
   "mqtt-qos2-pairs|--messages $((300*SCALE)) --size 16|R"
@@ -123,24 +124,36 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 # Memory figures need a fresh Junction: one that already served the load reuses the memory it
 # freed, and its resident size would not grow at all.
-kill -TERM "$junction_pid"; wait "$junction_pid" || true
+fresh_junction() {
+  kill -TERM "$junction_pid"; wait "$junction_pid" || true
+  [ "${1:-}" = keep ] || rm -rf "$work/junction-data"
+  "$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction-fresh.log" &
+  junction_pid=$!; pids+=("$junction_pid")
+  wait_port 5680; wait_port 1890
+}
+fresh_junction
+# Written at shutdown by the Junction that ran the scenarios.
 fsync_line=$(grep "message log totals" "$work/junction.log" | tail -1 || true)
-rm -rf "$work/junction-data"
-"$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction-fresh.log" &
-junction_pid=$!; pids+=("$junction_pid")
-wait_port 5680; wait_port 1890
 # Idle MQTT connections: memory per connection (once each; it is not noisy).
 idle_j=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1890 --broker-pid "$junction_pid" | tail -1 || true)
 idle_m=$(timeout 600 "$bench" --scenario mqtt-idle --connections 10000 --mqtt 127.0.0.1:1892 --broker-pid "$mosquitto_pid" | tail -1 || true)
 
-# Queue depth: 1,000,000 transient 1 KiB messages with nobody consuming (once each).
+# Queue depth: 1,000,000 1 KiB messages with nobody consuming (once each), transient and then
+# persistent on a durable queue (each on a fresh Junction; the persistent ones are kept, and
+# a restart on them times recovery).
 rabbit_vm=$(pgrep -P "$rabbit_pid" | head -1 || true)
 depth_j=$(timeout 900 "$bench" --scenario amqp-depth --messages 1000000 --size 1024 $J --broker-pid "$junction_pid" | tail -1 || true)
 depth_r=$(timeout 900 "$bench" --scenario amqp-depth --messages 1000000 --size 1024 $R --broker-pid "${rabbit_vm:-0}" | tail -1 || true)
+fresh_junction
+depth_jp=$(timeout 900 "$bench" --scenario amqp-depth --persistent --keep --messages 1000000 --size 1024 $J --broker-pid "$junction_pid" | tail -1 || true)
+depth_rp=$(timeout 900 "$bench" --scenario amqp-depth --persistent --messages 1000000 --size 1024 $R --broker-pid "${rabbit_vm:-0}" | tail -1 || true)
+fresh_junction keep
+recovered_line=$(grep "storage recovered" "$work/junction-fresh.log" | tail -1 || true)
+recovered_rss=$(awk '/VmRSS/ {print $2 * 1024}' "/proc/$junction_pid/status")
 
 kill -TERM "$junction_pid"; wait "$junction_pid" || true
 
-python3 - "$results" "$idle_j" "$idle_m" "$fsync_line" "$depth_j" "$depth_r" <<'PY'
+python3 - "$results" "$idle_j" "$idle_m" "$fsync_line" "$depth_j" "$depth_r" "$depth_jp" "$depth_rp" "$recovered_line" "$recovered_rss" <<'PY'
 import re, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -166,12 +179,18 @@ for label, line in (("Junction", sys.argv[2]), ("Mosquitto", sys.argv[3])):
     kv = dict(re.findall(r"(\w+)=(\S+)", line))
     if "bytes_per_connection" in kv:
         print(f"\nIdle MQTT connections ({label}): {float(kv['bytes_per_connection']):,.0f} bytes each at {kv['connections']}")
-for label, line in (("Junction", sys.argv[5]), ("RabbitMQ", sys.argv[6])):
+for label, line in (("Junction", sys.argv[5]), ("RabbitMQ", sys.argv[6]),
+                    ("Junction", sys.argv[7]), ("RabbitMQ", sys.argv[8])):
     kv = dict(re.findall(r"(\w+)=(\S+)", line))
     if "rss_growth" in kv:
-        print(f"\nQueue depth ({label}): {int(kv['messages']):,} transient {kv['size']} B messages queued "
+        kind = "persistent" if kv.get("persistent") == "yes" else "transient"
+        print(f"\nQueue depth ({label}): {int(kv['messages']):,} {kind} {kv['size']} B messages queued "
               f"in {float(kv['secs']):.1f} s, resident memory +{int(kv['rss_growth']) / 2**30:.2f} GiB "
               f"({float(kv['bytes_per_message']):,.0f} bytes each)")
+kv = dict(re.findall(r"(\w+)=(\S+)", sys.argv[9]))
+if "ms" in kv and sys.argv[10]:
+    print(f"\nJunction restart on them: {int(kv['messages']):,} messages recovered in {int(kv['ms']):,} ms, "
+          f"resident memory afterwards {int(sys.argv[10]) / 2**20:,.0f} MiB")
 kv = dict(re.findall(r"(\w+)=(\S+)", sys.argv[4]))
 if "fsyncs" in kv:
     total = int(kv["published"]) + int(kv["elided"])

@@ -538,8 +538,14 @@ pub async fn one_to_one(uri: &str, n: u64, p: Publish) -> anyhow::Result<Outcome
 }
 
 /// Fills one queue with `n` messages and nobody consuming; returns the broker's resident memory
-/// growth (`pid`) once they are all queued.
-pub async fn depth(uri: &str, n: u64, p: Publish, pid: u32) -> anyhow::Result<(u64, f64)> {
+/// growth (`pid`) once they are all queued. The queue is deleted unless `keep`.
+pub async fn depth(
+    uri: &str,
+    n: u64,
+    p: Publish,
+    pid: u32,
+    keep: bool,
+) -> anyhow::Result<(u64, f64)> {
     let mut admin = Wire::connect(uri).await?;
     let q = unique("bench-depth");
     admin.declare_queue(&q, p.persistent, false).await?;
@@ -562,7 +568,9 @@ pub async fn depth(uri: &str, n: u64, p: Publish, pid: u32) -> anyhow::Result<(u
     }
     let secs = (epoch().elapsed() - start).as_secs_f64();
     let after = super::rss_bytes(pid).unwrap_or(0);
-    admin.delete_queue(&q).await?;
+    if !keep {
+        admin.delete_queue(&q).await?;
+    }
     Ok((after.saturating_sub(before), secs))
 }
 

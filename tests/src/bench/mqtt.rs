@@ -59,7 +59,8 @@ fn subscriber(
     (ready, task)
 }
 
-/// A publisher of `n` messages on `topic`; returns once every QoS 1/2 flow completed.
+/// A publisher of `n` messages on `topic` (`rate` per second, 0 = as fast as it can); returns
+/// once every QoS 1/2 flow completed.
 fn publisher(
     addr: SocketAddr,
     id: String,
@@ -67,11 +68,21 @@ fn publisher(
     q: QoS,
     n: u64,
     size: usize,
+    rate: u64,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (c, mut el) = client(addr, &id);
         let sender = tokio::spawn(async move {
+            let mut tick = (rate > 0).then(|| {
+                let mut t =
+                    tokio::time::interval(std::time::Duration::from_nanos(1_000_000_000 / rate));
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                t
+            });
             for seq in 0..n {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
                 if c.publish(topic.as_str(), q, false, payload(seq, size))
                     .await
                     .is_err()
@@ -130,6 +141,7 @@ pub async fn fan_out(
         qos(q),
         n,
         size,
+        0,
     )
     .await?;
     let mut seen = Vec::new();
@@ -143,13 +155,15 @@ pub async fn fan_out(
     ))
 }
 
-/// `pairs` publisher/subscriber pairs, each on its own topic.
+/// `pairs` publisher/subscriber pairs, each on its own topic, each publisher sending `rate`
+/// messages per second (0 = as fast as it can).
 pub async fn pairs(
     addr: SocketAddr,
     n: u64,
     pairs: usize,
     q: u8,
     size: usize,
+    rate: u64,
 ) -> anyhow::Result<Outcome> {
     let tag = super::unique("p");
     let mut subs = Vec::new();
@@ -174,6 +188,7 @@ pub async fn pairs(
                 qos(q),
                 n,
                 size,
+                rate,
             )
         })
         .collect();
@@ -205,6 +220,7 @@ pub async fn publish_only(
         QoS::AtMostOnce,
         n,
         size,
+        0,
     )
     .await?;
     Ok(())

@@ -22,6 +22,8 @@ enum Scenario {
     MqttQos0Fanout,
     /// MQTT QoS 1, 100 publisher/subscriber pairs.
     MqttQos1Pairs,
+    /// MQTT QoS 1, one publisher at a fixed `--rate` → one subscriber (latency).
+    MqttLatency,
     /// MQTT QoS 2, 100 publisher/subscriber pairs.
     MqttQos2Pairs,
     /// STOMP 1 producer → /queue/ → 1 subscriber.
@@ -32,8 +34,8 @@ enum Scenario {
     Cross,
     /// `--connections` idle MQTT connections; broker memory per connection (`--broker-pid`).
     MqttIdle,
-    /// `--messages` transient messages queued with no consumer (wire client); broker memory
-    /// growth (`--broker-pid`).
+    /// `--messages` messages queued with no consumer (wire client; `--persistent`: on a
+    /// durable queue with confirms, window 200); broker memory growth (`--broker-pid`).
     AmqpDepth,
 }
 
@@ -65,14 +67,20 @@ struct Args {
     /// Body size in bytes (at least 16: sequence number and send time).
     #[arg(long, default_value_t = 16)]
     size: usize,
-    /// Messages per second for amqp-latency.
+    /// Messages per second for amqp-latency and mqtt-latency.
     #[arg(long, default_value_t = 5_000)]
     rate: u64,
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
-    /// The broker's pid, to read its memory (mqtt-idle).
+    /// The broker's pid, to read its memory (mqtt-idle, amqp-depth).
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// amqp-depth: persistent messages on a durable queue.
+    #[arg(long)]
+    persistent: bool,
+    /// amqp-depth: leave the queue and its messages behind (to time a restart's recovery).
+    #[arg(long)]
+    keep: bool,
 }
 
 fn report(settings: &str, o: &Outcome) {
@@ -175,11 +183,15 @@ async fn main() -> anyhow::Result<()> {
         ),
         Scenario::MqttQos1Pairs => (
             format!("scenario=mqtt-qos1-pairs size={size} pairs=100 qos=1 inflight=100 messages_per_pair={n}"),
-            mqtt::pairs(a.mqtt, n, 100, 1, size).await?,
+            mqtt::pairs(a.mqtt, n, 100, 1, size, 0).await?,
+        ),
+        Scenario::MqttLatency => (
+            format!("scenario=mqtt-latency size={size} rate={} pairs=1 qos=1 inflight=100 messages={n}", a.rate),
+            mqtt::pairs(a.mqtt, n, 1, 1, size, a.rate).await?,
         ),
         Scenario::MqttQos2Pairs => (
             format!("scenario=mqtt-qos2-pairs size={size} pairs=100 qos=2 inflight=100 messages_per_pair={n}"),
-            mqtt::pairs(a.mqtt, n, 100, 2, size).await?,
+            mqtt::pairs(a.mqtt, n, 100, 2, size, 0).await?,
         ),
         Scenario::StompQueue => (
             format!("scenario=stomp-queue size={size} ack=auto messages={n}"),
@@ -212,9 +224,16 @@ async fn main() -> anyhow::Result<()> {
             let pid = a
                 .broker_pid
                 .ok_or_else(|| anyhow::anyhow!("amqp-depth needs --broker-pid"))?;
-            let (grew, secs) = amqp_wire::depth(uri, n, fast(false, 0), pid).await?;
+            let p = if a.persistent {
+                fast(true, 200)
+            } else {
+                fast(false, 0)
+            };
+            let (grew, secs) = amqp_wire::depth(uri, n, p, pid, a.keep).await?;
             println!(
-                "scenario=amqp-depth size={size} persistent=no messages={n} secs={secs:.3} rss_growth={grew} bytes_per_message={:.0}",
+                "scenario=amqp-depth size={size} persistent={} confirm_window={} messages={n} secs={secs:.3} rss_growth={grew} bytes_per_message={:.0}",
+                if a.persistent { "yes" } else { "no" },
+                p.confirm_window,
                 grew as f64 / n.max(1) as f64
             );
             return Ok(());
