@@ -211,6 +211,9 @@ pub struct StorageConfig {
     /// Publishers are blocked while the data directory's file system has less free space than
     /// this, in MiB (RabbitMQ's `disk_free_limit`, 50 MB by default there too).
     pub disk_free_limit_mib: u64,
+    /// Publishers are also blocked while the message log takes more than this, in MiB (0 = no
+    /// limit; at least twice `segment_size_mib`, as the newest segment is never reclaimed).
+    pub message_log_limit_mib: u64,
     /// Ready persistent messages each durable queue keeps in memory (count and MiB of bodies);
     /// beyond either, bodies stay in the message log and are read back as consumers near them.
     pub memory_window_messages: usize,
@@ -225,6 +228,7 @@ impl Default for StorageConfig {
             segment_size_mib: d.segment_bytes / (1024 * 1024),
             commit_window_us: d.commit_window.as_micros() as u64,
             disk_free_limit_mib: 50,
+            message_log_limit_mib: 0,
             memory_window_messages: d.memory_window.messages,
             memory_window_mib: d.memory_window.bytes >> 20,
         }
@@ -350,6 +354,13 @@ impl Config {
         if !(1..=1024).contains(&self.storage.segment_size_mib) {
             return bad("storage.segment_size_mib", "must be between 1 and 1024");
         }
+        let log_limit = self.storage.message_log_limit_mib;
+        if log_limit != 0 && log_limit < 2 * self.storage.segment_size_mib {
+            return bad(
+                "storage.message_log_limit_mib",
+                "must be 0 (no limit) or at least twice segment_size_mib",
+            );
+        }
         if self.storage.memory_window_messages == 0 {
             return bad("storage.memory_window_messages", "must be at least 1");
         }
@@ -441,5 +452,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("colour"), "{e}");
+        let e = Config::parse("[storage]\nsegment_size_mib = 8\nmessage_log_limit_mib = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.message_log_limit_mib"), "{e}");
+        let e = Config::parse("[storage]\nmemory_window_messages = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.memory_window_messages"), "{e}");
+    }
+
+    #[test]
+    fn storage_section_reaches_the_log_options() {
+        let c = Config::parse(
+            "[storage]\nmemory_window_messages = 7\nmemory_window_mib = 3\nmessage_log_limit_mib = 64\n",
+        )
+        .unwrap();
+        let o = c.storage.log_options();
+        assert_eq!(
+            (o.memory_window.messages, o.memory_window.bytes),
+            (7, 3 << 20)
+        );
+        assert_eq!(c.storage.message_log_limit_mib, 64);
     }
 }

@@ -1,6 +1,6 @@
-//! The free-disk watermark: while the file system holding the data directory has less free
-//! space than the limit, publishers on every protocol are blocked (RabbitMQ's disk alarm);
-//! they go on once space returns.
+//! The disk alarms: while the file system holding the data directory has less free space than
+//! the limit (RabbitMQ's disk alarm), or the message log has grown past its own size limit,
+//! publishers on every protocol are blocked; they go on once space returns.
 
 use junction_core::Broker;
 use std::path::{Path, PathBuf};
@@ -12,33 +12,74 @@ use tokio::task::JoinHandle;
 
 /// How often free space is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// The alarm's reason, as AMQP clients see it in connection.blocked.
+/// The alarms' reasons, as AMQP clients see them in connection.blocked.
 pub const REASON: &str = "low on disk";
+pub const LOG_FULL_REASON: &str = "message log full";
 
-/// The limit, changeable while running (like `rabbitmqctl set_disk_free_limit`).
+/// The limits, changeable while running (like `rabbitmqctl set_disk_free_limit`).
 #[derive(Debug, Default)]
-pub struct DiskLimit {
-    bytes: AtomicU64,
+pub struct DiskLimits {
+    /// Free bytes the file system must keep.
+    free: AtomicU64,
+    /// Bytes the message log may take; 0 = no limit.
+    log: AtomicU64,
     changed: Notify,
 }
 
-impl DiskLimit {
-    pub fn new(bytes: u64) -> Arc<DiskLimit> {
-        Arc::new(DiskLimit {
-            bytes: AtomicU64::new(bytes),
+impl DiskLimits {
+    pub fn new(free: u64, log: u64) -> Arc<DiskLimits> {
+        Arc::new(DiskLimits {
+            free: AtomicU64::new(free),
+            log: AtomicU64::new(log),
             changed: Notify::new(),
         })
     }
 
-    /// Sets the limit and checks at once.
-    pub fn set(&self, bytes: u64) {
-        self.bytes.store(bytes, Ordering::Release);
+    /// Sets the free-space limit and checks at once.
+    pub fn set_free(&self, bytes: u64) {
+        self.free.store(bytes, Ordering::Release);
         self.changed.notify_one();
     }
 
-    pub fn get(&self) -> u64 {
-        self.bytes.load(Ordering::Acquire)
+    /// Sets the message log's size limit (0 = none) and checks at once.
+    pub fn set_log(&self, bytes: u64) {
+        self.log.store(bytes, Ordering::Release);
+        self.changed.notify_one();
     }
+}
+
+/// Which alarm holds, if any, with a log line for its start.
+fn check(
+    free: std::io::Result<u64>,
+    log_bytes: u64,
+    limits: &DiskLimits,
+    dir: &Path,
+) -> Option<&'static str> {
+    let (free_limit, log_limit) = (
+        limits.free.load(Ordering::Acquire),
+        limits.log.load(Ordering::Acquire),
+    );
+    match free {
+        Ok(free) if free < free_limit => {
+            tracing::debug!(
+                free_mib = free >> 20,
+                limit_mib = free_limit >> 20,
+                "free disk space below the limit"
+            );
+            return Some(REASON);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "cannot read free disk space"),
+    }
+    if log_limit > 0 && log_bytes > log_limit {
+        tracing::debug!(
+            log_mib = log_bytes >> 20,
+            limit_mib = log_limit >> 20,
+            "message log over its limit"
+        );
+        return Some(LOG_FULL_REASON);
+    }
+    None
 }
 
 /// Free bytes for unprivileged users on the file system holding `dir`.
@@ -47,37 +88,32 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
-/// Checks free space every second (and whenever the limit changes) and raises or clears the
-/// broker's resource alarm, with a log line each time it changes.
-pub fn spawn(broker: Arc<Broker>, dir: PathBuf, limit: Arc<DiskLimit>) -> JoinHandle<()> {
+/// Checks free space and the message log's size (`log_bytes`) every second, and whenever a
+/// limit changes; raises or clears the broker's resource alarm with a log line each time.
+pub fn spawn(
+    broker: Arc<Broker>,
+    dir: PathBuf,
+    limits: Arc<DiskLimits>,
+    log_bytes: impl Fn() -> u64 + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let wanted = limit.get();
-            match free_bytes(&dir) {
-                Ok(free) if free < wanted => {
-                    if broker.set_resource_alarm(Some(REASON)) {
-                        tracing::warn!(
-                            free_mib = free >> 20,
-                            limit_mib = wanted >> 20,
-                            dir = %dir.display(),
-                            "free disk space below the limit: publishers blocked"
-                        );
-                    }
-                }
-                Ok(free) => {
-                    if broker.set_resource_alarm(None) {
-                        tracing::info!(
-                            free_mib = free >> 20,
-                            limit_mib = wanted >> 20,
-                            "free disk space above the limit again: publishers unblocked"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, dir = %dir.display(), "cannot read free disk space")
+            let reason = check(free_bytes(&dir), log_bytes(), &limits, &dir);
+            if broker.set_resource_alarm(reason) {
+                match reason {
+                    Some(REASON) => tracing::warn!(
+                        limit_mib = limits.free.load(Ordering::Acquire) >> 20,
+                        dir = %dir.display(),
+                        "free disk space below the limit: publishers blocked"
+                    ),
+                    Some(_) => tracing::warn!(
+                        limit_mib = limits.log.load(Ordering::Acquire) >> 20,
+                        "message log over its size limit: publishers blocked"
+                    ),
+                    None => tracing::info!("disk space available again: publishers unblocked"),
                 }
             }
-            let _ = tokio::time::timeout(CHECK_EVERY, limit.changed.notified()).await;
+            let _ = tokio::time::timeout(CHECK_EVERY, limits.changed.notified()).await;
         }
     })
 }

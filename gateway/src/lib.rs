@@ -56,7 +56,7 @@ pub struct Gateway {
     accept_tasks: Vec<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
     disk_monitor: JoinHandle<()>,
-    disk_limit: Arc<disk_monitor::DiskLimit>,
+    disk_limits: Arc<disk_monitor::DiskLimits>,
     connections: Arc<ConnectionCount>,
 }
 
@@ -215,9 +215,17 @@ impl Gateway {
             )));
         }
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));
-        let disk_limit = disk_monitor::DiskLimit::new(cfg.storage.disk_free_limit_mib << 20);
-        let disk_monitor =
-            disk_monitor::spawn(broker.clone(), cfg.data_dir.clone(), disk_limit.clone());
+        let disk_limits = disk_monitor::DiskLimits::new(
+            cfg.storage.disk_free_limit_mib << 20,
+            cfg.storage.message_log_limit_mib << 20,
+        );
+        let messages = data.messages.clone();
+        let disk_monitor = disk_monitor::spawn(
+            broker.clone(),
+            cfg.data_dir.clone(),
+            disk_limits.clone(),
+            move || messages.disk_usage().1,
+        );
         Ok(Gateway {
             broker,
             data,
@@ -226,7 +234,7 @@ impl Gateway {
             accept_tasks,
             housekeeping,
             disk_monitor,
-            disk_limit,
+            disk_limits,
             connections,
         })
     }
@@ -241,7 +249,12 @@ impl Gateway {
 
     /// Changes the free-disk limit below which publishers are blocked, and checks at once.
     pub fn set_disk_free_limit(&self, bytes: u64) {
-        self.disk_limit.set(bytes);
+        self.disk_limits.set_free(bytes);
+    }
+
+    /// Changes the message log's size limit (0 = none) above which publishers are blocked.
+    pub fn set_message_log_limit(&self, bytes: u64) {
+        self.disk_limits.set_log(bytes);
     }
 
     /// Connections currently open.

@@ -139,6 +139,19 @@ impl RawClient {
 
     /// Publishes `body` (default properties) in one write.
     pub async fn publish(&mut self, ch: u16, exchange: &str, key: &str, body: &[u8]) {
+        self.publish_with(ch, exchange, key, &Default::default(), body)
+            .await
+    }
+
+    /// Publishes `body` with `props` in one write.
+    pub async fn publish_with(
+        &mut self,
+        ch: u16,
+        exchange: &str,
+        key: &str,
+        props: &junction_core::Properties,
+        body: &[u8],
+    ) {
         let mut out = junction_core::WriteBuf::new();
         codec::encode_method_frame(
             ch,
@@ -151,7 +164,7 @@ impl RawClient {
             out.buf(),
         );
         let body = bytes::Bytes::copy_from_slice(body);
-        codec::encode_content(ch, 60, &Default::default(), &body, 131_072, &mut out);
+        codec::encode_content(ch, 60, props, &body, 131_072, &mut out);
         out.write_to(&mut self.stream).await.expect("write");
     }
 

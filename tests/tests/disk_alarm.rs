@@ -1,17 +1,18 @@
-//! The free-disk watermark: below it, publishing connections stop being read on every protocol
-//! (AMQP clients that asked are told with connection.blocked), consumers go on, and everything
-//! held back is routed once space returns. The limit is raised past the disk's free space at
-//! run time, as `rabbitmqctl set_disk_free_limit` would.
+//! The disk alarms: below the free-disk watermark, or with the message log past its size limit,
+//! publishing connections stop being read on every protocol (AMQP clients that asked are told
+//! with connection.blocked), consumers go on, and everything held back is routed once space
+//! returns. The free-disk limit is raised past the disk's free space at run time, as
+//! `rabbitmqctl set_disk_free_limit` would.
 
 use bytes::BytesMut;
 use junction_amqp::codec::Method;
-use junction_core::{FieldTable, FieldValue};
+use junction_core::{FieldTable, FieldValue, Properties};
 use junction_stomp::codec::Command;
 use junction_tests::raw_amqp::RawClient;
 use junction_tests::raw_mqtt::RawMqtt;
 use junction_tests::raw_stomp::{frame, StompClient};
 use junction_tests::{amqp_channel, within, TestBroker};
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
 use std::time::Duration;
 
 /// How long "nothing happens" is watched for.
@@ -146,5 +147,81 @@ async fn mqtt_and_stomp_publishers_are_paused_while_disk_is_low() {
     let r = within(stomp.recv()).await.expect("receipt");
     assert_eq!(r.command, Command::Receipt, "{r:?}");
     assert_eq!(r.header("receipt-id"), Some("r2"));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_log_past_its_limit_blocks_publishers_until_consumers_drain_it() {
+    let b = TestBroker::start_with(|c| {
+        c.storage.segment_size_mib = 1;
+        c.storage.message_log_limit_mib = 2;
+    })
+    .await;
+    let (_cc, ch) = amqp_channel(&b.amqp_uri()).await;
+    within(ch.queue_declare(
+        "full-q",
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+    let mut publisher = within(RawClient::connect_announcing(
+        b.addrs.amqp.unwrap(),
+        wants_blocked(),
+    ))
+    .await;
+    publisher.send_method(1, &Method::ChannelOpen).await;
+    assert!(matches!(
+        next_method(&mut publisher).await,
+        (1, Method::ChannelOpenOk)
+    ));
+    let persistent = Properties {
+        delivery_mode: Some(2),
+        ..Properties::default()
+    };
+    // 3 MiB of persistent messages: the log passes its 2 MiB.
+    let body = vec![b'x'; 64 * 1024];
+    for _ in 0..48 {
+        publisher
+            .publish_with(1, "", "full-q", &persistent, &body)
+            .await;
+    }
+    match next_method(&mut publisher).await {
+        (0, Method::ConnectionBlocked { reason }) => assert_eq!(reason, "message log full"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    publisher
+        .publish_with(1, "", "full-q", &persistent, b"after")
+        .await;
+    // Consuming (and acking) everything lets the log reclaim its segments.
+    let mut deliveries = within(ch.basic_consume(
+        "full-q",
+        "",
+        BasicConsumeOptions::default(),
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+    use futures::StreamExt;
+    for _ in 0..48 {
+        let d = within(deliveries.next())
+            .await
+            .expect("open")
+            .expect("delivery");
+        assert_eq!(d.data.len(), body.len());
+        within(d.ack(BasicAckOptions::default())).await.unwrap();
+    }
+    assert!(matches!(
+        next_method(&mut publisher).await,
+        (0, Method::ConnectionUnblocked)
+    ));
+    let d = within(deliveries.next())
+        .await
+        .expect("open")
+        .expect("delivery");
+    assert_eq!(d.data, b"after");
     b.stop().await;
 }
