@@ -1,13 +1,11 @@
 //! The connection task: the protocol header, then the shared connection driver.
 
-use crate::codec::{decode, decode_protocol_header, PROTOCOL_HEADER};
+use crate::codec::{decode_protocol_header, PROTOCOL_HEADER};
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::{self, drive};
-use junction_core::{
-    sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport, WriteBuf,
-};
+use junction_core::driver::drive;
+use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -31,80 +29,6 @@ impl ProtocolAdapter for AmqpAdapter {
         ctx: ConnectionContext,
     ) -> Result<(), ServeError> {
         serve(io, ctx).await
-    }
-}
-
-impl driver::Session for Session {
-    fn output(&mut self) -> &mut WriteBuf {
-        Session::output(self)
-    }
-
-    fn note_sent(&mut self, now: u64) {
-        Session::note_sent(self, now)
-    }
-
-    fn is_closed(&self) -> bool {
-        Session::is_closed(self)
-    }
-
-    fn needs_sync(&self) -> bool {
-        Session::needs_sync(self)
-    }
-
-    fn sync_started(&mut self) {
-        Session::sync_started(self)
-    }
-
-    fn synced(&mut self) {
-        Session::synced(self)
-    }
-
-    fn poll_timeout(&self) -> Option<u64> {
-        Session::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, now: u64) {
-        Session::handle_timeout(self, now)
-    }
-
-    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
-        // Every complete frame in the buffer; it holds at most one read plus one partial frame
-        // (bounded by frame_max).
-        while !self.is_closed() {
-            match decode(buf, &self.codec_limits()) {
-                Ok(Some(frame)) => self.handle_frame(frame, now),
-                Ok(None) => return,
-                Err(e) => {
-                    self.codec_error(&e, now);
-                    buf.clear();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn handle_sink_event(&mut self, ev: SinkEvent) {
-        Session::handle_sink_event(self, ev)
-    }
-
-    fn shutdown(&mut self, now: u64) {
-        Session::shutdown(self, now)
-    }
-
-    fn linger_after_close(&self) -> bool {
-        true
-    }
-
-    fn has_published(&self) -> bool {
-        Session::has_published(self)
-    }
-
-    fn resource_alarm(&mut self, reason: Option<&str>) {
-        Session::resource_alarm(self, reason)
-    }
-
-    fn peer_alive(&mut self, now: u64) {
-        Session::peer_alive(self, now)
     }
 }
 

@@ -1,14 +1,11 @@
 //! The connection task: an MQTT session on the shared connection driver, then its will.
 
-use crate::codec::decode;
 use crate::registry::Registry;
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::{self, drive, Takeover};
-use junction_core::{
-    sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport, WriteBuf,
-};
+use junction_core::driver::drive;
+use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -53,74 +50,6 @@ impl ProtocolAdapter for MqttAdapter {
         ctx: ConnectionContext,
     ) -> Result<(), ServeError> {
         serve(io, ctx, self.registry.clone()).await
-    }
-}
-
-impl driver::Session for Session {
-    fn output(&mut self) -> &mut WriteBuf {
-        Session::output(self)
-    }
-
-    fn is_closed(&self) -> bool {
-        Session::is_closed(self)
-    }
-
-    fn needs_sync(&self) -> bool {
-        Session::needs_sync(self)
-    }
-
-    fn sync_started(&mut self) {
-        Session::sync_started(self)
-    }
-
-    fn synced(&mut self) {
-        Session::synced(self)
-    }
-
-    fn poll_timeout(&self) -> Option<u64> {
-        Session::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, now: u64) {
-        Session::handle_timeout(self, now)
-    }
-
-    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
-        while !self.is_closed() {
-            match decode(buf, self.level(), self.max_packet()) {
-                Ok(Some(p)) => self.handle_packet(p, now),
-                Ok(None) => return,
-                Err(e) => {
-                    self.codec_error(&e);
-                    buf.clear();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn handle_sink_event(&mut self, ev: SinkEvent) {
-        Session::handle_sink_event(self, ev)
-    }
-
-    fn shutdown(&mut self, _now: u64) {
-        Session::shutdown(self)
-    }
-
-    fn takeover_signal(&self) -> Option<&Takeover> {
-        Session::takeover_signal(self)
-    }
-
-    fn taken_over(&mut self) {
-        Session::taken_over(self)
-    }
-
-    fn has_published(&self) -> bool {
-        Session::has_published(self)
-    }
-
-    fn peer_alive(&mut self, now: u64) {
-        Session::peer_alive(self, now)
     }
 }
 

@@ -11,9 +11,9 @@ use crate::registry::{Registry, SessionState, Subscription};
 use crate::topic::{
     filter_to_binding, key_to_topic, matches, shared, topic_to_key, valid_filter, valid_topic,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use junction_core::clock::unix_seconds;
-use junction_core::driver::{Held, Takeover};
+use junction_core::driver::{self, Held, Takeover};
 use junction_core::{
     Binding, ConnectionContext, ConsumerSpec, Credit, Delivery, DeliverySink, Destination,
     FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost, WriteBuf,
@@ -166,10 +166,6 @@ impl Session {
         self.state
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
-    }
-
     pub fn level(&self) -> Option<Level> {
         self.level
     }
@@ -179,40 +175,6 @@ impl Session {
         (self.ctx.limits.max_message_size as usize)
             .saturating_add(64 * 1024)
             .min(268_435_455)
-    }
-
-    pub fn output(&mut self) -> &mut WriteBuf {
-        &mut self.out
-    }
-
-    /// The takeover signal to watch (after CONNECT).
-    pub fn has_published(&self) -> bool {
-        self.published
-    }
-
-    /// Input held back by a resource alarm: PINGREQs cannot be seen, so count the client alive.
-    pub fn peer_alive(&mut self, now: u64) {
-        self.last_recv = now;
-    }
-
-    pub fn takeover_signal(&self) -> Option<&Takeover> {
-        self.kicked.as_ref()
-    }
-
-    pub fn needs_sync(&self) -> bool {
-        self.held.needs_sync()
-    }
-
-    pub fn sync_started(&mut self) {
-        self.held.sync_started();
-    }
-
-    /// The stores synced: send the PUBACK/PUBRECs the sync covered.
-    pub fn synced(&mut self) {
-        let level = self.level.unwrap_or(Level::V4);
-        for (kind, pkid, reason) in self.held.synced() {
-            codec::ack(level, kind, pkid, reason, self.out.buf());
-        }
     }
 
     fn vh(&self) -> Arc<VHost> {
@@ -241,11 +203,6 @@ impl Session {
             return;
         }
         self.disconnect(e.reason_code(), &e.to_string());
-    }
-
-    /// Another connection took this client id.
-    pub fn taken_over(&mut self) {
-        self.disconnect(0x8E, "session taken over");
     }
 
     /// Broker shutdown.
@@ -853,24 +810,6 @@ impl Session {
         None
     }
 
-    /// Handles a core event for one of this session's consumers.
-    pub fn handle_sink_event(&mut self, ev: SinkEvent) {
-        match ev {
-            SinkEvent::Deliver(d) => self.deliver(d),
-            SinkEvent::Cancelled { consumer } => {
-                if let Some(c) = self.consumers.remove(&consumer) {
-                    if self
-                        .queue
-                        .as_ref()
-                        .is_some_and(|q| Arc::ptr_eq(q, &c.queue))
-                    {
-                        self.queue = None;
-                    }
-                }
-            }
-        }
-    }
-
     fn deliver(&mut self, d: Delivery) {
         let Some(shared_filter) = self
             .consumers
@@ -1040,26 +979,6 @@ impl Session {
         out
     }
 
-    /// When [`Session::handle_timeout`] should next run (CONNECT wait, keep-alive).
-    pub fn poll_timeout(&self) -> Option<u64> {
-        match self.state {
-            State::AwaitConnect => Some(CONNECT_TIMEOUT_MS),
-            State::Open if self.keep_alive > 0 => {
-                Some(self.last_recv + u64::from(self.keep_alive) * 1500)
-            }
-            _ => None,
-        }
-    }
-
-    /// Drops a client that never sent CONNECT, or one silent for 1.5 × its keep-alive.
-    pub fn handle_timeout(&mut self, now: u64) {
-        match (self.state, self.poll_timeout()) {
-            (State::AwaitConnect, Some(t)) if now >= t => self.state = State::Closed,
-            (State::Open, Some(t)) if now >= t => self.disconnect(0x8D, "keep alive timeout"),
-            _ => {}
-        }
-    }
-
     /// The connection is over: requeue in-flight deliveries, keep or drop the session, and hand
     /// back the will if one is due.
     pub fn finish(&mut self) -> Option<PendingWill> {
@@ -1110,5 +1029,106 @@ impl PendingWill {
         if let Err(e) = self.vhost.publish(route_of(&w.topic).0, msg) {
             tracing::warn!(error = %e, "will publish failed");
         }
+    }
+}
+
+impl driver::Session for Session {
+    fn output(&mut self) -> &mut WriteBuf {
+        &mut self.out
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.held.needs_sync()
+    }
+
+    fn sync_started(&mut self) {
+        self.held.sync_started();
+    }
+
+    /// The stores synced: send the PUBACK/PUBRECs the sync covered.
+    fn synced(&mut self) {
+        let level = self.level.unwrap_or(Level::V4);
+        for (kind, pkid, reason) in self.held.synced() {
+            codec::ack(level, kind, pkid, reason, self.out.buf());
+        }
+    }
+
+    /// When [`Session::handle_timeout`] should next run (CONNECT wait, keep-alive).
+    fn poll_timeout(&self) -> Option<u64> {
+        match self.state {
+            State::AwaitConnect => Some(CONNECT_TIMEOUT_MS),
+            State::Open if self.keep_alive > 0 => {
+                Some(self.last_recv + u64::from(self.keep_alive) * 1500)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops a client that never sent CONNECT, or one silent for 1.5 × its keep-alive.
+    fn handle_timeout(&mut self, now: u64) {
+        match (self.state, self.poll_timeout()) {
+            (State::AwaitConnect, Some(t)) if now >= t => self.state = State::Closed,
+            (State::Open, Some(t)) if now >= t => self.disconnect(0x8D, "keep alive timeout"),
+            _ => {}
+        }
+    }
+
+    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
+        while !self.is_closed() {
+            match codec::decode(buf, self.level(), self.max_packet()) {
+                Ok(Some(p)) => self.handle_packet(p, now),
+                Ok(None) => return,
+                Err(e) => {
+                    self.codec_error(&e);
+                    buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles a core event for one of this session's consumers.
+    fn handle_sink_event(&mut self, ev: SinkEvent) {
+        match ev {
+            SinkEvent::Deliver(d) => self.deliver(d),
+            SinkEvent::Cancelled { consumer } => {
+                if let Some(c) = self.consumers.remove(&consumer) {
+                    if self
+                        .queue
+                        .as_ref()
+                        .is_some_and(|q| Arc::ptr_eq(q, &c.queue))
+                    {
+                        self.queue = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn shutdown(&mut self, _now: u64) {
+        Session::shutdown(self)
+    }
+
+    fn takeover_signal(&self) -> Option<&Takeover> {
+        self.kicked.as_ref()
+    }
+
+    /// Another connection took this client id.
+    fn taken_over(&mut self) {
+        self.disconnect(0x8E, "session taken over");
+    }
+
+    /// The takeover signal to watch (after CONNECT).
+    fn has_published(&self) -> bool {
+        self.published
+    }
+
+    /// Input held back by a resource alarm: PINGREQs cannot be seen, so count the client alive.
+    fn peer_alive(&mut self, now: u64) {
+        self.last_recv = now;
     }
 }

@@ -1,13 +1,10 @@
 //! The connection task: a STOMP session on the shared connection driver.
 
-use crate::codec::{decode, Decoded};
 use crate::session::{DefaultLogin, Session};
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::{self, drive};
-use junction_core::{
-    sink, ConnectionContext, ProtocolAdapter, ServeError, SinkEvent, Transport, WriteBuf,
-};
+use junction_core::driver::drive;
+use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
@@ -41,72 +38,6 @@ impl ProtocolAdapter for StompAdapter {
         ctx: ConnectionContext,
     ) -> Result<(), ServeError> {
         serve(io, ctx, self.default_login.clone()).await
-    }
-}
-
-impl driver::Session for Session {
-    fn output(&mut self) -> &mut WriteBuf {
-        Session::output(self)
-    }
-
-    fn note_sent(&mut self, now: u64) {
-        Session::note_sent(self, now)
-    }
-
-    fn is_closed(&self) -> bool {
-        Session::is_closed(self)
-    }
-
-    fn needs_sync(&self) -> bool {
-        Session::needs_sync(self)
-    }
-
-    fn sync_started(&mut self) {
-        Session::sync_started(self)
-    }
-
-    fn synced(&mut self) {
-        Session::synced(self)
-    }
-
-    fn poll_timeout(&self) -> Option<u64> {
-        Session::poll_timeout(self)
-    }
-
-    fn handle_timeout(&mut self, now: u64) {
-        Session::handle_timeout(self, now)
-    }
-
-    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
-        self.note_received(now);
-        while !self.is_closed() {
-            match decode(buf, &self.codec_limits(), self.version()) {
-                Ok(Some(Decoded::Frame(f))) => self.handle_frame(f, now),
-                Ok(Some(Decoded::HeartBeat)) => {}
-                Ok(None) => return,
-                Err(e) => {
-                    self.codec_error(&e);
-                    buf.clear();
-                    return;
-                }
-            }
-        }
-    }
-
-    fn has_published(&self) -> bool {
-        Session::has_published(self)
-    }
-
-    fn peer_alive(&mut self, now: u64) {
-        Session::note_received(self, now)
-    }
-
-    fn handle_sink_event(&mut self, ev: SinkEvent) {
-        Session::handle_sink_event(self, ev)
-    }
-
-    fn shutdown(&mut self, _now: u64) {
-        Session::shutdown(self)
     }
 }
 

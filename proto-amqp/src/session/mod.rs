@@ -8,9 +8,10 @@ mod handshake;
 pub use error::{code, AmqpError, AmqpResult};
 
 use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, Frame, Method};
+use bytes::BytesMut;
 use channel::Channel;
 use junction_core::auth::AuthUser;
-use junction_core::driver::Held;
+use junction_core::driver::{self, Held};
 use junction_core::{Broker, ConnectionContext, DeliverySink, Limits, SinkEvent, VHost, WriteBuf};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,10 +101,6 @@ impl Session {
         self.state
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
-    }
-
     /// The decoder limits in force.
     pub fn codec_limits(&self) -> codec::Limits {
         codec::Limits {
@@ -116,67 +113,8 @@ impl Session {
         &self.ctx.limits
     }
 
-    /// Output waiting to be written.
-    pub fn output(&mut self) -> &mut WriteBuf {
-        &mut self.out
-    }
-
-    /// The server wrote the output at `now`.
-    pub fn note_sent(&mut self, now: u64) {
-        self.last_send = now;
-    }
-
-    /// The client's input is held back by a resource alarm: its heart-beats cannot be seen.
-    pub fn peer_alive(&mut self, now: u64) {
-        self.last_recv = now;
-    }
-
     fn send(&mut self, channel: u16, m: &Method) {
         encode_method_frame(channel, m, self.out.buf());
-    }
-
-    /// True when held confirms wait for a store sync not yet started.
-    pub fn needs_sync(&self) -> bool {
-        self.held.needs_sync()
-    }
-
-    pub fn sync_started(&mut self) {
-        self.held.sync_started();
-    }
-
-    /// The store has synced: send the confirms it covered, runs of consecutive acks on a
-    /// channel as one `multiple` ack.
-    pub fn synced(&mut self) {
-        let mut run: Option<(u16, u64, u64)> = None;
-        let held: Vec<(u16, Method)> = self.held.synced().collect();
-        for (ch, m) in held {
-            if let (
-                Some((rch, _, last)),
-                Method::BasicAck {
-                    delivery_tag,
-                    multiple: false,
-                },
-            ) = (&mut run, &m)
-            {
-                if *rch == ch && *delivery_tag == *last + 1 {
-                    *last = *delivery_tag;
-                    continue;
-                }
-            }
-            self.flush_ack_run(run.take());
-            match m {
-                Method::BasicAck {
-                    delivery_tag,
-                    multiple: false,
-                } => run = Some((ch, delivery_tag, delivery_tag)),
-                m => {
-                    if self.channels.get(&ch).is_some_and(Channel::is_open) {
-                        self.send(ch, &m);
-                    }
-                }
-            }
-        }
-        self.flush_ack_run(run);
     }
 
     /// Sends acks for tags `first..=last` of a channel: every earlier tag is already confirmed.
@@ -189,16 +127,6 @@ impl Session {
             };
             self.send(ch, &ack);
         }
-    }
-
-    pub fn has_published(&self) -> bool {
-        self.published
-    }
-
-    /// The broker's resource alarm changed.
-    pub fn resource_alarm(&mut self, reason: Option<&str>) {
-        self.alarm = reason.map(Arc::from);
-        self.update_blocked();
     }
 
     /// Marks the connection as a publisher (it is blocked while an alarm is raised).
@@ -325,18 +253,6 @@ impl Session {
         };
     }
 
-    /// Broker shutdown: connection.close 320 CONNECTION_FORCED.
-    pub fn shutdown(&mut self, now: u64) {
-        self.close_connection(
-            AmqpError::connection(
-                code::CONNECTION_FORCED,
-                "broker forced connection closure with reason 'shutdown'",
-                (0, 0),
-            ),
-            now,
-        );
-    }
-
     fn connection_method(&mut self, method: Method, now: u64) -> AmqpResult<()> {
         let ids = method.ids();
         match (self.state, method) {
@@ -459,8 +375,130 @@ impl Session {
         }
     }
 
+    /// Releases every channel's consumers and unacked messages, and the connection's exclusive
+    /// queues. Called on any end of the connection.
+    pub fn release_all(&mut self) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.release_channel(id);
+        }
+        self.channels.clear();
+        self.broker.connection_closed(self.ctx.connection_id);
+    }
+}
+
+impl driver::Session for Session {
+    /// Output waiting to be written.
+    fn output(&mut self) -> &mut WriteBuf {
+        &mut self.out
+    }
+
+    /// The server wrote the output at `now`.
+    fn note_sent(&mut self, now: u64) {
+        self.last_send = now;
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True when held confirms wait for a store sync not yet started.
+    fn needs_sync(&self) -> bool {
+        self.held.needs_sync()
+    }
+
+    fn sync_started(&mut self) {
+        self.held.sync_started();
+    }
+
+    /// The store has synced: send the confirms it covered, runs of consecutive acks on a
+    /// channel as one `multiple` ack.
+    fn synced(&mut self) {
+        let mut run: Option<(u16, u64, u64)> = None;
+        let held: Vec<(u16, Method)> = self.held.synced().collect();
+        for (ch, m) in held {
+            if let (
+                Some((rch, _, last)),
+                Method::BasicAck {
+                    delivery_tag,
+                    multiple: false,
+                },
+            ) = (&mut run, &m)
+            {
+                if *rch == ch && *delivery_tag == *last + 1 {
+                    *last = *delivery_tag;
+                    continue;
+                }
+            }
+            self.flush_ack_run(run.take());
+            match m {
+                Method::BasicAck {
+                    delivery_tag,
+                    multiple: false,
+                } => run = Some((ch, delivery_tag, delivery_tag)),
+                m => {
+                    if self.channels.get(&ch).is_some_and(Channel::is_open) {
+                        self.send(ch, &m);
+                    }
+                }
+            }
+        }
+        self.flush_ack_run(run);
+    }
+
+    /// When [`Session::handle_timeout`] should next be called.
+    fn poll_timeout(&self) -> Option<u64> {
+        match self.state {
+            State::Closing { deadline } => Some(deadline),
+            State::Closed => None,
+            _ if self.heartbeat == 0 => None,
+            _ => {
+                let hb = u64::from(self.heartbeat) * 1000;
+                Some((self.last_send + hb / 2).min(self.last_recv + 2 * hb))
+            }
+        }
+    }
+
+    /// Heart-beats out, silent peers and unanswered closes dropped.
+    fn handle_timeout(&mut self, now: u64) {
+        match self.state {
+            State::Closing { deadline } if now >= deadline => {
+                self.state = State::Closed;
+            }
+            State::Closed | State::Closing { .. } => {}
+            _ if self.heartbeat == 0 => {}
+            _ => {
+                let hb = u64::from(self.heartbeat) * 1000;
+                if now >= self.last_recv + 2 * hb {
+                    tracing::info!(peer = %self.ctx.peer, "missed heartbeats from client, timeout: {}s", self.heartbeat);
+                    self.release_all();
+                    self.state = State::Closed;
+                } else if now >= self.last_send + hb / 2 && self.out.is_empty() {
+                    encode_heartbeat(self.out.buf());
+                    self.last_send = now;
+                }
+            }
+        }
+    }
+
+    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
+        // Every complete frame in the buffer; it holds at most one read plus one partial frame
+        // (bounded by frame_max).
+        while !self.is_closed() {
+            match codec::decode(buf, &self.codec_limits()) {
+                Ok(Some(frame)) => self.handle_frame(frame, now),
+                Ok(None) => return,
+                Err(e) => {
+                    self.codec_error(&e, now);
+                    buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
     /// Handles what the core pushed to this connection's consumers.
-    pub fn handle_sink_event(&mut self, ev: SinkEvent) {
+    fn handle_sink_event(&mut self, ev: SinkEvent) {
         match ev {
             SinkEvent::Deliver(d) => {
                 let Some((ch, tag)) = self.consumers.get(&d.consumer).cloned() else {
@@ -512,49 +550,34 @@ impl Session {
         }
     }
 
-    /// When [`Session::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        match self.state {
-            State::Closing { deadline } => Some(deadline),
-            State::Closed => None,
-            _ if self.heartbeat == 0 => None,
-            _ => {
-                let hb = u64::from(self.heartbeat) * 1000;
-                Some((self.last_send + hb / 2).min(self.last_recv + 2 * hb))
-            }
-        }
+    /// Broker shutdown: connection.close 320 CONNECTION_FORCED.
+    fn shutdown(&mut self, now: u64) {
+        self.close_connection(
+            AmqpError::connection(
+                code::CONNECTION_FORCED,
+                "broker forced connection closure with reason 'shutdown'",
+                (0, 0),
+            ),
+            now,
+        );
     }
 
-    /// Heart-beats out, silent peers and unanswered closes dropped.
-    pub fn handle_timeout(&mut self, now: u64) {
-        match self.state {
-            State::Closing { deadline } if now >= deadline => {
-                self.state = State::Closed;
-            }
-            State::Closed | State::Closing { .. } => {}
-            _ if self.heartbeat == 0 => {}
-            _ => {
-                let hb = u64::from(self.heartbeat) * 1000;
-                if now >= self.last_recv + 2 * hb {
-                    tracing::info!(peer = %self.ctx.peer, "missed heartbeats from client, timeout: {}s", self.heartbeat);
-                    self.release_all();
-                    self.state = State::Closed;
-                } else if now >= self.last_send + hb / 2 && self.out.is_empty() {
-                    encode_heartbeat(self.out.buf());
-                    self.last_send = now;
-                }
-            }
-        }
+    fn linger_after_close(&self) -> bool {
+        true
     }
 
-    /// Releases every channel's consumers and unacked messages, and the connection's exclusive
-    /// queues. Called on any end of the connection.
-    pub fn release_all(&mut self) {
-        let ids: Vec<u16> = self.channels.keys().copied().collect();
-        for id in ids {
-            self.release_channel(id);
-        }
-        self.channels.clear();
-        self.broker.connection_closed(self.ctx.connection_id);
+    fn has_published(&self) -> bool {
+        self.published
+    }
+
+    /// The broker's resource alarm changed.
+    fn resource_alarm(&mut self, reason: Option<&str>) {
+        self.alarm = reason.map(Arc::from);
+        self.update_blocked();
+    }
+
+    /// The client's input is held back by a resource alarm: its heart-beats cannot be seen.
+    fn peer_alive(&mut self, now: u64) {
+        self.last_recv = now;
     }
 }

@@ -3,8 +3,9 @@
 mod messaging;
 
 use crate::codec::{self, encode, Command, Frame, Version};
+use bytes::BytesMut;
 use junction_core::auth::AuthUser;
-use junction_core::driver::Held;
+use junction_core::driver::{self, Held};
 use junction_core::{
     Broker, ConnectionContext, CoreError, DeliverySink, SinkEvent, VHost, WriteBuf,
 };
@@ -105,10 +106,6 @@ impl Session {
         self.state
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
-    }
-
     /// The version frames are decoded with (escaping rules).
     pub fn version(&self) -> Version {
         self.version
@@ -123,30 +120,6 @@ impl Session {
         }
     }
 
-    pub fn output(&mut self) -> &mut WriteBuf {
-        &mut self.out
-    }
-
-    pub fn note_sent(&mut self, now: u64) {
-        self.last_send = now;
-    }
-
-    pub fn needs_sync(&self) -> bool {
-        self.held.needs_sync()
-    }
-
-    pub fn sync_started(&mut self) {
-        self.held.sync_started();
-    }
-
-    /// The message store synced: send the receipts the sync covered.
-    pub fn synced(&mut self) {
-        let held: Vec<String> = self.held.synced().collect();
-        for r in held {
-            self.send(Frame::new(Command::Receipt).with("receipt-id", r));
-        }
-    }
-
     /// Sends a receipt now, or after the receipts held before it.
     fn receipt(&mut self, id: String) {
         if self.held.is_holding() {
@@ -158,10 +131,6 @@ impl Session {
 
     fn send(&mut self, f: Frame) {
         encode(&f, self.version, &mut self.out);
-    }
-
-    pub fn has_published(&self) -> bool {
-        self.published
     }
 
     /// Any bytes from the client count as life.
@@ -304,60 +273,6 @@ impl Session {
         self.send(reply);
     }
 
-    /// Handles a core event for one of this session's subscriptions.
-    pub fn handle_sink_event(&mut self, ev: SinkEvent) {
-        match ev {
-            SinkEvent::Deliver(d) => self.deliver(d),
-            SinkEvent::Cancelled { consumer } => {
-                if let Some(id) = self.consumers.remove(&consumer) {
-                    self.subscriptions.remove(&id);
-                    self.error(
-                        "Subscription cancelled",
-                        &format!("the queue of subscription '{id}' was deleted"),
-                        None,
-                    );
-                }
-            }
-        }
-    }
-
-    /// When [`Session::handle_timeout`] should next run.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        match self.state {
-            State::AwaitConnect => return Some(CONNECT_TIMEOUT_MS),
-            State::Closed => return None,
-            State::Open => {}
-        }
-        let out = (self.hb_out > 0).then(|| self.last_send + self.hb_out);
-        let inn = (self.hb_in > 0).then(|| self.last_recv + 2 * self.hb_in);
-        match (out, inn) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Sends heart-beats; drops a client silent for twice its period, or one that never sent
-    /// CONNECT.
-    pub fn handle_timeout(&mut self, now: u64) {
-        if self.state == State::AwaitConnect && now >= CONNECT_TIMEOUT_MS {
-            self.state = State::Closed;
-            return;
-        }
-        if self.state != State::Open {
-            return;
-        }
-        if self.hb_in > 0 && now >= self.last_recv + 2 * self.hb_in {
-            tracing::info!(peer = %self.ctx.peer, "STOMP client missed heart-beats; closing");
-            self.release_all();
-            self.state = State::Closed;
-            return;
-        }
-        if self.hb_out > 0 && now >= self.last_send + self.hb_out && self.out.is_empty() {
-            self.out.buf().extend_from_slice(b"\n");
-            self.last_send = now;
-        }
-    }
-
     /// Broker shutdown: an ERROR frame, then close.
     pub fn shutdown(&mut self) {
         self.error("Server shutdown", "the broker is shutting down", None);
@@ -391,4 +306,116 @@ pub(crate) fn core_error(e: CoreError) -> (String, String) {
         _ => "internal_error",
     };
     (message.to_string(), e.to_string())
+}
+
+impl driver::Session for Session {
+    fn output(&mut self) -> &mut WriteBuf {
+        &mut self.out
+    }
+
+    fn note_sent(&mut self, now: u64) {
+        self.last_send = now;
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.held.needs_sync()
+    }
+
+    fn sync_started(&mut self) {
+        self.held.sync_started();
+    }
+
+    /// The message store synced: send the receipts the sync covered.
+    fn synced(&mut self) {
+        let held: Vec<String> = self.held.synced().collect();
+        for r in held {
+            self.send(Frame::new(Command::Receipt).with("receipt-id", r));
+        }
+    }
+
+    /// When [`Session::handle_timeout`] should next run.
+    fn poll_timeout(&self) -> Option<u64> {
+        match self.state {
+            State::AwaitConnect => return Some(CONNECT_TIMEOUT_MS),
+            State::Closed => return None,
+            State::Open => {}
+        }
+        let out = (self.hb_out > 0).then(|| self.last_send + self.hb_out);
+        let inn = (self.hb_in > 0).then(|| self.last_recv + 2 * self.hb_in);
+        match (out, inn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends heart-beats; drops a client silent for twice its period, or one that never sent
+    /// CONNECT.
+    fn handle_timeout(&mut self, now: u64) {
+        if self.state == State::AwaitConnect && now >= CONNECT_TIMEOUT_MS {
+            self.state = State::Closed;
+            return;
+        }
+        if self.state != State::Open {
+            return;
+        }
+        if self.hb_in > 0 && now >= self.last_recv + 2 * self.hb_in {
+            tracing::info!(peer = %self.ctx.peer, "STOMP client missed heart-beats; closing");
+            self.release_all();
+            self.state = State::Closed;
+            return;
+        }
+        if self.hb_out > 0 && now >= self.last_send + self.hb_out && self.out.is_empty() {
+            self.out.buf().extend_from_slice(b"\n");
+            self.last_send = now;
+        }
+    }
+
+    fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
+        self.note_received(now);
+        while !self.is_closed() {
+            match codec::decode(buf, &self.codec_limits(), self.version()) {
+                Ok(Some(codec::Decoded::Frame(f))) => self.handle_frame(f, now),
+                Ok(Some(codec::Decoded::HeartBeat)) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    self.codec_error(&e);
+                    buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn has_published(&self) -> bool {
+        self.published
+    }
+
+    fn peer_alive(&mut self, now: u64) {
+        Session::note_received(self, now)
+    }
+
+    /// Handles a core event for one of this session's subscriptions.
+    fn handle_sink_event(&mut self, ev: SinkEvent) {
+        match ev {
+            SinkEvent::Deliver(d) => self.deliver(d),
+            SinkEvent::Cancelled { consumer } => {
+                if let Some(id) = self.consumers.remove(&consumer) {
+                    self.subscriptions.remove(&id);
+                    self.error(
+                        "Subscription cancelled",
+                        &format!("the queue of subscription '{id}' was deleted"),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn shutdown(&mut self, _now: u64) {
+        Session::shutdown(self)
+    }
 }
