@@ -71,6 +71,8 @@ impl DeathReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     Accepted,
+    /// Accepted and written to the message store: acknowledge it once the store has synced.
+    Stored,
     /// Refused by `x-overflow: reject-publish`.
     Rejected,
 }
@@ -362,6 +364,11 @@ impl Queue {
         };
         st.push_ready(entry);
         self.dispatch_locked(&mut st, now, &mut after);
+        let accepted = if durable {
+            Enqueued::Stored
+        } else {
+            Enqueued::Accepted
+        };
         // A zero TTL means "deliver now or never".
         if expires_at == Some(now) {
             if let Some(e) = st.remove_seq(level, seq) {
@@ -383,7 +390,7 @@ impl Queue {
         }
         drop(st);
         self.finish(after);
-        Enqueued::Accepted
+        accepted
     }
 
     /// Restores stored messages at recovery (no dispatch; consumers are not there yet). A TTL

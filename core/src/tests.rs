@@ -947,3 +947,24 @@ fn durable_entities_and_persistent_messages_recover_from_stores() {
     assert_eq!(r.queues, 1, "binding recovered");
     assert!(b.auth().get("guest").is_some());
 }
+
+#[test]
+fn only_persistent_messages_in_durable_queues_are_stored() {
+    let b = broker();
+    let v = vhost(&b);
+    let mut q = QueueDef::new("durable");
+    q.durable = true;
+    v.declare_queue(q, false, CONN).unwrap();
+    declare(&v, "transient", FieldTable::new());
+    let persistent = Properties {
+        delivery_mode: Some(2),
+        ..Properties::default()
+    };
+    let to = |queue: &str, props: Properties| Message::new("", queue, props, Bytes::from("m"));
+    let r = v.publish("", to("durable", persistent.clone())).unwrap();
+    assert_eq!((r.queues, r.stored), (1, 1));
+    let r = v.publish("", to("durable", Properties::default())).unwrap();
+    assert_eq!((r.queues, r.stored), (1, 0));
+    let r = v.publish("", to("transient", persistent)).unwrap();
+    assert_eq!((r.queues, r.stored), (1, 0));
+}

@@ -20,6 +20,9 @@ pub struct Routed {
     pub queues: usize,
     /// Queues that refused it (`x-overflow: reject-publish`).
     pub rejected: usize,
+    /// Of `queues`, those that wrote it to the message store: its acknowledgement (confirm,
+    /// PUBACK, RECEIPT) waits for the store's sync.
+    pub stored: usize,
 }
 
 impl Routed {
@@ -600,6 +603,10 @@ impl VHost {
         for q in targets {
             match q.enqueue(message.clone()) {
                 Enqueued::Accepted => routed.queues += 1,
+                Enqueued::Stored => {
+                    routed.queues += 1;
+                    routed.stored += 1;
+                }
                 Enqueued::Rejected => routed.rejected += 1,
             }
         }

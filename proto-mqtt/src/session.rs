@@ -790,9 +790,9 @@ impl Session {
                 Ack::PubRec
             }
         };
-        // Persistent messages, and the QoS 2 packet ids of a persistent session, are
+        // Stored messages, and the QoS 2 packet ids of a persistent session, are
         // acknowledged once the stores have them; other acks keep their place behind those.
-        if routed.queues > 0 || (p.qos == 2 && self.persistent()) || self.held.is_holding() {
+        if routed.stored > 0 || (p.qos == 2 && self.persistent()) || self.held.is_holding() {
             self.held.hold((kind, p.pkid, reason));
         } else {
             codec::ack(level, kind, p.pkid, reason, self.out.buf());

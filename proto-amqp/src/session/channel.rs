@@ -931,7 +931,6 @@ impl Session {
     }
 
     fn route(&mut self, ch: u16, p: PendingMessage, ids: (u16, u16)) -> AmqpResult<()> {
-        let persistent = p.message.properties.is_persistent();
         let routed = self
             .vhost()
             .publish(&p.exchange, p.message.clone())
@@ -971,8 +970,8 @@ impl Session {
                     multiple: false,
                 }
             };
-            if (persistent && routed.queues > 0) || self.held.is_holding() {
-                // Persistent: confirmed only once the store has synced (group commit); others
+            if routed.stored > 0 || self.held.is_holding() {
+                // Stored: confirmed only once the store has synced (group commit); others
                 // keep their place behind held ones.
                 self.held.hold((ch, confirm));
             } else {

@@ -192,7 +192,6 @@ impl Session {
                 properties.reply_to = Some(q.to_string());
             }
         }
-        let persistent = properties.is_persistent();
         let message = Arc::new(Message {
             exchange: exchange.clone(),
             routing_key,
@@ -200,7 +199,7 @@ impl Session {
             body: f.body.clone(),
         });
         let routed = self.vh().publish(&exchange, message).map_err(core_error)?;
-        if persistent && routed.queues > 0 {
+        if routed.stored > 0 {
             self.held.want_sync();
         }
         Ok(())
