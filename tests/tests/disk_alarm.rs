@@ -35,6 +35,21 @@ async fn next_method(c: &mut RawClient) -> (u16, Method) {
     within(c.recv_method()).await.expect("a method")
 }
 
+/// A raw AMQP connection that announces the connection.blocked capability, channel 1 open.
+async fn blocked_aware_publisher(b: &TestBroker) -> RawClient {
+    let mut publisher = within(RawClient::connect_announcing(
+        b.addrs.amqp.unwrap(),
+        wants_blocked(),
+    ))
+    .await;
+    publisher.send_method(1, &Method::ChannelOpen).await;
+    assert!(matches!(
+        next_method(&mut publisher).await,
+        (1, Method::ChannelOpenOk)
+    ));
+    publisher
+}
+
 #[tokio::test]
 async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
     let b = TestBroker::start().await;
@@ -58,16 +73,7 @@ async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
     .await
     .unwrap();
 
-    let mut publisher = within(RawClient::connect_announcing(
-        b.addrs.amqp.unwrap(),
-        wants_blocked(),
-    ))
-    .await;
-    publisher.send_method(1, &Method::ChannelOpen).await;
-    assert!(matches!(
-        next_method(&mut publisher).await,
-        (1, Method::ChannelOpenOk)
-    ));
+    let mut publisher = blocked_aware_publisher(&b).await;
     publisher.publish(1, "", "alarm-q", b"before").await;
     assert_eq!(within(next(&mut deliveries)).await, b"before");
 
@@ -168,16 +174,7 @@ async fn a_message_log_past_its_limit_blocks_publishers_until_consumers_drain_it
     ))
     .await
     .unwrap();
-    let mut publisher = within(RawClient::connect_announcing(
-        b.addrs.amqp.unwrap(),
-        wants_blocked(),
-    ))
-    .await;
-    publisher.send_method(1, &Method::ChannelOpen).await;
-    assert!(matches!(
-        next_method(&mut publisher).await,
-        (1, Method::ChannelOpenOk)
-    ));
+    let mut publisher = blocked_aware_publisher(&b).await;
     let persistent = Properties {
         delivery_mode: Some(2),
         ..Properties::default()
