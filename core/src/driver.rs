@@ -2,9 +2,9 @@
 //! session's coalesced output out, timers and shutdown in between. Protocol logic stays in the
 //! adapter's sans-IO session; this is only the plumbing, written once.
 
-use crate::adapter::{ServeError, Transport};
+use crate::adapter::{ConnectionContext, ServeError, Transport};
 use crate::broker::Broker;
-use crate::consumer::{DeliveryReceiver, SinkEvent};
+use crate::consumer::{sink, DeliveryReceiver, DeliverySink, SinkEvent};
 use crate::error::CoreResult;
 use crate::write_buf::WriteBuf;
 use bytes::BytesMut;
@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -211,6 +211,38 @@ async fn takeover<S: Session>(s: &S) {
         Some(t) => t.signalled().await,
         None => std::future::pending().await,
     }
+}
+
+/// Serves one connection: builds its session around a fresh delivery sink, drives it to the
+/// end, lets `finish` release what the session holds (its consumers, an MQTT will), hands the
+/// deliveries still buffered back to their queues and closes the transport. `rbuf` holds bytes
+/// read before the session existed.
+pub async fn serve<S: Session>(
+    mut io: Box<dyn Transport>,
+    ctx: ConnectionContext,
+    rbuf: BytesMut,
+    start: Instant,
+    new_session: impl FnOnce(ConnectionContext, DeliverySink) -> S,
+    finish: impl FnOnce(&mut S),
+) -> Result<(), ServeError> {
+    let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
+    let shutdown = ctx.shutdown.clone();
+    let broker = ctx.broker.clone();
+    let mut session = new_session(ctx, tx);
+    let result = drive(
+        &mut io,
+        &mut session,
+        rbuf,
+        &mut rx,
+        &broker,
+        shutdown,
+        start,
+    )
+    .await;
+    finish(&mut session);
+    rx.return_undelivered();
+    let _ = io.shutdown().await;
+    result
 }
 
 /// Runs a connection until the session closes or the peer goes away. `rbuf` may already hold

@@ -843,10 +843,15 @@ impl Queue {
         let mut after = After::default();
         let mut st = self.lock();
         for level in 0..st.levels.len() {
-            while st.levels[level]
+            while let Some(front) = st.levels[level]
                 .front()
-                .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
+                .filter(|e| e.expires_at.is_some_and(|t| t <= now))
             {
+                // Dead-lettered bodies are read back a run at a time, not one by one.
+                if front.msg.is_none() && self.args.dead_letter_exchange.is_some() {
+                    self.page_in(&mut st, level, &mut after);
+                    continue;
+                }
                 if let Some(e) = st.pop_front(level) {
                     self.drop_entry(e, DeathReason::Expired, &mut after);
                 }

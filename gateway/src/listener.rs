@@ -1,10 +1,11 @@
 //! Listeners: accept connections and hand each to its protocol adapter.
 
 use junction_core::{Broker, ConnectionContext, Limits, ProtocolAdapter};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 /// Counts live connections so shutdown can wait for them.
@@ -54,9 +55,36 @@ pub async fn accept_loop(
     adapter: Arc<dyn ProtocolAdapter>,
     broker: Arc<Broker>,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     count: Arc<ConnectionCount>,
 ) {
+    let protocol = adapter.name();
+    let serve = move |stream: TcpStream, ctx| {
+        let adapter = adapter.clone();
+        async move {
+            adapter
+                .serve(Box::new(stream), ctx)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    accept_each(listener, protocol, broker, limits, shutdown, count, serve).await
+}
+
+/// Accepts on `listener` until shutdown and runs `serve` on its own task for each connection,
+/// counted in `count`.
+pub async fn accept_each<F, Fut>(
+    listener: TcpListener,
+    protocol: &'static str,
+    broker: Arc<Broker>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+    count: Arc<ConnectionCount>,
+    serve: F,
+) where
+    F: Fn(TcpStream, ConnectionContext) -> Fut,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -65,21 +93,20 @@ pub async fn accept_loop(
         let (stream, peer): (_, SocketAddr) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, protocol = adapter.name(), "accept failed");
+                tracing::warn!(error = %e, protocol, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let ctx = ConnectionContext::new(broker.clone(), peer, limits.clone(), shutdown.clone());
-        let adapter = adapter.clone();
         let guard = count.enter();
+        let connection = serve(stream, ctx);
         tokio::spawn(async move {
             let _guard = guard;
-            let name = adapter.name();
-            tracing::debug!(%peer, protocol = name, "connection accepted");
-            if let Err(e) = adapter.serve(Box::new(stream), ctx).await {
-                tracing::debug!(%peer, protocol = name, error = %e, "connection ended with error");
+            tracing::debug!(%peer, protocol, "connection accepted");
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, protocol, error = %e, "connection ended with error");
             }
         });
     }

@@ -1,7 +1,7 @@
 //! WebSocket listeners: the upgrade on a path with a protocol's sub-protocols, then the
 //! connection handed to the adapter as a plain byte stream.
 
-use crate::listener::ConnectionCount;
+use crate::listener::{accept_each, ConnectionCount};
 use futures::{SinkExt, StreamExt};
 use junction_core::{Broker, ConnectionContext, Limits, ProtocolAdapter};
 use std::sync::Arc;
@@ -32,30 +32,12 @@ pub async fn ws_accept_loop(
     adapter: Arc<dyn ProtocolAdapter>,
     broker: Arc<Broker>,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     count: Arc<ConnectionCount>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let Ok((stream, peer)) = accepted else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx = ConnectionContext::new(broker.clone(), peer, limits.clone(), shutdown.clone());
-        let adapter = adapter.clone();
-        let opts = opts.clone();
-        let guard = count.enter();
-        tokio::spawn(async move {
-            let _guard = guard;
-            if let Err(e) = serve_ws(stream, opts, adapter, ctx).await {
-                tracing::debug!(%peer, error = %e, "websocket connection ended");
-            }
-        });
-    }
+    let protocol = adapter.name();
+    let serve = move |stream, ctx| serve_ws(stream, opts.clone(), adapter.clone(), ctx);
+    accept_each(listener, protocol, broker, limits, shutdown, count, serve).await
 }
 
 async fn serve_ws(

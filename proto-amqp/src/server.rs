@@ -4,8 +4,8 @@ use crate::codec::{decode_protocol_header, PROTOCOL_HEADER};
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::drive;
-use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, Transport};
+use junction_core::driver;
+use junction_core::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -52,22 +52,13 @@ pub async fn serve(mut io: Box<dyn Transport>, ctx: ConnectionContext) -> Result
             Ok(Err(e)) => return Err(e.into()),
         }
     }
-    let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
-    let shutdown = ctx.shutdown.clone();
-    let broker = ctx.broker.clone();
-    let mut session = Session::new(ctx, tx, 0);
-    let result = drive(
-        &mut io,
-        &mut session,
+    driver::serve(
+        io,
+        ctx,
         rbuf,
-        &mut rx,
-        &broker,
-        shutdown,
         start,
+        |ctx, tx| Session::new(ctx, tx, 0),
+        Session::release_all,
     )
-    .await;
-    session.release_all();
-    rx.return_undelivered();
-    let _ = io.shutdown().await;
-    result
+    .await
 }

@@ -4,11 +4,10 @@ use crate::registry::Registry;
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::drive;
-use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, Transport};
+use junction_core::driver;
+use junction_core::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 use tokio::time::Instant;
 
@@ -55,38 +54,30 @@ impl ProtocolAdapter for MqttAdapter {
 
 /// Serves one MQTT connection to its end, then publishes its will if one is due.
 pub async fn serve(
-    mut io: Box<dyn Transport>,
+    io: Box<dyn Transport>,
     ctx: ConnectionContext,
     registry: Arc<Registry>,
 ) -> Result<(), ServeError> {
-    let start = Instant::now();
-    let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
-    let shutdown = ctx.shutdown.clone();
-    let broker = ctx.broker.clone();
-    let mut session = Session::new(ctx, registry.clone(), tx, 0);
-    let result = drive(
-        &mut io,
-        &mut session,
+    let reg = registry.clone();
+    driver::serve(
+        io,
+        ctx,
         BytesMut::new(),
-        &mut rx,
-        &broker,
-        shutdown,
-        start,
-    )
-    .await;
-    if let Some(will) = session.finish() {
-        if will.delay == 0 {
-            will.publish();
-        } else {
+        Instant::now(),
+        |ctx, tx| Session::new(ctx, reg, tx, 0),
+        |session| {
+            let Some(will) = session.finish() else { return };
+            if will.delay == 0 {
+                will.publish();
+                return;
+            }
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(will.delay))).await;
                 if !registry.reconnected_since(&will.vhost.name, &will.client_id, will.generation) {
                     will.publish();
                 }
             });
-        }
-    }
-    rx.return_undelivered();
-    let _ = io.shutdown().await;
-    result
+        },
+    )
+    .await
 }

@@ -3,9 +3,8 @@
 use crate::session::{DefaultLogin, Session};
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver::drive;
-use junction_core::{sink, ConnectionContext, ProtocolAdapter, ServeError, Transport};
-use tokio::io::AsyncWriteExt;
+use junction_core::driver;
+use junction_core::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use tokio::time::Instant;
 
 /// The STOMP adapter.
@@ -43,27 +42,17 @@ impl ProtocolAdapter for StompAdapter {
 
 /// Serves one STOMP connection to its end.
 pub async fn serve(
-    mut io: Box<dyn Transport>,
+    io: Box<dyn Transport>,
     ctx: ConnectionContext,
     default_login: Option<DefaultLogin>,
 ) -> Result<(), ServeError> {
-    let start = Instant::now();
-    let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
-    let shutdown = ctx.shutdown.clone();
-    let broker = ctx.broker.clone();
-    let mut session = Session::new(ctx, tx, default_login, 0);
-    let result = drive(
-        &mut io,
-        &mut session,
+    driver::serve(
+        io,
+        ctx,
         BytesMut::new(),
-        &mut rx,
-        &broker,
-        shutdown,
-        start,
+        Instant::now(),
+        |ctx, tx| Session::new(ctx, tx, default_login, 0),
+        Session::release_all,
     )
-    .await;
-    session.release_all();
-    rx.return_undelivered();
-    let _ = io.shutdown().await;
-    result
+    .await
 }

@@ -462,13 +462,6 @@ impl SegmentLog {
         self.active.sync_data()
     }
 
-    /// Reads a live message back from disk.
-    pub fn read(&self, queue: u64, seq: u64) -> io::Result<Option<(Message, bool)>> {
-        let mut got = self.read_many(queue, &[seq])?;
-        let redelivered = self.index.get(queue, seq).is_some_and(|l| l.redelivered);
-        Ok(got.pop().flatten().map(|m| (m, redelivered)))
-    }
-
     /// Reads live messages of one queue back from disk, one result per seq (None: not live).
     /// Records next to each other in a segment are read with one `pread`.
     pub fn read_many(&self, queue: u64, seqs: &[u64]) -> io::Result<Vec<Option<Message>>> {

@@ -81,7 +81,10 @@ fn log_appends_acks_and_recovers_in_order() {
     .unwrap();
     log.sync().unwrap();
     assert!(log.segment_count() > 1, "small segments roll");
-    assert_eq!(log.read(7, 5).unwrap().unwrap().0.body[..], [5u8; 100]);
+    assert_eq!(
+        log.read_many(7, &[5]).unwrap()[0].as_ref().unwrap().body[..],
+        [5u8; 100]
+    );
     drop(log);
     let (log, rec, report) = reopen(dir.path(), 4096);
     let got = flatten(&log, &rec);
