@@ -199,15 +199,27 @@ impl Takeover {
     }
 }
 
-async fn alarm_changed(rx: &mut watch::Receiver<Option<Arc<str>>>) -> Option<Arc<str>> {
-    if rx.changed().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-    rx.borrow_and_update().clone()
+/// The next change of the resource alarm, with the receiver handed back so the caller can wait
+/// for the one after; `None` once the broker dropped the alarm's sender.
+async fn next_alarm(
+    mut rx: watch::Receiver<Option<Arc<str>>>,
+) -> (watch::Receiver<Option<Arc<str>>>, Option<Option<Arc<str>>>) {
+    let changed = rx.changed().await.is_ok();
+    let reason = changed.then(|| rx.borrow_and_update().clone());
+    (rx, reason)
 }
 
-async fn takeover<S: Session>(s: &S) {
-    match s.takeover_signal() {
+/// Resolves once shutdown is requested (or the broker's shutdown sender is gone).
+async fn shutdown_requested(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn taken_over(t: Option<Takeover>) {
+    match t {
         Some(t) => t.signalled().await,
         None => std::future::pending().await,
     }
@@ -254,7 +266,7 @@ pub async fn drive<S: Session>(
     mut rbuf: BytesMut,
     rx: &mut DeliveryReceiver,
     broker: &Broker,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     start: Instant,
 ) -> Result<(), ServeError> {
     let ms = || start.elapsed().as_millis() as u64;
@@ -270,6 +282,18 @@ pub async fn drive<S: Session>(
     if let Some(reason) = &alarm_raised {
         session.resource_alarm(Some(reason));
     }
+    // The waits that outlive one turn of the loop are made once, not on every wake-up: each
+    // new one would register with its timer wheel or watch and deregister when dropped.
+    let mut alarm_change = Box::pin(next_alarm(alarm));
+    let mut alarm_gone = false;
+    let mut shutdown = Box::pin(shutdown_requested(shutdown));
+    let mut shutdown_seen = false;
+    let mut takeover = Box::pin(taken_over(None));
+    let mut takeover_armed = false;
+    let far = || Instant::now() + Duration::from_secs(3600);
+    let mut armed = far();
+    let timer = tokio::time::sleep_until(armed);
+    tokio::pin!(timer);
     let result = loop {
         if !session.output().is_empty() {
             if let Err(e) = session.output().write_to(io).await {
@@ -299,10 +323,22 @@ pub async fn drive<S: Session>(
             }
             break Ok(());
         }
+        if !takeover_armed {
+            if let Some(t) = session.takeover_signal() {
+                takeover.set(taken_over(Some(t.clone())));
+                takeover_armed = true;
+            }
+        }
+        // The timer is moved only when the session needs it earlier: one that fires early
+        // costs a spurious turn, whereas re-arming on every packet (keep-alive deadlines move
+        // with each) would cost a timer-wheel update each time.
         let deadline = session
             .poll_timeout()
-            .map(|t| start + Duration::from_millis(t))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .map(|t| start + Duration::from_millis(t));
+        if let Some(d) = deadline.filter(|d| *d < armed) {
+            armed = d;
+            timer.as_mut().reset(d);
+        }
         // A publishing connection is not read while an alarm is set (RabbitMQ's "blocked").
         let paused = alarm_raised.is_some() && session.has_published();
         if !paused {
@@ -339,24 +375,34 @@ pub async fn drive<S: Session>(
                 }
                 rx.wake_queues();
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
+                armed = far();
+                timer.as_mut().reset(armed);
                 if paused {
                     session.peer_alive(ms());
                 }
                 session.handle_timeout(ms());
             }
-            reason = alarm_changed(&mut alarm) => {
-                if reason.is_none() {
-                    session.peer_alive(ms());
+            (rx, reason) = &mut alarm_change, if !alarm_gone => {
+                alarm_change.set(next_alarm(rx));
+                match reason {
+                    None => alarm_gone = true,
+                    Some(reason) => {
+                        if reason.is_none() {
+                            session.peer_alive(ms());
+                        }
+                        session.resource_alarm(reason.as_deref());
+                        alarm_raised = reason;
+                    }
                 }
-                session.resource_alarm(reason.as_deref());
-                alarm_raised = reason;
             }
-            () = takeover(session) => session.taken_over(),
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    session.shutdown(ms());
-                }
+            () = &mut takeover, if takeover_armed => {
+                takeover.set(taken_over(None));
+                session.taken_over();
+            }
+            () = &mut shutdown, if !shutdown_seen => {
+                shutdown_seen = true;
+                session.shutdown(ms());
             }
         }
     };
