@@ -304,27 +304,27 @@ impl Exchange {
             .len()
     }
 
-    /// Appends the destinations this exchange's own bindings select for the message.
+    /// Calls `f` for each destination this exchange's own bindings select for the message (a
+    /// destination bound by several matching bindings may come more than once).
     pub fn route(
         &self,
         routing_key: &str,
         headers: Option<&FieldTable>,
-        out: &mut Vec<Destination>,
+        f: &mut impl FnMut(&Destination),
     ) {
         let t = self.table.read().unwrap_or_else(|e| e.into_inner());
         match &t.routes {
             Routes::Direct(m) => {
                 if let Some(v) = m.get(routing_key) {
-                    out.extend(v.iter().cloned());
+                    v.iter().for_each(f);
                 }
             }
-            Routes::Fanout(v) => out.extend(v.iter().cloned()),
-            Routes::Topic(trie) => trie.matches(routing_key, &mut |d| out.push(d.clone())),
-            Routes::Headers(v) => out.extend(
-                v.iter()
-                    .filter(|h| h.matches(headers))
-                    .map(|h| h.destination.clone()),
-            ),
+            Routes::Fanout(v) => v.iter().for_each(f),
+            Routes::Topic(trie) => trie.matches(routing_key, f),
+            Routes::Headers(v) => v
+                .iter()
+                .filter(|h| h.matches(headers))
+                .for_each(|h| f(&h.destination)),
         }
     }
 }
@@ -348,9 +348,8 @@ mod tests {
     }
 
     fn routed(ex: &Exchange, key: &str, headers: Option<&FieldTable>) -> Vec<String> {
-        let mut out = Vec::new();
-        ex.route(key, headers, &mut out);
-        let mut names: Vec<String> = out.iter().map(|d| d.name().to_string()).collect();
+        let mut names: Vec<String> = Vec::new();
+        ex.route(key, headers, &mut |d| names.push(d.name().to_string()));
         names.sort();
         names.dedup();
         names

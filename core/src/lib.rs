@@ -12,6 +12,7 @@ pub mod consumer;
 pub mod driver;
 pub mod error;
 pub mod exchange;
+pub mod id_hash;
 pub mod message;
 pub mod queue;
 pub mod queue_args;

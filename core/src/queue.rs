@@ -124,7 +124,7 @@ struct State {
     loaded_bytes: usize,
     /// Ready entries with an expiry.
     expiring: usize,
-    unacked: HashMap<u64, Unacked>,
+    unacked: HashMap<u64, Unacked, crate::id_hash::IdHashBuilder>,
     consumers: Vec<ConsumerSpec>,
     next_consumer: usize,
     next_seq: u64,
@@ -530,7 +530,15 @@ impl Queue {
         if st.consumers.is_empty() || st.deleted {
             return;
         }
-        let mut skip = vec![false; st.consumers.len()];
+        // Consumers that cannot take more now; on the stack for the usual few.
+        let mut few = [false; 16];
+        let mut many = Vec::new();
+        let skip: &mut [bool] = if st.consumers.len() <= few.len() {
+            &mut few[..st.consumers.len()]
+        } else {
+            many.resize(st.consumers.len(), false);
+            &mut many
+        };
         let prioritised = st
             .consumers
             .iter()
@@ -549,7 +557,7 @@ impl Queue {
             if st.ready == 0 {
                 return;
             }
-            let Some(ci) = Self::pick_consumer(st, &mut skip, prioritised) else {
+            let Some(ci) = Self::pick_consumer(st, skip, prioritised) else {
                 return;
             };
             let Some((entry, message)) = self.take_head(st, after) else {

@@ -25,6 +25,9 @@ pub struct TopicTrie<T> {
 struct Node<T> {
     children: HashMap<Box<str>, Node<T>>,
     values: Vec<T>,
+    /// Whether `children` holds a `#` / a `*` child: matching skips those lookups when not.
+    has_hash: bool,
+    has_star: bool,
 }
 
 impl<T> Default for Node<T> {
@@ -32,7 +35,24 @@ impl<T> Default for Node<T> {
         Node {
             children: HashMap::new(),
             values: Vec::new(),
+            has_hash: false,
+            has_star: false,
         }
+    }
+}
+
+impl<T> Node<T> {
+    fn wildcard(&self, present: bool, w: &str) -> Option<&Node<T>> {
+        if present {
+            self.children.get(w)
+        } else {
+            None
+        }
+    }
+
+    fn note_children(&mut self) {
+        self.has_hash = self.children.contains_key("#");
+        self.has_star = self.children.contains_key("*");
     }
 }
 
@@ -50,6 +70,8 @@ impl<T: PartialEq> TopicTrie<T> {
     pub fn insert(&mut self, pattern: &str, value: T) -> bool {
         let mut node = &mut self.root;
         for w in words(pattern) {
+            node.has_hash |= w == "#";
+            node.has_star |= w == "*";
             node = node.children.entry(w.into()).or_default();
         }
         if node.values.contains(&value) {
@@ -86,6 +108,7 @@ impl<T: PartialEq> TopicTrie<T> {
                 let removed = Self::remove_at(child, rest, value);
                 if child.values.is_empty() && child.children.is_empty() {
                     node.children.remove(*w);
+                    node.note_children();
                 }
                 removed
             }
@@ -102,6 +125,7 @@ impl<T: PartialEq> TopicTrie<T> {
                 walk(c, keep, removed);
                 !(c.values.is_empty() && c.children.is_empty())
             });
+            node.note_children();
         }
         let mut removed = 0;
         walk(&mut self.root, keep, &mut removed);
@@ -120,12 +144,26 @@ impl<T: PartialEq> TopicTrie<T> {
     /// Calls `f` for each value whose pattern matches `key` (a value bound under several matching
     /// patterns is reported once per pattern; callers dedupe by destination).
     pub fn matches(&self, key: &str, f: &mut impl FnMut(&T)) {
-        let ws = words(key);
-        Self::match_at(&self.root, &ws, f);
+        // Keys of up to INLINE words are split on the stack.
+        const INLINE: usize = 16;
+        let n = if key.is_empty() {
+            0
+        } else {
+            key.bytes().filter(|&b| b == b'.').count() + 1
+        };
+        if n <= INLINE {
+            let mut ws = [""; INLINE];
+            for (slot, w) in ws.iter_mut().zip(key.split('.')) {
+                *slot = w;
+            }
+            Self::match_at(&self.root, &ws[..n], f);
+        } else {
+            Self::match_at(&self.root, &words(key), f);
+        }
     }
 
     fn match_at(node: &Node<T>, ws: &[&str], f: &mut impl FnMut(&T)) {
-        if let Some(hash) = node.children.get("#") {
+        if let Some(hash) = node.wildcard(node.has_hash, "#") {
             // `#` swallows zero or more words.
             for skip in 0..=ws.len() {
                 Self::match_at(hash, &ws[skip..], f);
@@ -134,7 +172,7 @@ impl<T: PartialEq> TopicTrie<T> {
         match ws.split_first() {
             None => node.values.iter().for_each(&mut *f),
             Some((w, rest)) => {
-                if let Some(star) = node.children.get("*") {
+                if let Some(star) = node.wildcard(node.has_star, "*") {
                     Self::match_at(star, rest, f);
                 }
                 // A literal `*`/`#` word in a key is met only by the wildcard branches.
@@ -240,7 +278,8 @@ mod tests {
         #[test]
         fn trie_agrees_with_reference(
             patterns in proptest::collection::vec(proptest::collection::vec(word(), 0..5), 1..8),
-            key in proptest::collection::vec(key_word(), 0..6),
+            key in proptest::collection::vec(key_word(), 0..20),
+            removed in proptest::collection::vec(any::<bool>(), 8),
         ) {
             let key = key.join(".");
             let mut t = TopicTrie::default();
@@ -248,10 +287,16 @@ mod tests {
             for (i, p) in patterns.iter().enumerate() {
                 t.insert(p, i as u32);
             }
+            // Removals prune branches, wildcard ones included.
+            for (i, p) in patterns.iter().enumerate() {
+                if removed[i] {
+                    t.remove(p, &(i as u32));
+                }
+            }
             let expected: Vec<u32> = patterns
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| reference_match(p, &key))
+                .filter(|(i, p)| !removed[*i] && reference_match(p, &key))
                 .map(|(i, _)| i as u32)
                 .collect();
             let mut got = matching(&t, &key);

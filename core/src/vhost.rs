@@ -525,92 +525,66 @@ impl VHost {
             )));
         }
         self.taps.run(self, exchange, &message);
-        let mut names = Vec::new();
-        self.route(&ex, &message, &mut names, &mut Vec::new());
-        Ok(self.deliver_to(&names, message, None))
+        let mut targets = Vec::new();
+        self.route(&ex, &message, &mut targets, &mut Vec::new());
+        Ok(deliver_to(targets, message))
     }
 
-    /// Collects the queue names a message reaches from `ex`, following exchange-to-exchange
+    /// Collects the queues a message reaches from `ex`, each once, following exchange-to-exchange
     /// bindings and alternate exchanges, each exchange visited once.
     fn route(
         &self,
         ex: &Arc<Exchange>,
         msg: &Message,
-        out: &mut Vec<String>,
-        visited: &mut Vec<String>,
+        out: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<Arc<Exchange>>,
     ) {
-        visited.push(ex.def.name.clone());
-        let before = out.len();
-        if ex.def.name.is_empty() {
-            out.push(msg.routing_key.clone());
-        } else {
-            let mut dests = Vec::new();
-            ex.route(
-                &msg.routing_key,
-                msg.properties.headers.as_ref(),
-                &mut dests,
-            );
-            for d in dests {
-                match d {
-                    Destination::Queue(q) => out.push(q),
-                    Destination::Exchange(e) => {
-                        if !visited.contains(&e) {
-                            if let Ok(next) = self.exchange(&e) {
-                                self.route(&next, msg, out, visited);
-                            }
-                        }
+        visited.push(ex.clone());
+        // Whether this exchange's bindings led to any queue (maybe one already collected).
+        let mut reached = false;
+        let mut onward: Vec<String> = Vec::new();
+        {
+            let queues = read(&self.queues);
+            let mut add = |name: &str| {
+                if let Some(q) = queues.get(name) {
+                    reached = true;
+                    if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
+                        out.push(q.clone());
                     }
                 }
+            };
+            if ex.def.name.is_empty() {
+                add(&msg.routing_key);
+            } else {
+                ex.route(
+                    &msg.routing_key,
+                    msg.properties.headers.as_ref(),
+                    &mut |d| match d {
+                        Destination::Queue(q) => add(q),
+                        Destination::Exchange(e) => onward.push(e.clone()),
+                    },
+                );
             }
         }
-        let reached = {
-            let queues = read(&self.queues);
-            out[before..].iter().any(|q| queues.contains_key(q))
-        };
+        for e in onward {
+            if visited.iter().any(|v| v.def.name == e) {
+                continue;
+            }
+            if let Ok(next) = self.exchange(&e) {
+                let before = out.len();
+                self.route(&next, msg, out, visited);
+                reached |= out.len() > before;
+            }
+        }
         if !reached {
             if let Some(ae) = ex.def.alternate_exchange() {
-                if !visited.iter().any(|v| v == ae) {
+                if !visited.iter().any(|v| v.def.name == ae) {
                     if let Ok(next) = self.exchange(ae) {
                         self.route(&next, msg, out, visited);
                     }
                 }
             }
         }
-    }
-
-    fn deliver_to(
-        &self,
-        names: &[String],
-        message: Arc<Message>,
-        skip: Option<&[String]>,
-    ) -> Routed {
-        let mut routed = Routed::default();
-        let targets: Vec<Arc<Queue>> = {
-            let queues = read(&self.queues);
-            let mut seen: Vec<&str> = Vec::with_capacity(names.len());
-            names
-                .iter()
-                .filter(|n| {
-                    if seen.contains(&n.as_str()) {
-                        return false;
-                    }
-                    seen.push(n.as_str());
-                    !skip.is_some_and(|s| s.contains(n))
-                })
-                .filter_map(|n| queues.get(n).cloned())
-                .collect()
-        };
-        for q in targets {
-            match q.enqueue(message.clone()) {
-                Enqueued::Accepted => routed.queues += 1,
-                Enqueued::Stored => {
-                    routed.queues += 1;
-                    routed.stored += 1;
-                }
-                Enqueued::Rejected => routed.rejected += 1,
-            }
-        }
-        routed
     }
 
     /// Re-publishes a message that died in `queue` to its dead-letter exchange with `x-death`.
@@ -641,12 +615,13 @@ impl VHost {
             properties: Arc::new(props),
             body: msg.body.clone(),
         });
-        let mut names = Vec::new();
-        self.route(&ex, &dead, &mut names, &mut Vec::new());
+        let mut targets = Vec::new();
+        self.route(&ex, &dead, &mut targets, &mut Vec::new());
         // Cycle detection, as RabbitMQ: a message that already died in a target queue without
         // ever being rejected would loop forever, so that queue is skipped.
         let cyclic = cycle_queues(dead.properties.headers.as_ref());
-        self.deliver_to(&names, dead, Some(&cyclic));
+        targets.retain(|q| !cyclic.iter().any(|c| c == q.name()));
+        deliver_to(targets, dead);
     }
 
     /// Expires messages and `x-expires` queues.
@@ -761,6 +736,22 @@ fn record_death(
 
 /// Queues a dead-lettered message must not re-enter: those in its `x-death` when no death in
 /// the history was a rejection (a fully automatic cycle).
+/// Enqueues `message` on each target queue.
+fn deliver_to(targets: Vec<Arc<Queue>>, message: Arc<Message>) -> Routed {
+    let mut routed = Routed::default();
+    for q in targets {
+        match q.enqueue(message.clone()) {
+            Enqueued::Accepted => routed.queues += 1,
+            Enqueued::Stored => {
+                routed.queues += 1;
+                routed.stored += 1;
+            }
+            Enqueued::Rejected => routed.rejected += 1,
+        }
+    }
+    routed
+}
+
 fn cycle_queues(headers: Option<&FieldTable>) -> Vec<String> {
     let Some(FieldValue::Array(deaths)) = headers.and_then(|h| h.get("x-death")) else {
         return Vec::new();

@@ -58,6 +58,16 @@ impl WriteBuf {
         self.len() == 0
     }
 
+    /// A copy of the bytes waiting, in order (for tests and diagnostics; no I/O).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for c in &self.chunks {
+            v.extend_from_slice(c);
+        }
+        v.extend_from_slice(&self.head);
+        v
+    }
+
     /// Writes everything out, many chunks per system call.
     pub async fn write_to<W: AsyncWrite + Unpin + ?Sized>(
         &mut self,
