@@ -4,7 +4,8 @@
 //! the gaps (AUTH, a v5 DISCONNECT with no reason code, protocol level 3) and hands the session
 //! one packet type whatever the version.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use junction_core::WriteBuf;
 use mqttbytes::{v4, v5, QoS};
 use thiserror::Error;
 
@@ -484,15 +485,48 @@ pub fn connack_refused_level(out: &mut BytesMut) {
     let _ = v4::ConnAck::new(v4::ConnectReturnCode::RefusedProtocolVersion, false).write(out);
 }
 
-/// Appends a PUBLISH.
-pub fn publish(level: Level, p: &Publish, out: &mut BytesMut) {
+/// The largest remaining length a fixed header can carry (MQTT 3.1.1 §2.2.3).
+const MAX_REMAINING: usize = 268_435_455;
+
+/// Appends a PUBLISH unless the whole packet would exceed `max_packet` (the client's Maximum
+/// Packet Size); returns whether it was written. A 3.1.1 body is not copied when large: the
+/// header is encoded here (§3.3) and the body follows as its own chunk.
+pub fn publish(level: Level, p: &Publish, max_packet: Option<u32>, out: &mut WriteBuf) -> bool {
+    let fits = |len: usize| max_packet.is_none_or(|max| len <= max as usize);
     match level {
         Level::V4 => {
-            let mut m = v4::Publish::from_bytes(&p.topic, qos_of(p.qos), p.payload.clone());
-            m.dup = p.dup;
-            m.retain = p.retain;
-            m.pkid = p.pkid;
-            let _ = m.write(out);
+            let remaining = 2 + p.topic.len() + if p.qos > 0 { 2 } else { 0 } + p.payload.len();
+            let len_bytes = match remaining {
+                0..=127 => 1,
+                128..=16_383 => 2,
+                16_384..=2_097_151 => 3,
+                _ => 4,
+            };
+            if remaining > MAX_REMAINING
+                || p.topic.len() > usize::from(u16::MAX)
+                || !fits(1 + len_bytes + remaining)
+            {
+                return false;
+            }
+            let b = out.buf();
+            b.put_u8(0x30 | u8::from(p.dup) << 3 | p.qos << 1 | u8::from(p.retain));
+            let mut rest = remaining;
+            loop {
+                let byte = (rest % 128) as u8;
+                rest /= 128;
+                if rest == 0 {
+                    b.put_u8(byte);
+                    break;
+                }
+                b.put_u8(byte | 0x80);
+            }
+            b.put_u16(p.topic.len() as u16);
+            b.extend_from_slice(p.topic.as_bytes());
+            if p.qos > 0 {
+                b.put_u16(p.pkid);
+            }
+            out.put_bytes(&p.payload);
+            true
         }
         Level::V5 => {
             let mut m = v5::Publish::from_bytes(&p.topic, qos_of(p.qos), p.payload.clone());
@@ -512,7 +546,15 @@ pub fn publish(level: Level, p: &Publish, out: &mut BytesMut) {
                     content_type: pp.content_type.clone(),
                 });
             }
-            let _ = m.write(out);
+            let b = out.buf();
+            let start = b.len();
+            match m.write(b) {
+                Ok(n) if fits(n) => true,
+                _ => {
+                    b.truncate(start);
+                    false
+                }
+            }
         }
     }
 }

@@ -120,8 +120,7 @@ fn outbound_packets_decode_as_mqttbytes_reads_them() {
         },
         payload: Bytes::from_static(b"hi"),
     };
-    let mut out = BytesMut::new();
-    publish(Level::V5, &p, &mut out);
+    let out = encoded(Level::V5, &p, None).unwrap();
     let back = decode_all(&out, Some(Level::V5));
     assert_eq!(back, vec![Ok(Inbound::Publish(p))]);
     let mut out = BytesMut::new();
@@ -130,10 +129,47 @@ fn outbound_packets_decode_as_mqttbytes_reads_them() {
     assert_eq!(out[2], 0x8E);
 }
 
+/// The bytes `publish` writes, or `None` if it refused (too large for `max`).
+fn encoded(level: Level, p: &Publish, max: Option<u32>) -> Option<Vec<u8>> {
+    let mut out = WriteBuf::new();
+    publish(level, p, max, &mut out).then(|| out.to_vec())
+}
+
+#[test]
+fn v4_publish_header_is_what_mqttbytes_writes() {
+    for (qos, dup, retain, topic, size) in [
+        (0, false, false, "t", 0),
+        (1, true, false, "a/b/c", 127),
+        (1, false, true, "sensors/ü/temp", 128),
+        (2, true, true, "x", 16_384),
+        (1, false, false, "big/body", 2_100_000),
+    ] {
+        let payload = Bytes::from(vec![0x5A; size]);
+        let p = Publish {
+            dup,
+            qos,
+            retain,
+            topic: topic.into(),
+            pkid: if qos > 0 { 513 } else { 0 },
+            props: PubProps::default(),
+            payload: payload.clone(),
+        };
+        let mut theirs = v4::Publish::from_bytes(topic, qos_of(qos), payload);
+        theirs.dup = dup;
+        theirs.retain = retain;
+        theirs.pkid = p.pkid;
+        let mut want = BytesMut::new();
+        theirs.write(&mut want).unwrap();
+        let ours = encoded(Level::V4, &p, None).unwrap();
+        assert!(ours == want[..], "qos {qos} size {size}");
+        assert_eq!(encoded(Level::V4, &p, Some(want.len() as u32)), Some(ours));
+        assert_eq!(encoded(Level::V4, &p, Some(want.len() as u32 - 1)), None);
+    }
+}
+
 fn valid_stream() -> Vec<u8> {
     let mut v = v4_connect();
-    let mut out = BytesMut::new();
-    publish(
+    let out = encoded(
         Level::V4,
         &Publish {
             dup: false,
@@ -144,8 +180,9 @@ fn valid_stream() -> Vec<u8> {
             props: PubProps::default(),
             payload: Bytes::from_static(b"payload"),
         },
-        &mut out,
-    );
+        None,
+    )
+    .unwrap();
     v.extend_from_slice(&out);
     // SUBSCRIBE pkid 2 "a/+" QoS 1; UNSUBSCRIBE; PINGREQ; DISCONNECT.
     v.extend_from_slice(&[0x82, 8, 0, 2, 0, 3, b'a', b'/', b'+', 1]);

@@ -14,6 +14,7 @@ use crate::topic::{
 use bytes::{Bytes, BytesMut};
 use junction_core::clock::unix_seconds;
 use junction_core::driver::{self, Held, Takeover};
+use junction_core::id_hash::IdHashBuilder;
 use junction_core::{
     Binding, ConnectionContext, ConsumerSpec, Credit, Delivery, DeliverySink, Destination,
     FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost, WriteBuf,
@@ -91,9 +92,11 @@ pub struct Session {
     keep_alive: u16,
     session: SessionState,
     queue: Option<Arc<Queue>>,
-    consumers: HashMap<u64, ConsumerRef>,
+    consumers: HashMap<u64, ConsumerRef, IdHashBuilder>,
     next_key: u64,
     inflight: BTreeMap<u16, Inflight>,
+    /// The properties of this connection's last plain publish (QoS, retain).
+    plain_properties: Option<(u8, bool, Arc<Properties>)>,
     /// Packet ids we sent PUBREL for.
     next_pkid: u16,
     receive_maximum: u16,
@@ -142,9 +145,10 @@ impl Session {
             keep_alive: 0,
             session: SessionState::default(),
             queue: None,
-            consumers: HashMap::new(),
+            consumers: HashMap::default(),
             next_key: 1,
             inflight: BTreeMap::new(),
+            plain_properties: None,
             next_pkid: 1,
             receive_maximum: V4_INFLIGHT,
             max_packet_out: None,
@@ -606,7 +610,7 @@ impl Session {
         for (topic, r, granted, id) in retained_to_send {
             let qos = r.qos.min(granted);
             self.send_publish(
-                &topic,
+                topic,
                 &r.message,
                 qos,
                 true,
@@ -683,6 +687,51 @@ impl Session {
         props: &PubProps,
         payload: Bytes,
     ) -> Arc<Message> {
+        let properties = Self::message_properties(client_id, user, qos, retain, props);
+        Self::message_with(topic, Arc::new(properties), payload)
+    }
+
+    fn message_with(topic: &str, properties: Arc<Properties>, payload: Bytes) -> Arc<Message> {
+        let (exchange, routing_key) = route_of(topic);
+        Arc::new(Message {
+            exchange: exchange.into(),
+            routing_key,
+            properties,
+            body: payload,
+        })
+    }
+
+    /// Properties for a publish. Plain ones (no MQTT 5 properties) are shared by every message
+    /// of this connection with the same QoS and retain flag: one allocation, not one each.
+    fn properties_for(&mut self, qos: u8, retain: bool, props: &PubProps) -> Arc<Properties> {
+        let plain = *props == PubProps::default();
+        if let Some((q, r, p)) = &self.plain_properties {
+            if plain && *q == qos && *r == retain {
+                return p.clone();
+            }
+        }
+        let p = Arc::new(Self::message_properties(
+            &self.client_id,
+            &self.user,
+            qos,
+            retain,
+            props,
+        ));
+        if plain {
+            self.plain_properties = Some((qos, retain, p.clone()));
+        }
+        p
+    }
+
+    /// The core properties of an MQTT publish (RabbitMQ's headers for QoS and retain, the
+    /// publisher's client id for no-local, MQTT 5 properties mapped).
+    fn message_properties(
+        client_id: &str,
+        user: &str,
+        qos: u8,
+        retain: bool,
+        props: &PubProps,
+    ) -> Properties {
         let mut headers = FieldTable::new();
         for (k, v) in &props.user_properties {
             if headers.get(k).is_none() {
@@ -723,13 +772,7 @@ impl Session {
             headers.insert("x-mqtt-payload-format", FieldValue::U8(pf));
         }
         p.headers = Some(headers);
-        let (exchange, routing_key) = route_of(topic);
-        Arc::new(Message {
-            exchange: exchange.into(),
-            routing_key,
-            properties: Arc::new(p),
-            body: payload,
-        })
+        p
     }
 
     fn publish_in(&mut self, mut p: Publish) {
@@ -758,17 +801,10 @@ impl Session {
             codec::ack(level, Ack::PubRec, p.pkid, 0, self.out.buf());
             return;
         }
+        let properties = self.properties_for(p.qos, p.retain, &p.props);
         let vh = self.vh();
         // A retained message is stored by the registry's tap on amq.topic.
-        let msg = Self::make_message(
-            &self.client_id,
-            &self.user,
-            &p.topic,
-            p.qos,
-            p.retain,
-            &p.props,
-            p.payload,
-        );
+        let msg = Self::message_with(&p.topic, properties, p.payload);
         let routed = match vh.publish(route_of(&p.topic).0, msg) {
             Ok(r) => r,
             Err(e) => {
@@ -811,54 +847,40 @@ impl Session {
     }
 
     fn deliver(&mut self, d: Delivery) {
-        let Some(shared_filter) = self
-            .consumers
-            .get(&d.consumer)
-            .map(|c| c.shared_filter.clone())
-        else {
+        let Some(consumer) = self.consumers.get(&d.consumer) else {
             d.queue.reject(&[d.id], true);
             return;
         };
         let topic = key_to_topic(&d.message.routing_key);
-        let publisher = d
-            .message
-            .properties
-            .headers
-            .as_ref()
-            .and_then(|h| h.get_str(H_CLIENT))
-            .map(str::to_string);
-        let from_self = publisher.as_deref() == Some(self.client_id.as_str());
-        let matching: Vec<&Subscription> = self
-            .session
-            .subscriptions
-            .iter()
-            .filter(|s| match &shared_filter {
+        let headers = d.message.properties.headers.as_ref();
+        let from_self = headers.and_then(|h| h.get_str(H_CLIENT)) == Some(self.client_id.as_str());
+        // The subscriptions of this session the message came for: the highest QoS among them,
+        // whether one keeps the retain flag, and their MQTT 5 subscription identifiers.
+        let (mut any, mut granted, mut keep_retain, mut ids) = (false, 0, false, Vec::new());
+        for s in self.session.subscriptions.iter() {
+            let ours = match &consumer.shared_filter {
                 Some(f) => s.group.is_some() && s.req.filter == *f,
                 None => s.group.is_none(),
-            })
-            .filter(|s| matches(&topic, &s.req.filter))
-            .filter(|s| !(s.req.no_local && from_self))
-            .collect();
-        if matching.is_empty() {
+            };
+            if ours && matches(&topic, &s.req.filter) && !(s.req.no_local && from_self) {
+                any = true;
+                granted = granted.max(s.req.qos);
+                keep_retain |= s.req.retain_as_published;
+                ids.extend(s.id);
+            }
+        }
+        if !any {
             d.queue.ack(&[d.id]);
             return;
         }
-        let granted = matching.iter().map(|s| s.req.qos).max().unwrap_or(0);
         let qos = qos_of_message(&d.message).min(granted);
-        let was_retained = d
-            .message
-            .properties
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.get(H_RETAIN) == Some(&FieldValue::Bool(true)));
-        let retain = was_retained && matching.iter().any(|s| s.req.retain_as_published);
-        let ids: Vec<usize> = matching.iter().filter_map(|s| s.id).collect();
-        drop(matching);
+        let was_retained =
+            headers.is_some_and(|h| h.get(H_RETAIN) == Some(&FieldValue::Bool(true)));
         let sent = self.send_publish(
-            &topic,
+            topic,
             &d.message,
             qos,
-            retain,
+            was_retained && keep_retain,
             d.redelivered,
             ids,
             Some((&d.queue, d.id)),
@@ -873,7 +895,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     fn send_publish(
         &mut self,
-        topic: &str,
+        topic: String,
         m: &Message,
         qos: u8,
         retain: bool,
@@ -890,45 +912,37 @@ impl Session {
         } else {
             0
         };
-        let mut props = PubProps::default();
-        if level == Level::V5 {
-            props = self.publish_properties(m);
-            props.subscription_ids = subscription_ids;
-        }
-        let mut topic_out = topic.to_string();
-        if level == Level::V5 && self.alias_max_out > 0 {
-            match self.aliases_out.get(topic) {
-                Some(&a) => {
-                    props.topic_alias = Some(a);
-                    topic_out.clear();
-                }
-                None if (self.aliases_out.len() as u16) < self.alias_max_out => {
-                    let a = self.aliases_out.len() as u16 + 1;
-                    self.aliases_out.insert(topic.to_string(), a);
-                    props.topic_alias = Some(a);
-                }
-                None => {}
-            }
-        }
-        let p = Publish {
+        let mut p = Publish {
             dup: dup && qos > 0,
             qos,
             retain,
-            topic: topic_out,
+            topic,
             pkid,
-            props,
+            props: PubProps::default(),
             payload: m.body.clone(),
         };
-        let mut buf = bytes::BytesMut::new();
-        codec::publish(level, &p, &mut buf);
-        if self
-            .max_packet_out
-            .is_some_and(|max| buf.len() > max as usize)
-        {
+        if level == Level::V5 {
+            p.props = self.publish_properties(m);
+            p.props.subscription_ids = subscription_ids;
+            if self.alias_max_out > 0 {
+                match self.aliases_out.get(&p.topic) {
+                    Some(&a) => {
+                        p.props.topic_alias = Some(a);
+                        p.topic.clear();
+                    }
+                    None if (self.aliases_out.len() as u16) < self.alias_max_out => {
+                        let a = self.aliases_out.len() as u16 + 1;
+                        self.aliases_out.insert(p.topic.clone(), a);
+                        p.props.topic_alias = Some(a);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if !codec::publish(level, &p, self.max_packet_out, &mut self.out) {
             // The client cannot take it: the spec says drop it as if delivered.
             return false;
         }
-        self.out.put_bytes(&buf.freeze());
         if let (true, Some((q, id))) = (qos > 0, track) {
             self.inflight.insert(
                 pkid,

@@ -3,13 +3,16 @@
 
 /// Swaps `/` and `.` (the mapping is its own inverse).
 pub fn swap_separators(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '/' => '.',
-            '.' => '/',
-            c => c,
-        })
-        .collect()
+    let mut b = s.as_bytes().to_vec();
+    for c in &mut b {
+        match *c {
+            b'/' => *c = b'.',
+            b'.' => *c = b'/',
+            _ => {}
+        }
+    }
+    // Exchanging two ASCII bytes keeps UTF-8 valid, so the fallback is never taken.
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// MQTT topic name → AMQP routing key.
@@ -37,7 +40,7 @@ pub fn filter_to_binding(filter: &str) -> String {
 
 /// A topic name as PUBLISH may carry it: non-empty, no wildcards, no NUL.
 pub fn valid_topic(topic: &str) -> bool {
-    !topic.is_empty() && !topic.contains(['+', '#', '\0'])
+    !topic.is_empty() && !topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0))
 }
 
 /// A topic filter: `#` only as the whole last level, `+` only as a whole level.
@@ -57,13 +60,13 @@ pub fn matches(topic: &str, filter: &str) -> bool {
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
-    let mut t = topic.split('/');
-    for f in filter.split('/') {
-        if f == "#" {
+    let mut t = topic.as_bytes().split(|&b| b == b'/');
+    for f in filter.as_bytes().split(|&b| b == b'/') {
+        if f == b"#" {
             return true;
         }
         match t.next() {
-            Some(_) if f == "+" => {}
+            Some(_) if f == b"+" => {}
             Some(level) if level == f => {}
             _ => return false,
         }
@@ -87,6 +90,9 @@ mod tests {
         assert_eq!(topic_to_key("sensors/kitchen/temp"), "sensors.kitchen.temp");
         assert_eq!(topic_to_key("a.b/c"), "a/b.c");
         assert_eq!(key_to_topic("a/b.c"), "a.b/c");
+        assert_eq!(topic_to_key("ä/ö.ü/"), "ä.ö/ü.");
+        assert_eq!(topic_to_key("/"), ".");
+        assert_eq!(topic_to_key(""), "");
         assert_eq!(filter_to_binding("a/+/#"), "a.*.#");
         assert_eq!(filter_to_binding("v1.0/+"), "v1/0.*");
     }
