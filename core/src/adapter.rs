@@ -58,7 +58,8 @@ pub struct ConnectionContext {
     pub broker: Arc<Broker>,
     pub auth: Arc<Authenticator>,
     pub peer: SocketAddr,
-    pub limits: Limits,
+    /// Shared by every connection of a listener (one pointer each, not a copy).
+    pub limits: Arc<Limits>,
     /// Unique per connection; owner id of exclusive queues.
     pub connection_id: u64,
     /// Becomes `true` when the broker shuts down: close with the protocol's own close.
@@ -69,7 +70,7 @@ impl ConnectionContext {
     pub fn new(
         broker: Arc<Broker>,
         peer: SocketAddr,
-        limits: Limits,
+        limits: Arc<Limits>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         ConnectionContext {

@@ -3,8 +3,7 @@
 //! adapter's sans-IO session; this is only the plumbing, written once.
 
 use crate::adapter::{ConnectionContext, ServeError, Transport};
-use crate::broker::Broker;
-use crate::consumer::{sink, DeliveryReceiver, DeliverySink, SinkEvent};
+use crate::consumer::{sink, DeliverySink, SinkEvent};
 use crate::error::CoreResult;
 use crate::write_buf::WriteBuf;
 use bytes::BytesMut;
@@ -225,14 +224,15 @@ async fn taken_over(t: Option<Takeover>) {
     }
 }
 
-/// Serves one connection: builds its session around a fresh delivery sink, drives it to the
-/// end, lets `finish` release what the session holds (its consumers, an MQTT will), hands the
-/// deliveries still buffered back to their queues and closes the transport. `rbuf` holds bytes
-/// read before the session existed.
+/// Serves one connection: builds its session around a fresh delivery sink, runs it until the
+/// session closes or the peer goes away, lets `finish` release what the session holds (its
+/// consumers, an MQTT will), hands the deliveries still buffered back to their queues and closes
+/// the transport. `rbuf` holds bytes read before the session existed. (One async function, not
+/// two: each layer would keep its own copy of the arguments in every connection's future.)
 pub async fn serve<S: Session>(
     mut io: Box<dyn Transport>,
     ctx: ConnectionContext,
-    rbuf: BytesMut,
+    mut rbuf: BytesMut,
     start: Instant,
     new_session: impl FnOnce(ConnectionContext, DeliverySink) -> S,
     finish: impl FnOnce(&mut S),
@@ -241,34 +241,7 @@ pub async fn serve<S: Session>(
     let shutdown = ctx.shutdown.clone();
     let broker = ctx.broker.clone();
     let mut session = new_session(ctx, tx);
-    let result = drive(
-        &mut io,
-        &mut session,
-        rbuf,
-        &mut rx,
-        &broker,
-        shutdown,
-        start,
-    )
-    .await;
-    finish(&mut session);
-    rx.return_undelivered();
-    let _ = io.shutdown().await;
-    result
-}
-
-/// Runs a connection until the session closes or the peer goes away. `rbuf` may already hold
-/// bytes read before the session existed. Afterwards the caller releases the session's consumers
-/// and then calls [`DeliveryReceiver::return_undelivered`].
-pub async fn drive<S: Session>(
-    io: &mut Box<dyn Transport>,
-    session: &mut S,
-    mut rbuf: BytesMut,
-    rx: &mut DeliveryReceiver,
-    broker: &Broker,
-    shutdown: watch::Receiver<bool>,
-    start: Instant,
-) -> Result<(), ServeError> {
+    let (io, session, rx) = (&mut io, &mut session, &mut rx);
     let ms = || start.elapsed().as_millis() as u64;
     let mut events: Vec<SinkEvent> = Vec::new();
     let mut reads = ReadSize::default();
@@ -284,16 +257,15 @@ pub async fn drive<S: Session>(
     }
     // The waits that outlive one turn of the loop are made once, not on every wake-up: each
     // new one would register with its timer wheel or watch and deregister when dropped.
-    let mut alarm_change = Box::pin(next_alarm(alarm));
-    let mut alarm_gone = false;
-    let mut shutdown = Box::pin(shutdown_requested(shutdown));
-    let mut shutdown_seen = false;
-    let mut takeover = Box::pin(taken_over(None));
-    let mut takeover_armed = false;
+    // Pinned in place, not boxed: part of the connection's one task allocation.
     let far = || Instant::now() + Duration::from_secs(3600);
     let mut armed = far();
+    let alarm_change = next_alarm(alarm);
+    let shutdown = shutdown_requested(shutdown);
+    let takeover = taken_over(None);
     let timer = tokio::time::sleep_until(armed);
-    tokio::pin!(timer);
+    tokio::pin!(alarm_change, shutdown, takeover, timer);
+    let (mut alarm_gone, mut shutdown_seen, mut takeover_armed) = (false, false, false);
     let result = loop {
         if !session.output().is_empty() {
             if let Err(e) = session.output().write_to(io).await {
@@ -410,5 +382,8 @@ pub async fn drive<S: Session>(
     if !session.output().is_empty() {
         let _ = session.output().write_to(io).await;
     }
+    finish(session);
+    rx.return_undelivered();
+    let _ = io.shutdown().await;
     result
 }

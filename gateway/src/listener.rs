@@ -85,6 +85,7 @@ pub async fn accept_each<F, Fut>(
     F: Fn(TcpStream, ConnectionContext) -> Fut,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
+    let limits = Arc::new(limits);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

@@ -43,41 +43,40 @@ impl ProtocolAdapter for MqttAdapter {
         "mqtt"
     }
 
+    /// Serves one MQTT connection to its end, then publishes its will if one is due. (The
+    /// body is here rather than in a helper: each async layer would keep its own copy of the
+    /// arguments in every connection's future.)
     async fn serve(
         &self,
         io: Box<dyn Transport>,
         ctx: ConnectionContext,
     ) -> Result<(), ServeError> {
-        serve(io, ctx, self.registry.clone()).await
-    }
-}
-
-/// Serves one MQTT connection to its end, then publishes its will if one is due.
-pub async fn serve(
-    io: Box<dyn Transport>,
-    ctx: ConnectionContext,
-    registry: Arc<Registry>,
-) -> Result<(), ServeError> {
-    let reg = registry.clone();
-    driver::serve(
-        io,
-        ctx,
-        BytesMut::new(),
-        Instant::now(),
-        |ctx, tx| Session::new(ctx, reg, tx, 0),
-        |session| {
-            let Some(will) = session.finish() else { return };
-            if will.delay == 0 {
-                will.publish();
-                return;
-            }
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(u64::from(will.delay))).await;
-                if !registry.reconnected_since(&will.vhost.name, &will.client_id, will.generation) {
+        let registry = self.registry.clone();
+        let reg = registry.clone();
+        driver::serve(
+            io,
+            ctx,
+            BytesMut::new(),
+            Instant::now(),
+            |ctx, tx| Session::new(ctx, reg, tx, 0),
+            |session| {
+                let Some(will) = session.finish() else { return };
+                if will.delay == 0 {
                     will.publish();
+                    return;
                 }
-            });
-        },
-    )
-    .await
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(will.delay))).await;
+                    if !registry.reconnected_since(
+                        &will.vhost.name,
+                        &will.client_id,
+                        will.generation,
+                    ) {
+                        will.publish();
+                    }
+                });
+            },
+        )
+        .await
+    }
 }
