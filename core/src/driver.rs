@@ -355,8 +355,8 @@ pub async fn serve<S: Session>(
                 }
                 session.handle_timeout(ms());
             }
-            (rx, reason) = &mut alarm_change, if !alarm_gone => {
-                alarm_change.set(next_alarm(rx));
+            (alarm_rx, reason) = &mut alarm_change, if !alarm_gone => {
+                alarm_change.set(next_alarm(alarm_rx));
                 match reason {
                     None => alarm_gone = true,
                     Some(reason) => {

@@ -734,8 +734,6 @@ fn record_death(
     );
 }
 
-/// Queues a dead-lettered message must not re-enter: those in its `x-death` when no death in
-/// the history was a rejection (a fully automatic cycle).
 /// Enqueues `message` on each target queue.
 fn deliver_to(targets: Vec<Arc<Queue>>, message: Arc<Message>) -> Routed {
     let mut routed = Routed::default();
@@ -752,6 +750,8 @@ fn deliver_to(targets: Vec<Arc<Queue>>, message: Arc<Message>) -> Routed {
     routed
 }
 
+/// Queues a dead-lettered message must not re-enter: those in its `x-death` when no death in
+/// the history was a rejection (a fully automatic cycle).
 fn cycle_queues(headers: Option<&FieldTable>) -> Vec<String> {
     let Some(FieldValue::Array(deaths)) = headers.and_then(|h| h.get("x-death")) else {
         return Vec::new();

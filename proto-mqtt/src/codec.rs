@@ -488,6 +488,20 @@ pub fn connack_refused_level(out: &mut BytesMut) {
 /// The largest remaining length a fixed header can carry (MQTT 3.1.1 §2.2.3).
 const MAX_REMAINING: usize = 268_435_455;
 
+/// Bytes the remaining length `n` takes: 7 bits each.
+fn remaining_length_bytes(n: usize) -> usize {
+    (1..4).find(|&k| n < 1 << (7 * k)).unwrap_or(4)
+}
+
+/// Appends the remaining length `n` (at most [`MAX_REMAINING`]), 7 bits a byte, low first.
+fn put_remaining_length(b: &mut BytesMut, mut n: usize) {
+    while n >= 128 {
+        b.put_u8((n % 128) as u8 | 0x80);
+        n /= 128;
+    }
+    b.put_u8(n as u8);
+}
+
 /// Appends a PUBLISH unless the whole packet would exceed `max_packet` (the client's Maximum
 /// Packet Size); returns whether it was written. A 3.1.1 body is not copied when large: the
 /// header is encoded here (§3.3) and the body follows as its own chunk.
@@ -496,30 +510,15 @@ pub fn publish(level: Level, p: &Publish, max_packet: Option<u32>, out: &mut Wri
     match level {
         Level::V4 => {
             let remaining = 2 + p.topic.len() + if p.qos > 0 { 2 } else { 0 } + p.payload.len();
-            let len_bytes = match remaining {
-                0..=127 => 1,
-                128..=16_383 => 2,
-                16_384..=2_097_151 => 3,
-                _ => 4,
-            };
             if remaining > MAX_REMAINING
                 || p.topic.len() > usize::from(u16::MAX)
-                || !fits(1 + len_bytes + remaining)
+                || !fits(1 + remaining_length_bytes(remaining) + remaining)
             {
                 return false;
             }
             let b = out.buf();
             b.put_u8(0x30 | u8::from(p.dup) << 3 | p.qos << 1 | u8::from(p.retain));
-            let mut rest = remaining;
-            loop {
-                let byte = (rest % 128) as u8;
-                rest /= 128;
-                if rest == 0 {
-                    b.put_u8(byte);
-                    break;
-                }
-                b.put_u8(byte | 0x80);
-            }
+            put_remaining_length(b, remaining);
             b.put_u16(p.topic.len() as u16);
             b.extend_from_slice(p.topic.as_bytes());
             if p.qos > 0 {

@@ -189,6 +189,15 @@ impl RawClient {
         }
     }
 
+    /// Opens channel `ch` and checks the broker's channel.open-ok.
+    pub async fn open_channel(&mut self, ch: u16) {
+        self.send_method(ch, &Method::ChannelOpen).await;
+        match crate::within(self.recv_method()).await {
+            Some((c, Method::ChannelOpenOk)) if c == ch => {}
+            other => panic!("expected channel.open-ok on {ch}, got {other:?}"),
+        }
+    }
+
     /// The next method frame, skipping heartbeats.
     pub async fn recv_method(&mut self) -> Option<(u16, Method)> {
         loop {

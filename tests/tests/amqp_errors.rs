@@ -303,11 +303,7 @@ async fn malformed_frames_close_the_connection_with_the_right_code() {
 async fn huge_declared_body_is_refused_without_allocating() {
     let b = TestBroker::start().await;
     let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
-    c.send_method(1, &Method::ChannelOpen).await;
-    assert!(matches!(
-        within(c.recv_method()).await,
-        Some((1, Method::ChannelOpenOk))
-    ));
+    c.open_channel(1).await;
     c.send_method(
         1,
         &Method::BasicPublish {
@@ -338,11 +334,7 @@ async fn huge_declared_body_is_refused_without_allocating() {
 async fn publish_to_missing_exchange_closes_the_channel() {
     let b = TestBroker::start().await;
     let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
-    c.send_method(1, &Method::ChannelOpen).await;
-    assert!(matches!(
-        within(c.recv_method()).await,
-        Some((1, Method::ChannelOpenOk))
-    ));
+    c.open_channel(1).await;
     c.publish(1, "no-such-exchange", "k", b"x").await;
     match within(c.recv_method()).await {
         Some((
@@ -358,11 +350,7 @@ async fn publish_to_missing_exchange_closes_the_channel() {
     }
     c.send_method(1, &Method::ChannelCloseOk).await;
     // The connection carries on.
-    c.send_method(2, &Method::ChannelOpen).await;
-    assert!(matches!(
-        within(c.recv_method()).await,
-        Some((2, Method::ChannelOpenOk))
-    ));
+    c.open_channel(2).await;
     b.stop().await;
 }
 

@@ -20,14 +20,6 @@ fn amqplain(user: &str, pass: &str) -> Bytes {
     b.freeze()
 }
 
-async fn open_channel(c: &mut RawClient, ch: u16) {
-    c.send_method(ch, &Method::ChannelOpen).await;
-    assert!(matches!(
-        within(c.recv_method()).await,
-        Some((_, Method::ChannelOpenOk))
-    ));
-}
-
 async fn expect(c: &mut RawClient) -> (u16, Method) {
     within(c.recv_method()).await.expect("a method")
 }
@@ -89,7 +81,7 @@ async fn amqplain_login_works_and_bad_password_is_refused() {
         amqplain("guest", "guest"),
     ))
     .await;
-    open_channel(&mut c, 1).await;
+    c.open_channel(1).await;
     // A wrong password gets connection.close 403 right after start-ok.
     let refused = within(RawClient::try_connect_with(
         addr,
@@ -117,7 +109,7 @@ async fn amqplain_login_works_and_bad_password_is_refused() {
 async fn flow_recover_and_nack_multiple() {
     let b = TestBroker::start().await;
     let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
-    open_channel(&mut c, 1).await;
+    c.open_channel(1).await;
     c.send_method(1, &declare("q")).await;
     assert!(matches!(
         expect(&mut c).await.1,
@@ -253,7 +245,7 @@ async fn flow_recover_and_nack_multiple() {
 async fn exchange_delete_if_unused_and_invalid_type() {
     let b = TestBroker::start().await;
     let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
-    open_channel(&mut c, 1).await;
+    c.open_channel(1).await;
     c.send_method(
         1,
         &Method::ExchangeDeclare {
@@ -307,7 +299,7 @@ async fn exchange_delete_if_unused_and_invalid_type() {
         other => panic!("expected channel.close, got {other:?}"),
     }
     c.send_method(1, &Method::ChannelCloseOk).await;
-    open_channel(&mut c, 2).await;
+    c.open_channel(2).await;
     c.send_method(
         2,
         &Method::ExchangeDelete {
@@ -344,7 +336,7 @@ async fn exchange_delete_if_unused_and_invalid_type() {
 async fn shutdown_sends_connection_forced_and_requeues() {
     let b = TestBroker::start().await;
     let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
-    open_channel(&mut c, 1).await;
+    c.open_channel(1).await;
     let stop = tokio::spawn(b.stop());
     match expect(&mut c).await {
         (
