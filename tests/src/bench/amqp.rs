@@ -1,5 +1,6 @@
 //! AMQP 0-9-1 loads (lapin).
 
+use super::pacer::Pacer;
 use super::record::{epoch, payload, Outcome, Seen};
 use super::{unique, IDLE};
 use futures::StreamExt;
@@ -7,7 +8,6 @@ use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use std::collections::VecDeque;
-use std::time::Duration;
 
 async fn channel(uri: &str) -> anyhow::Result<(Connection, Channel)> {
     let c = Connection::connect(uri, ConnectionProperties::default()).await?;
@@ -89,13 +89,9 @@ async fn produce(
     }
     let props = BasicProperties::default().with_delivery_mode(if p.persistent { 2 } else { 1 });
     let mut pending = VecDeque::new();
-    let mut tick = (p.rate > 0).then(|| {
-        let mut t = tokio::time::interval(Duration::from_nanos(1_000_000_000 / p.rate));
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
-    });
+    let pacer = (p.rate > 0).then(|| Pacer::new(p.rate, n));
     for seq in 0..n {
-        if let Some(t) = tick.as_mut() {
+        if let Some(t) = &pacer {
             t.tick().await;
         }
         let pc = ch

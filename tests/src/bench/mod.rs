@@ -4,6 +4,7 @@
 pub mod amqp;
 pub mod amqp_wire;
 pub mod mqtt;
+pub mod pacer;
 pub mod record;
 pub mod stomp;
 

@@ -1,5 +1,6 @@
 //! MQTT loads (rumqttc, MQTT 3.1.1).
 
+use super::pacer::Pacer;
 use super::record::{epoch, payload, Outcome, Seen};
 use super::IDLE;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
@@ -73,15 +74,10 @@ fn publisher(
     tokio::spawn(async move {
         let (c, mut el) = client(addr, &id);
         let sender = tokio::spawn(async move {
-            let mut tick = (rate > 0).then(|| {
-                let mut t =
-                    tokio::time::interval(std::time::Duration::from_nanos(1_000_000_000 / rate));
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                t
-            });
+            let pacer = (rate > 0).then(|| Pacer::new(rate, n));
             for seq in 0..n {
-                if let Some(t) = tick.as_mut() {
-                    t.tick().await;
+                if let Some(p) = &pacer {
+                    p.tick().await;
                 }
                 if c.publish(topic.as_str(), q, false, payload(seq, size))
                     .await
