@@ -2,6 +2,7 @@
 
 use crate::message::Message;
 use crate::queue::Queue;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -54,8 +55,17 @@ struct Chan {
 struct ChanState {
     events: VecDeque<SinkEvent>,
     /// Queues that found the sink full.
-    waiting: Vec<Weak<Queue>>,
+    #[expect(
+        clippy::box_collection,
+        reason = "8 bytes instead of 24 in every connection's sink; parking is rare"
+    )]
+    parked: Option<Box<Vec<Weak<Queue>>>>,
     receiver: Option<Waker>,
+    /// The receiver registered `receiver` while waiting and has not begun a turn since
+    /// ([`DeliveryReceiver::begin_turn`]).
+    idle: bool,
+    /// A connection that waits for this receiver's next turn ([`DeliveryReceiver::after_turn`]).
+    after_turn: Option<Waker>,
     senders: usize,
     receiver_gone: bool,
 }
@@ -80,6 +90,48 @@ pub fn sink(capacity: usize) -> (DeliverySink, DeliveryReceiver) {
         DeliverySink { chan: chan.clone() },
         DeliveryReceiver { chan },
     )
+}
+
+/// The idle receiver a connection's turn woke last, so that the connection can let it write
+/// first (see [`DeliveryReceiver::after_turn`]). Per thread: a turn runs on one thread.
+struct WokenOnThread {
+    recording: Cell<bool>,
+    last: RefCell<Option<Arc<Chan>>>,
+}
+
+thread_local! {
+    static WOKEN: WokenOnThread = const {
+        WokenOnThread {
+            recording: Cell::new(false),
+            last: RefCell::new(None),
+        }
+    };
+}
+
+fn note_woken(chan: &Arc<Chan>) {
+    WOKEN.with(|w| {
+        if w.recording.get() {
+            if let Ok(mut last) = w.last.try_borrow_mut() {
+                *last = Some(chan.clone());
+            }
+        }
+    });
+}
+
+/// A receiver that a turn of another connection woke from idle.
+#[derive(Debug)]
+pub struct Woken(Arc<Chan>);
+
+/// Runs `f` (a connection handling its input) and returns the last receiver it woke from idle.
+pub fn noting_woken(f: impl FnOnce()) -> Option<Woken> {
+    WOKEN.with(|w| w.recording.set(true));
+    f();
+    WOKEN
+        .with(|w| {
+            w.recording.set(false);
+            w.last.try_borrow_mut().ok().and_then(|mut l| l.take())
+        })
+        .map(Woken)
 }
 
 /// Outcome of offering an event to a sink.
@@ -126,8 +178,12 @@ impl DeliverySink {
         }
         st.events.push_back(ev);
         let waker = st.receiver.take();
+        let idle = st.idle;
         drop(st);
         if let Some(w) = waker {
+            if idle {
+                note_woken(&self.chan);
+            }
             w.wake();
         }
         Offer::Sent
@@ -140,12 +196,12 @@ impl DeliverySink {
     /// Parks `queue` until the receiver drains; the caller must retry once after parking.
     pub(crate) fn park(&self, queue: &Arc<Queue>) {
         let mut st = self.chan.lock();
-        if !st
-            .waiting
+        let parked = st.parked.get_or_insert_default();
+        if !parked
             .iter()
             .any(|q| std::ptr::eq(q.as_ptr(), Arc::as_ptr(queue)))
         {
-            st.waiting.push(Arc::downgrade(queue));
+            parked.push(Arc::downgrade(queue));
         }
     }
 
@@ -157,11 +213,24 @@ impl DeliverySink {
     pub fn is_closed(&self) -> bool {
         self.chan.lock().receiver_gone
     }
+
+    /// The receiver waits for events (registered and not yet woken).
+    #[cfg(test)]
+    pub(crate) fn receiver_waiting(&self) -> bool {
+        self.chan.lock().receiver.is_some()
+    }
+
+    /// Another connection waits for the receiver's next turn.
+    #[cfg(test)]
+    pub(crate) fn turn_awaited(&self) -> bool {
+        self.chan.lock().after_turn.is_some()
+    }
 }
 
 impl Drop for DeliveryReceiver {
     fn drop(&mut self) {
         self.chan.lock().receiver_gone = true;
+        self.begin_turn();
         self.return_undelivered();
     }
 }
@@ -193,12 +262,61 @@ impl DeliveryReceiver {
                     // Light traffic: do not keep a burst's buffer.
                     st.events = VecDeque::new();
                 }
+                // Taken: whoever waits for this turn goes on (after this task yields, when
+                // it runs on this thread).
+                let after = st.after_turn.take();
+                drop(st);
+                if let Some(w) = after {
+                    w.wake();
+                }
                 return Poll::Ready(n);
             }
             if st.senders == 0 {
                 return Poll::Ready(0);
             }
             st.receiver = Some(cx.waker().clone());
+            st.idle = true;
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The receiver's connection begins a turn (before it writes anything): a connection
+    /// waiting in [`DeliveryReceiver::after_turn`] for this one may go on. Taking events does
+    /// the same.
+    pub fn begin_turn(&self) {
+        let after = {
+            let mut st = self.chan.lock();
+            st.idle = false;
+            st.after_turn.take()
+        };
+        if let Some(w) = after {
+            w.wake();
+        }
+    }
+
+    /// Waits until the connection `woken` stands for begins its turn. A connection whose input
+    /// woke an idle one waits here before writing its own replies, so that the deliveries it
+    /// caused are written first (MQTT: the subscriber's PUBLISH before the publisher's PUBACK,
+    /// as Mosquitto writes them); the woken task runs next on this thread. Returns at once when
+    /// that turn has begun, when `woken` is this receiver, or when another connection already
+    /// waits. The woken connection was idle with events in its sink, so its turn begins
+    /// without waiting for anything else: this cannot stall behind a slow peer.
+    pub async fn after_turn(&self, woken: Woken) {
+        if Arc::ptr_eq(&woken.0, &self.chan) {
+            return;
+        }
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if registered {
+                return Poll::Ready(());
+            }
+            let mut st = woken.0.lock();
+            if !st.idle || st.events.is_empty() || st.receiver_gone || st.after_turn.is_some() {
+                return Poll::Ready(());
+            }
+            st.after_turn = Some(cx.waker().clone());
+            registered = true;
             Poll::Pending
         })
         .await
@@ -218,12 +336,8 @@ impl DeliveryReceiver {
 
     /// Lets queues that found the sink full dispatch again. Call after draining.
     pub fn wake_queues(&self) {
-        let parked: Vec<Weak<Queue>> = {
-            let mut st = self.chan.lock();
-            if st.waiting.is_empty() {
-                return;
-            }
-            std::mem::take(&mut st.waiting)
+        let Some(parked) = self.chan.lock().parked.take() else {
+            return;
         };
         for q in parked.iter().filter_map(Weak::upgrade) {
             q.dispatch();

@@ -3,7 +3,7 @@
 //! adapter's sans-IO session; this is only the plumbing, written once.
 
 use crate::adapter::{ConnectionContext, ServeError, Transport};
-use crate::consumer::{sink, DeliverySink, SinkEvent};
+use crate::consumer::{noting_woken, sink, DeliverySink, SinkEvent};
 use crate::error::CoreResult;
 use crate::write_buf::WriteBuf;
 use bytes::BytesMut;
@@ -266,7 +266,15 @@ pub async fn serve<S: Session>(
     let timer = tokio::time::sleep_until(armed);
     tokio::pin!(alarm_change, shutdown, takeover, timer);
     let (mut alarm_gone, mut shutdown_seen, mut takeover_armed) = (false, false, false);
+    // The idle connection the last input woke (a subscriber of what it published).
+    let mut woken = None;
     let result = loop {
+        rx.begin_turn();
+        if let Some(w) = woken.take() {
+            if !session.output().is_empty() {
+                rx.after_turn(w).await;
+            }
+        }
         if !session.output().is_empty() {
             if let Err(e) = session.output().write_to(io).await {
                 break Err(e.into());
@@ -330,7 +338,7 @@ pub async fn serve<S: Session>(
                 Ok(0) => break Ok(()),
                 Err(e) => break Err(e.into()),
                 Ok(n) => {
-                    session.handle_bytes(&mut rbuf, ms());
+                    woken = noting_woken(|| session.handle_bytes(&mut rbuf, ms()));
                     reads.note(n, &mut rbuf);
                 }
             },
@@ -378,6 +386,7 @@ pub async fn serve<S: Session>(
             }
         }
     };
+    rx.begin_turn();
     // Whatever the session still had to say (e.g. a DISCONNECT or ERROR) goes out if it can.
     if !session.output().is_empty() {
         let _ = session.output().write_to(io).await;

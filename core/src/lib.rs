@@ -37,6 +37,8 @@ pub use vhost::{DeclaredQueue, Routed, VHost};
 pub use write_buf::WriteBuf;
 
 #[cfg(test)]
+mod consumer_tests;
+#[cfg(test)]
 mod paging_tests;
 #[cfg(test)]
 mod tests;

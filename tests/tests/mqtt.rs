@@ -426,6 +426,47 @@ async fn bad_input_closes_only_that_connection() {
     b.stop().await;
 }
 
+/// A publisher's PUBACKs wait at most for the turn of a subscriber its publish woke, never for
+/// that subscriber's socket: one that stops reading holds up no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_holds_up_no_puback() {
+    let b = TestBroker::start().await;
+    let mut stalled = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    stalled.connect_v4("stalled", 0).await;
+    let mut sub = bytes::BytesMut::new();
+    mqttbytes::v4::Subscribe::new("feed/#", mqttbytes::QoS::AtMostOnce)
+        .write(&mut sub)
+        .unwrap();
+    stalled.send(&sub).await;
+    assert!(matches!(
+        within(stalled.recv_v4()).await,
+        Some(mqttbytes::v4::Packet::SubAck(_))
+    ));
+    let mut healthy = v4(&b, "healthy", true, None).await;
+    healthy.subscribe("feed/#", QoS::AtMostOnce).await;
+    let mut publisher = v4(&b, "publisher", true, None).await;
+    let body = vec![5u8; 8192];
+    let n = 2_000;
+    let sending = {
+        let client = publisher.client.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            for _ in 0..n {
+                within(client.publish("feed/x", QoS::AtLeastOnce, false, body.clone()))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    // 16 MB through: far beyond what the stalled socket can buffer.
+    for _ in 0..n {
+        assert_eq!(healthy.next().await.payload.len(), body.len());
+    }
+    publisher.acked(n).await;
+    within(sending).await.unwrap();
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn mqtt_publish_reaches_an_amqp_queue_bound_to_amq_topic() {
     use lapin::options::*;
