@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 
 /// A byte stream an adapter serves: plain TCP, TLS, or a WebSocket wrapped as bytes.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -62,24 +61,16 @@ pub struct ConnectionContext {
     pub limits: Arc<Limits>,
     /// Unique per connection; owner id of exclusive queues.
     pub connection_id: u64,
-    /// Becomes `true` when the broker shuts down: close with the protocol's own close.
-    pub shutdown: watch::Receiver<bool>,
 }
 
 impl ConnectionContext {
-    pub fn new(
-        broker: Arc<Broker>,
-        peer: SocketAddr,
-        limits: Arc<Limits>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    pub fn new(broker: Arc<Broker>, peer: SocketAddr, limits: Arc<Limits>) -> Self {
         ConnectionContext {
             auth: broker.auth().clone(),
             connection_id: broker.next_connection_id(),
             broker,
             peer,
             limits,
-            shutdown,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use crate::auth::{new_user, Authenticator};
 use crate::clock::Clock;
+use crate::connections::{Connections, Registration};
+use crate::consumer::Notifier;
 use crate::error::{CoreError, CoreResult};
 use crate::storage::{
     MemoryMessageStore, MemoryMetadataStore, MessageStore, MetaCommand, MetadataStore,
@@ -11,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// How to build a broker.
 #[derive(Debug, Clone)]
@@ -50,8 +51,8 @@ pub struct Broker {
     /// Adapter records recovered at start, until their adapter takes them.
     records: Mutex<Vec<(String, String, Vec<u8>)>>,
     taps: Arc<Taps>,
-    /// Why publishers are blocked (a resource alarm such as low disk space), if they are.
-    alarm: watch::Sender<Option<Arc<str>>>,
+    /// Every live connection, to tell of a shutdown or a resource alarm.
+    connections: Connections,
 }
 
 impl Broker {
@@ -67,7 +68,7 @@ impl Broker {
             default_vhost: opts.default_vhost.clone(),
             records: Mutex::new(Vec::new()),
             taps: Arc::default(),
-            alarm: watch::Sender::new(None),
+            connections: Connections::default(),
         });
         let snap = broker.meta.load()?;
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
@@ -223,19 +224,26 @@ impl Broker {
 
     /// Blocks publishers on every protocol (`Some(reason)`) or lets them go on (`None`).
     /// Returns whether that changed anything.
+    /// Every registered connection hears of a change ([`crate::consumer::Notices::alarm_changed`]).
     pub fn set_resource_alarm(&self, reason: Option<&str>) -> bool {
-        self.alarm.send_if_modified(|a| {
-            if a.as_deref() == reason {
-                return false;
-            }
-            *a = reason.map(Arc::from);
-            true
-        })
+        self.connections.set_alarm(reason)
     }
 
-    /// The resource alarm, to watch: connections that publish stop being read while it is set.
-    pub fn resource_alarm(&self) -> watch::Receiver<Option<Arc<str>>> {
-        self.alarm.subscribe()
+    /// Why publishers are blocked, if they are: connections that publish stop being read
+    /// while it is set.
+    pub fn resource_alarm(&self) -> Option<Arc<str>> {
+        self.connections.alarm()
+    }
+
+    /// Registers a connection's notifier (see [`crate::consumer::Notices`]) until the guard drops.
+    pub fn register_connection(&self, id: u64, notifier: Notifier) -> Registration<'_> {
+        self.connections.register(id, notifier)
+    }
+
+    /// Tells every connection, and every one that registers from now on, to close with its
+    /// protocol's own close.
+    pub fn shut_down_connections(&self) {
+        self.connections.shut_down();
     }
 
     /// A fresh connection id (owner of exclusive queues, key of consumers).

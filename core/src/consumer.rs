@@ -68,6 +68,56 @@ struct ChanState {
     after_turn: Option<Waker>,
     senders: usize,
     receiver_gone: bool,
+    notices: Notices,
+}
+
+/// Broker-wide news for a connection, delivered through its sink: its loop then waits on
+/// nothing broker-wide (polling a shared `Notify` would take that one's lock on every wake-up of
+/// every connection).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Notices {
+    /// The broker is shutting down.
+    pub shutdown: bool,
+    /// The resource alarm changed (read it from the broker).
+    pub alarm_changed: bool,
+}
+
+impl Notices {
+    pub fn is_empty(&self) -> bool {
+        *self == Notices::default()
+    }
+}
+
+/// What one wait in [`DeliveryReceiver::recv_many`] brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Events appended to the caller's buffer.
+    pub events: usize,
+    pub notices: Notices,
+    /// Every sender is gone and nothing is left.
+    pub closed: bool,
+}
+
+/// Tells one connection of broker-wide news. Does not count as a sender, and does not keep
+/// the connection's sink alive.
+#[derive(Debug, Clone)]
+pub struct Notifier(Weak<Chan>);
+
+impl Notifier {
+    pub fn notify(&self, news: Notices) {
+        let Some(chan) = self.0.upgrade() else {
+            return;
+        };
+        let waker = {
+            let mut st = chan.lock();
+            st.notices.shutdown |= news.shutdown;
+            st.notices.alarm_changed |= news.alarm_changed;
+            st.receiver.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 impl Chan {
@@ -214,6 +264,11 @@ impl DeliverySink {
         self.chan.lock().receiver_gone
     }
 
+    /// A handle that tells this sink's connection of broker-wide news.
+    pub fn notifier(&self) -> Notifier {
+        Notifier(Arc::downgrade(&self.chan))
+    }
+
     /// The receiver waits for events (registered and not yet woken).
     #[cfg(test)]
     pub(crate) fn receiver_waiting(&self) -> bool {
@@ -236,25 +291,17 @@ impl Drop for DeliveryReceiver {
 }
 
 impl DeliveryReceiver {
-    /// Waits for the next event; `None` once every sender is gone.
-    pub async fn recv(&mut self) -> Option<SinkEvent> {
-        let mut one = Vec::with_capacity(1);
-        match self.recv_many(&mut one, 1).await {
-            0 => None,
-            _ => one.pop(),
-        }
-    }
-
     /// Takes an event without waiting.
     pub fn try_recv(&mut self) -> Option<SinkEvent> {
         self.chan.lock().events.pop_front()
     }
 
-    /// Takes up to `limit` events that are ready, after waiting for the first; 0 once every
-    /// sender is gone and nothing is left.
-    pub async fn recv_many(&mut self, buf: &mut Vec<SinkEvent>, limit: usize) -> usize {
+    /// Takes up to `limit` events that are ready and any notices, after waiting for the first
+    /// of either (or for every sender to be gone).
+    pub async fn recv_many(&mut self, buf: &mut Vec<SinkEvent>, limit: usize) -> Received {
         std::future::poll_fn(|cx| {
             let mut st = self.chan.lock();
+            let notices = std::mem::take(&mut st.notices);
             if !st.events.is_empty() {
                 let n = st.events.len().min(limit);
                 buf.extend(st.events.drain(..n));
@@ -269,10 +316,18 @@ impl DeliveryReceiver {
                 if let Some(w) = after {
                     w.wake();
                 }
-                return Poll::Ready(n);
+                return Poll::Ready(Received {
+                    events: n,
+                    notices,
+                    closed: false,
+                });
             }
-            if st.senders == 0 {
-                return Poll::Ready(0);
+            if !notices.is_empty() || st.senders == 0 {
+                return Poll::Ready(Received {
+                    events: 0,
+                    notices,
+                    closed: notices.is_empty(),
+                });
             }
             st.receiver = Some(cx.waker().clone());
             st.idle = true;

@@ -1,7 +1,9 @@
 //! The hand-over between connections: a connection whose input woke an idle one lets it
 //! begin its turn before writing its own replies.
 
-use crate::consumer::{noting_woken, sink, DeliveryReceiver, DeliverySink, Offer, SinkEvent};
+use crate::consumer::{
+    noting_woken, sink, DeliveryReceiver, DeliverySink, Notices, Offer, Received, SinkEvent,
+};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Waker};
@@ -51,7 +53,7 @@ async fn the_woken_connection_begins_its_turn_first() {
     let woken = noting_woken(|| cancel(&tx, 1)).expect("the idle subscriber was noted");
     within(publisher.after_turn(woken)).await;
     let _ = order_tx.send("publisher");
-    assert_eq!(within(sub).await.unwrap(), 1);
+    assert_eq!(within(sub).await.unwrap().events, 1);
     assert_eq!(order.recv().await, Some("subscriber"));
     assert_eq!(order.recv().await, Some("publisher"));
 }
@@ -120,4 +122,48 @@ async fn a_receiver_dropped_during_the_wait_releases_it() {
     .await;
     drop(rx);
     within(waiter).await.unwrap();
+}
+
+#[tokio::test]
+async fn notices_wake_the_receiver_and_do_not_keep_the_sink_open() {
+    let (tx, mut rx) = sink(8);
+    let notifier = tx.notifier();
+    wait_once(&mut rx);
+    notifier.notify(Notices {
+        alarm_changed: true,
+        ..Notices::default()
+    });
+    notifier.notify(Notices {
+        shutdown: true,
+        ..Notices::default()
+    });
+    let mut buf = Vec::new();
+    let got = within(rx.recv_many(&mut buf, 8)).await;
+    assert_eq!(
+        got,
+        Received {
+            events: 0,
+            notices: Notices {
+                shutdown: true,
+                alarm_changed: true
+            },
+            closed: false
+        }
+    );
+    // Taken once: an event now comes alone.
+    cancel(&tx, 1);
+    let got = within(rx.recv_many(&mut buf, 8)).await;
+    assert_eq!(
+        (got.events, got.notices, got.closed),
+        (1, Notices::default(), false)
+    );
+    // The notifier is not a sender: with the last sender gone the sink is closed.
+    drop(tx);
+    assert!(within(rx.recv_many(&mut buf, 8)).await.closed);
+    drop(rx);
+    // Telling a connection that is gone does nothing.
+    notifier.notify(Notices {
+        shutdown: true,
+        ..Notices::default()
+    });
 }

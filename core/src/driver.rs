@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Read sizes: an idle connection keeps a small buffer, a busy one grows it.
@@ -198,25 +198,6 @@ impl Takeover {
     }
 }
 
-/// The next change of the resource alarm, with the receiver handed back so the caller can wait
-/// for the one after; `None` once the broker dropped the alarm's sender.
-async fn next_alarm(
-    mut rx: watch::Receiver<Option<Arc<str>>>,
-) -> (watch::Receiver<Option<Arc<str>>>, Option<Option<Arc<str>>>) {
-    let changed = rx.changed().await.is_ok();
-    let reason = changed.then(|| rx.borrow_and_update().clone());
-    (rx, reason)
-}
-
-/// Resolves once shutdown is requested (or the broker's shutdown sender is gone).
-async fn shutdown_requested(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 async fn taken_over(t: Option<Takeover>) {
     match t {
         Some(t) => t.signalled().await,
@@ -238,8 +219,9 @@ pub async fn serve<S: Session>(
     finish: impl FnOnce(&mut S),
 ) -> Result<(), ServeError> {
     let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
-    let shutdown = ctx.shutdown.clone();
     let broker = ctx.broker.clone();
+    // Shutdown and alarm changes arrive through the sink from here on.
+    let _registered = broker.register_connection(ctx.connection_id, tx.notifier());
     let mut session = new_session(ctx, tx);
     let (io, session, rx) = (&mut io, &mut session, &mut rx);
     let ms = || start.elapsed().as_millis() as u64;
@@ -249,23 +231,19 @@ pub async fn serve<S: Session>(
         session.handle_bytes(&mut rbuf, ms());
     }
     let mut sync: Option<SyncFuture<'_>> = None;
-    let mut alarm = broker.resource_alarm();
-    // Kept here so the loop does not take the watch's lock on every wake-up.
-    let mut alarm_raised = alarm.borrow_and_update().clone();
+    let mut alarm_raised = broker.resource_alarm();
     if let Some(reason) = &alarm_raised {
         session.resource_alarm(Some(reason));
     }
     // The waits that outlive one turn of the loop are made once, not on every wake-up: each
-    // new one would register with its timer wheel or watch and deregister when dropped.
-    // Pinned in place, not boxed: part of the connection's one task allocation.
+    // new one would register with its timer wheel and deregister when dropped. Pinned in
+    // place, not boxed: part of the connection's one task allocation.
     let far = || Instant::now() + Duration::from_secs(3600);
     let mut armed = far();
-    let alarm_change = next_alarm(alarm);
-    let shutdown = shutdown_requested(shutdown);
     let takeover = taken_over(None);
     let timer = tokio::time::sleep_until(armed);
-    tokio::pin!(alarm_change, shutdown, takeover, timer);
-    let (mut alarm_gone, mut shutdown_seen, mut takeover_armed) = (false, false, false);
+    tokio::pin!(takeover, timer);
+    let (mut shutdown_seen, mut takeover_armed) = (false, false);
     // The idle connection the last input woke (a subscriber of what it published).
     let mut woken = None;
     let result = loop {
@@ -342,18 +320,32 @@ pub async fn serve<S: Session>(
                     reads.note(n, &mut rbuf);
                 }
             },
-            n = rx.recv_many(&mut events, MAX_EVENTS_PER_WAKE) => {
-                if n == 0 {
+            got = rx.recv_many(&mut events, MAX_EVENTS_PER_WAKE) => {
+                if got.closed {
                     break Ok(());
                 }
                 for ev in events.drain(..) {
                     session.handle_sink_event(ev);
                 }
-                if n < 8 && events.capacity() > 64 {
+                if got.events < 8 && events.capacity() > 64 {
                     // Light traffic: do not keep a burst's buffer.
                     events = Vec::new();
                 }
                 rx.wake_queues();
+                if got.notices.alarm_changed {
+                    let reason = broker.resource_alarm();
+                    if reason != alarm_raised {
+                        if reason.is_none() {
+                            session.peer_alive(ms());
+                        }
+                        session.resource_alarm(reason.as_deref());
+                        alarm_raised = reason;
+                    }
+                }
+                if got.notices.shutdown && !shutdown_seen {
+                    shutdown_seen = true;
+                    session.shutdown(ms());
+                }
             }
             () = &mut timer => {
                 armed = far();
@@ -363,26 +355,9 @@ pub async fn serve<S: Session>(
                 }
                 session.handle_timeout(ms());
             }
-            (alarm_rx, reason) = &mut alarm_change, if !alarm_gone => {
-                alarm_change.set(next_alarm(alarm_rx));
-                match reason {
-                    None => alarm_gone = true,
-                    Some(reason) => {
-                        if reason.is_none() {
-                            session.peer_alive(ms());
-                        }
-                        session.resource_alarm(reason.as_deref());
-                        alarm_raised = reason;
-                    }
-                }
-            }
             () = &mut takeover, if takeover_armed => {
                 takeover.set(taken_over(None));
                 session.taken_over();
-            }
-            () = &mut shutdown, if !shutdown_seen => {
-                shutdown_seen = true;
-                session.shutdown(ms());
             }
         }
     };

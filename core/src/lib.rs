@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod auth;
 pub mod broker;
 pub mod clock;
+pub mod connections;
 pub mod consumer;
 pub mod driver;
 pub mod error;
@@ -26,7 +27,7 @@ pub mod write_buf;
 pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};
 pub use broker::{Broker, BrokerOptions};
 pub use consumer::{
-    sink, ConsumerSpec, Credit, Delivery, DeliveryReceiver, DeliverySink, SinkEvent,
+    sink, ConsumerSpec, Credit, Delivery, DeliveryReceiver, DeliverySink, Notices, SinkEvent,
 };
 pub use error::{CoreError, CoreResult};
 pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind};

@@ -266,6 +266,7 @@ impl Gateway {
     /// them (a few seconds at most), and flushes storage.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.broker.shut_down_connections();
         for t in &self.accept_tasks {
             t.abort();
         }

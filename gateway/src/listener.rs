@@ -100,7 +100,7 @@ pub async fn accept_each<F, Fut>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let ctx = ConnectionContext::new(broker.clone(), peer, limits.clone(), shutdown.clone());
+        let ctx = ConnectionContext::new(broker.clone(), peer, limits.clone());
         let guard = count.enter();
         let connection = serve(stream, ctx);
         tokio::spawn(async move {

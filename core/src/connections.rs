@@ -1,0 +1,153 @@
+//! Every live connection's notifier: how the broker tells them all of a shutdown or of a change
+//! of the resource alarm. The news goes through each connection's own sink, so no connection
+//! waits on anything the others share.
+
+use crate::consumer::{Notices, Notifier};
+use crate::id_hash::IdHashBuilder;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The registry (one per broker).
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    notifiers: HashMap<u64, Notifier, IdHashBuilder>,
+    shutting_down: bool,
+    /// Why publishers are blocked (a resource alarm such as low disk space), if they are.
+    alarm: Option<Arc<str>>,
+}
+
+impl Connections {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers connection `id` until the returned guard drops. One registered after the
+    /// shutdown began hears of it at once.
+    pub(crate) fn register(&self, id: u64, notifier: Notifier) -> Registration<'_> {
+        let mut st = self.lock();
+        if st.shutting_down {
+            notifier.notify(Notices {
+                shutdown: true,
+                ..Notices::default()
+            });
+        }
+        st.notifiers.insert(id, notifier);
+        Registration {
+            connections: self,
+            id,
+        }
+    }
+
+    /// Tells every connection, now and from now on, that the broker shuts down.
+    pub(crate) fn shut_down(&self) {
+        let mut st = self.lock();
+        st.shutting_down = true;
+        notify_all(
+            &st,
+            Notices {
+                shutdown: true,
+                ..Notices::default()
+            },
+        );
+    }
+
+    /// Sets or clears the alarm; tells every connection when that changed anything.
+    pub(crate) fn set_alarm(&self, reason: Option<&str>) -> bool {
+        let mut st = self.lock();
+        if st.alarm.as_deref() == reason {
+            return false;
+        }
+        st.alarm = reason.map(Arc::from);
+        notify_all(
+            &st,
+            Notices {
+                alarm_changed: true,
+                ..Notices::default()
+            },
+        );
+        true
+    }
+
+    pub(crate) fn alarm(&self) -> Option<Arc<str>> {
+        self.lock().alarm.clone()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().notifiers.len()
+    }
+}
+
+fn notify_all(st: &State, news: Notices) {
+    for n in st.notifiers.values() {
+        n.notify(news);
+    }
+}
+
+/// Keeps a connection registered; deregisters it when dropped.
+#[derive(Debug)]
+pub struct Registration<'a> {
+    connections: &'a Connections,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.connections.lock().notifiers.remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::sink;
+    use std::future::Future;
+
+    fn notices(rx: &mut crate::DeliveryReceiver) -> Notices {
+        let mut buf = Vec::new();
+        let fut = std::pin::pin!(rx.recv_many(&mut buf, 8));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.poll(&mut cx) {
+            std::task::Poll::Ready(got) => got.notices,
+            std::task::Poll::Pending => Notices::default(),
+        }
+    }
+
+    #[test]
+    fn alarm_changes_reach_every_registered_connection_once() {
+        let c = Connections::default();
+        let (tx1, mut rx1) = sink(4);
+        let (tx2, mut rx2) = sink(4);
+        let r1 = c.register(1, tx1.notifier());
+        let _r2 = c.register(2, tx2.notifier());
+        assert!(c.set_alarm(Some("disk")));
+        assert!(!c.set_alarm(Some("disk")), "no change, no news");
+        assert_eq!(c.alarm().as_deref(), Some("disk"));
+        for rx in [&mut rx1, &mut rx2] {
+            assert!(notices(rx).alarm_changed);
+            assert!(notices(rx).is_empty());
+        }
+        drop(r1);
+        assert_eq!(c.len(), 1);
+        assert!(c.set_alarm(None));
+        assert!(notices(&mut rx1).is_empty(), "deregistered");
+        assert!(notices(&mut rx2).alarm_changed);
+    }
+
+    #[test]
+    fn a_connection_registered_after_the_shutdown_hears_of_it() {
+        let c = Connections::default();
+        let (tx1, mut rx1) = sink(4);
+        let _r1 = c.register(1, tx1.notifier());
+        c.shut_down();
+        assert!(notices(&mut rx1).shutdown);
+        let (tx2, mut rx2) = sink(4);
+        let _r2 = c.register(2, tx2.notifier());
+        assert!(notices(&mut rx2).shutdown);
+    }
+}
