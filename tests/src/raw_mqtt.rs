@@ -36,6 +36,19 @@ impl RawMqtt {
         }
     }
 
+    /// Subscribes (v4, QoS 0) to `filter` and waits for the SUBACK.
+    pub async fn subscribe_v4(&mut self, filter: &str) {
+        let mut out = BytesMut::new();
+        mqttbytes::v4::Subscribe::new(filter, mqttbytes::QoS::AtMostOnce)
+            .write(&mut out)
+            .unwrap();
+        self.send(&out).await;
+        match self.recv_v4().await {
+            Some(mqttbytes::v4::Packet::SubAck(_)) => {}
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
     /// Sends a v5 CONNECT (clean start) and returns the CONNACK.
     pub async fn connect_v5(&mut self, client_id: &str) -> mqttbytes::v5::ConnAck {
         let c = mqttbytes::v5::Connect::new(client_id);

@@ -315,15 +315,7 @@ async fn values_other_protocols_cannot_express_are_encoded_not_dropped() {
     mqtt.subscribe("nested/#", QoS::AtMostOnce).await;
     let mut v3 = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
     v3.connect_v4("nested-v3", 30).await;
-    let mut sub = bytes::BytesMut::new();
-    mqttbytes::v4::Subscribe::new("nested/#", mqttbytes::QoS::AtMostOnce)
-        .write(&mut sub)
-        .unwrap();
-    v3.send(&sub).await;
-    assert!(matches!(
-        within(v3.recv_v4()).await,
-        Some(mqttbytes::v4::Packet::SubAck(_))
-    ));
+    within(v3.subscribe_v4("nested/#")).await;
     let (mut stomp, _) = StompClient::connect(b.addrs.stomp.unwrap()).await;
     stomp.subscribe("n", "/topic/nested.#", &[]).await;
     let (_c, ch) = amqp(&b).await;
@@ -447,15 +439,7 @@ async fn a_stalled_mqtt_qos0_subscriber_slows_no_one() {
     // Subscribes at QoS 0 and never reads its socket again.
     let mut stalled = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
     stalled.connect_v4("stalled", 0).await;
-    let mut sub = bytes::BytesMut::new();
-    mqttbytes::v4::Subscribe::new("firehose/#", mqttbytes::QoS::AtMostOnce)
-        .write(&mut sub)
-        .unwrap();
-    stalled.send(&sub).await;
-    assert!(matches!(
-        within(stalled.recv_v4()).await,
-        Some(mqttbytes::v4::Packet::SubAck(_))
-    ));
+    within(stalled.subscribe_v4("firehose/#")).await;
     let (_c, ch) = amqp(&b).await;
     let (_, mut healthy) = amqp_topic_consumer(&ch, "firehose.#", true).await;
     let (_p, publisher) = amqp(&b).await;
