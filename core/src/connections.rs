@@ -31,10 +31,7 @@ impl Connections {
     pub(crate) fn register(&self, id: u64, notifier: Notifier) -> Registration<'_> {
         let mut st = self.lock();
         if st.shutting_down {
-            notifier.notify(Notices {
-                shutdown: true,
-                ..Notices::default()
-            });
+            notifier.notify(Notices::SHUTDOWN);
         }
         st.notifiers.insert(id, notifier);
         Registration {
@@ -47,13 +44,7 @@ impl Connections {
     pub(crate) fn shut_down(&self) {
         let mut st = self.lock();
         st.shutting_down = true;
-        notify_all(
-            &st,
-            Notices {
-                shutdown: true,
-                ..Notices::default()
-            },
-        );
+        notify_all(&st, Notices::SHUTDOWN);
     }
 
     /// Sets or clears the alarm; tells every connection when that changed anything.
@@ -63,13 +54,7 @@ impl Connections {
             return false;
         }
         st.alarm = reason.map(Arc::from);
-        notify_all(
-            &st,
-            Notices {
-                alarm_changed: true,
-                ..Notices::default()
-            },
-        );
+        notify_all(&st, Notices::ALARM_CHANGED);
         true
     }
 

@@ -83,6 +83,15 @@ pub struct Notices {
 }
 
 impl Notices {
+    pub const SHUTDOWN: Notices = Notices {
+        shutdown: true,
+        alarm_changed: false,
+    };
+    pub const ALARM_CHANGED: Notices = Notices {
+        shutdown: false,
+        alarm_changed: true,
+    };
+
     pub fn is_empty(&self) -> bool {
         *self == Notices::default()
     }
@@ -309,13 +318,6 @@ impl DeliveryReceiver {
                     // Light traffic: do not keep a burst's buffer.
                     st.events = VecDeque::new();
                 }
-                // Taken: whoever waits for this turn goes on (after this task yields, when
-                // it runs on this thread).
-                let after = st.after_turn.take();
-                drop(st);
-                if let Some(w) = after {
-                    w.wake();
-                }
                 return Poll::Ready(Received {
                     events: n,
                     notices,
@@ -336,9 +338,10 @@ impl DeliveryReceiver {
         .await
     }
 
-    /// The receiver's connection begins a turn (before it writes anything): a connection
-    /// waiting in [`DeliveryReceiver::after_turn`] for this one may go on. Taking events does
-    /// the same.
+    /// The receiver's connection begins a turn (before it writes anything, and before every
+    /// wait but [`DeliveryReceiver::recv_many`]'s): a connection waiting in
+    /// [`DeliveryReceiver::after_turn`] for this one may go on. Dropping the receiver does the
+    /// same.
     pub fn begin_turn(&self) {
         let after = {
             let mut st = self.chan.lock();

@@ -2,7 +2,7 @@
 //! begin its turn before writing its own replies.
 
 use crate::consumer::{
-    noting_woken, sink, DeliveryReceiver, DeliverySink, Notices, Offer, Received, SinkEvent,
+    noting_woken, sink, DeliveryReceiver, DeliverySink, Notices, Offer, Received, SinkEvent, Woken,
 };
 use std::future::Future;
 use std::pin::pin;
@@ -23,6 +23,12 @@ fn wait_once(rx: &mut DeliveryReceiver) {
     let fut = pin!(rx.recv_many(&mut buf, 8));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(fut.poll(&mut cx).is_pending());
+}
+
+/// The receiver waits; a connection's input then wakes it with an event.
+fn wake_idle(tx: &DeliverySink, rx: &mut DeliveryReceiver, consumer: u64) -> Woken {
+    wait_once(rx);
+    noting_woken(|| cancel(tx, consumer)).expect("the idle receiver was noted")
 }
 
 async fn within<T>(f: impl Future<Output = T>) -> T {
@@ -85,24 +91,20 @@ async fn after_turn_does_not_wait_when_there_is_nothing_to_wait_for() {
     let (tx, mut rx) = sink(8);
     let (_other_tx, other) = sink(8);
     // Its own receiver.
-    wait_once(&mut rx);
-    let woken = noting_woken(|| cancel(&tx, 1)).unwrap();
+    let woken = wake_idle(&tx, &mut rx, 1);
     within(rx.after_turn(woken)).await;
     // The woken receiver already took its events.
     let (tx, mut rx) = sink(8);
-    wait_once(&mut rx);
-    let woken = noting_woken(|| cancel(&tx, 1)).unwrap();
+    let woken = wake_idle(&tx, &mut rx, 1);
     assert!(rx.try_recv().is_some());
     within(other.after_turn(woken)).await;
     // The woken receiver began its turn.
-    wait_once(&mut rx);
-    let woken = noting_woken(|| cancel(&tx, 2)).unwrap();
+    let woken = wake_idle(&tx, &mut rx, 2);
     rx.begin_turn();
     within(other.after_turn(woken)).await;
     assert!(rx.try_recv().is_some());
     // The woken receiver is gone.
-    wait_once(&mut rx);
-    let woken = noting_woken(|| cancel(&tx, 3)).unwrap();
+    let woken = wake_idle(&tx, &mut rx, 3);
     drop(rx);
     within(other.after_turn(woken)).await;
 }
@@ -111,8 +113,7 @@ async fn after_turn_does_not_wait_when_there_is_nothing_to_wait_for() {
 async fn a_receiver_dropped_during_the_wait_releases_it() {
     let (tx, mut rx) = sink(8);
     let (_other_tx, other) = sink(8);
-    wait_once(&mut rx);
-    let woken = noting_woken(|| cancel(&tx, 1)).unwrap();
+    let woken = wake_idle(&tx, &mut rx, 1);
     let waiter = tokio::spawn(async move { other.after_turn(woken).await });
     within(async {
         while !tx.turn_awaited() {
@@ -129,14 +130,8 @@ async fn notices_wake_the_receiver_and_do_not_keep_the_sink_open() {
     let (tx, mut rx) = sink(8);
     let notifier = tx.notifier();
     wait_once(&mut rx);
-    notifier.notify(Notices {
-        alarm_changed: true,
-        ..Notices::default()
-    });
-    notifier.notify(Notices {
-        shutdown: true,
-        ..Notices::default()
-    });
+    notifier.notify(Notices::ALARM_CHANGED);
+    notifier.notify(Notices::SHUTDOWN);
     let mut buf = Vec::new();
     let got = within(rx.recv_many(&mut buf, 8)).await;
     assert_eq!(
@@ -162,8 +157,5 @@ async fn notices_wake_the_receiver_and_do_not_keep_the_sink_open() {
     assert!(within(rx.recv_many(&mut buf, 8)).await.closed);
     drop(rx);
     // Telling a connection that is gone does nothing.
-    notifier.notify(Notices {
-        shutdown: true,
-        ..Notices::default()
-    });
+    notifier.notify(Notices::SHUTDOWN);
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use websocket::{ws_accept_loop, WsOptions};
 
@@ -52,7 +51,6 @@ pub struct Gateway {
     broker: Arc<Broker>,
     data: DataDir,
     addrs: BoundAddrs,
-    shutdown: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
     disk_monitor: JoinHandle<()>,
@@ -143,7 +141,6 @@ impl Gateway {
                 u.vhosts.clone(),
             ))?;
         }
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let connections = Arc::new(ConnectionCount::default());
         let limits = cfg.core_limits();
         let mut addrs = BoundAddrs::default();
@@ -170,7 +167,6 @@ impl Gateway {
                 adapter,
                 broker.clone(),
                 limits.clone(),
-                shutdown_rx.clone(),
                 connections.clone(),
             )));
         }
@@ -210,7 +206,6 @@ impl Gateway {
                 adapter,
                 broker.clone(),
                 limits.clone(),
-                shutdown_rx.clone(),
                 connections.clone(),
             )));
         }
@@ -230,7 +225,6 @@ impl Gateway {
             broker,
             data,
             addrs,
-            shutdown,
             accept_tasks,
             housekeeping,
             disk_monitor,
@@ -265,11 +259,10 @@ impl Gateway {
     /// Stops accepting, asks every connection to close with its protocol's close, waits for
     /// them (a few seconds at most), and flushes storage.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        self.broker.shut_down_connections();
         for t in &self.accept_tasks {
             t.abort();
         }
+        self.broker.shut_down_connections();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.connections.drained())
             .await
             .is_err()

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 /// Counts live connections so shutdown can wait for them.
 #[derive(Debug, Default)]
@@ -49,13 +49,13 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Accepts on `listener` until shutdown, serving each connection with `adapter`.
+/// Accepts on `listener` until its task is aborted (shutdown), serving each connection with
+/// `adapter`.
 pub async fn accept_loop(
     listener: TcpListener,
     adapter: Arc<dyn ProtocolAdapter>,
     broker: Arc<Broker>,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
     count: Arc<ConnectionCount>,
 ) {
     let protocol = adapter.name();
@@ -68,17 +68,16 @@ pub async fn accept_loop(
                 .map_err(|e| e.to_string())
         }
     };
-    accept_each(listener, protocol, broker, limits, shutdown, count, serve).await
+    accept_each(listener, protocol, broker, limits, count, serve).await
 }
 
-/// Accepts on `listener` until shutdown and runs `serve` on its own task for each connection,
-/// counted in `count`.
+/// Accepts on `listener` until its task is aborted and runs `serve` on a task of its own for
+/// each connection, counted in `count`.
 pub async fn accept_each<F, Fut>(
     listener: TcpListener,
     protocol: &'static str,
     broker: Arc<Broker>,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
     count: Arc<ConnectionCount>,
     serve: F,
 ) where
@@ -87,11 +86,7 @@ pub async fn accept_each<F, Fut>(
 {
     let limits = Arc::new(limits);
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, peer): (_, SocketAddr) = match accepted {
+        let (stream, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, protocol, "accept failed");

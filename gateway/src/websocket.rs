@@ -7,7 +7,6 @@ use junction_core::{Broker, ConnectionContext, Limits, ProtocolAdapter};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
@@ -25,19 +24,18 @@ pub struct WsOptions {
     pub subprotocols: &'static [&'static str],
 }
 
-/// Accepts WebSocket connections on `listener` until shutdown.
+/// Accepts WebSocket connections on `listener` until its task is aborted.
 pub async fn ws_accept_loop(
     listener: TcpListener,
     opts: WsOptions,
     adapter: Arc<dyn ProtocolAdapter>,
     broker: Arc<Broker>,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
     count: Arc<ConnectionCount>,
 ) {
     let protocol = adapter.name();
     let serve = move |stream, ctx| serve_ws(stream, opts.clone(), adapter.clone(), ctx);
-    accept_each(listener, protocol, broker, limits, shutdown, count, serve).await
+    accept_each(listener, protocol, broker, limits, count, serve).await
 }
 
 async fn serve_ws(
