@@ -193,7 +193,8 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum FsyncConfig {
-    /// Group commit: every acknowledgement of a persistent message waits for its fdatasync.
+    /// Group commit: every acknowledgement of a persistent message waits for its fdatasync
+    /// (or for a consumer's acknowledgement of it, when that comes first).
     Always,
     /// Never fdatasync: faster, but a crash of the machine loses acknowledged messages.
     NeverUnsafe,
@@ -206,7 +207,8 @@ pub struct StorageConfig {
     pub fsync: FsyncConfig,
     /// Size of one message-log segment file, in MiB.
     pub segment_size_mib: u64,
-    /// How long a group commit waits for more records before its fdatasync, in microseconds.
+    /// How long an unconsumed persistent message waits (gathering others) before its group
+    /// commit's fdatasync, in microseconds.
     pub commit_window_us: u64,
     /// Publishers are blocked while the data directory's file system has less free space than
     /// this, in MiB (RabbitMQ's `disk_free_limit`, 50 MB by default there too).

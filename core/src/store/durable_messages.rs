@@ -1,6 +1,8 @@
 //! The durable [`MessageStore`]: queues hand records to a pending batch without blocking; one
 //! writer thread writes each batch to the [`SegmentLog`] and covers it with one `fdatasync`
-//! (group commit). A message settled before its batch was written is never written at all.
+//! (group commit). A message settled before its batch was written is never written at all, and
+//! a sync resolves as soon as every append before it is either durable or settled: a message a
+//! consumer has already acknowledged has nothing left to lose (RabbitMQ confirms it the same way).
 
 use super::record::PublishHead;
 use super::segment_log::{Op, Recovered, RecoveryReport, SegmentLog};
@@ -10,7 +12,8 @@ use crate::error::CoreResult;
 use crate::message::Message;
 use crate::storage::{MemoryWindow, MessageStore, StoredMessage};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +35,8 @@ pub enum FsyncPolicy {
 pub struct LogOptions {
     pub segment_bytes: u64,
     pub fsync: FsyncPolicy,
-    /// How long a batch waits for more records before it is written (group commit window).
+    /// How long an unsettled persistent message waits (gathering others) before its batch is
+    /// written and synced (group commit window).
     pub commit_window: Duration,
     /// A batch this large is written at once.
     pub max_batch_bytes: usize,
@@ -65,23 +69,102 @@ pub struct LogStats {
     pub elided: AtomicU64,
 }
 
+/// One record waiting in the open batch.
 #[derive(Debug)]
-enum Pending {
-    Op(Op),
-    /// A Publish settled before it was written.
-    Cancelled,
+struct Entry {
+    at: Instant,
+    /// The append's ticket (Publish records only).
+    ticket: u64,
+    bytes: usize,
+    /// None once a Publish was settled before it was written.
+    op: Option<Op>,
 }
 
+/// Records not yet handed to the writer, and how far appends are resolved (durable or settled).
 #[derive(Debug, Default)]
 struct Batch {
-    ops: Vec<Pending>,
-    /// Pending Publish records by (queue, seq): index into `ops`.
-    publishes: HashMap<(u64, u64), usize>,
+    entries: VecDeque<Entry>,
+    /// Position of `entries[0]` among all records ever pushed.
+    base: u64,
+    /// Unwritten Publish records by (queue, seq): their position.
+    publishes: HashMap<(u64, u64), u64>,
+    /// Position of the oldest unsettled Publish in `entries` (or of the end).
+    scan: u64,
     bytes: usize,
-    started: Option<Instant>,
     /// Appends so far (the ticket of the latest one).
     ticket: u64,
+    /// The ticket of the latest append handed to the writer, and the latest it made durable.
+    taken: u64,
+    written: u64,
+    /// Every append up to this ticket is durable or settled.
+    resolved: u64,
+    /// Tickets syncs wait for (smallest first); the watermark is advanced when one is reached.
+    waiting: BinaryHeap<Reverse<u64>>,
+    failed: bool,
     shutdown: bool,
+}
+
+impl Batch {
+    fn entry_mut(&mut self, pos: u64) -> &mut Entry {
+        &mut self.entries[(pos - self.base) as usize]
+    }
+
+    /// Moves `scan` past settled Publishes and other records.
+    fn advance_scan(&mut self) {
+        let end = self.base + self.entries.len() as u64;
+        self.scan = self.scan.max(self.base);
+        while self.scan < end {
+            let e = &self.entries[(self.scan - self.base) as usize];
+            if matches!(e.op, Some(Op::Publish { .. })) {
+                break;
+            }
+            self.scan += 1;
+        }
+    }
+
+    /// The ticket below which every append is durable or settled. While the writer has a batch,
+    /// that is what it last made durable; otherwise everything before the oldest unsettled
+    /// Publish of the open batch.
+    fn level(&self) -> u64 {
+        if self.written < self.taken {
+            return self.written;
+        }
+        match self.entries.get((self.scan - self.base) as usize) {
+            Some(e) => e.ticket - 1,
+            None => self.ticket,
+        }
+    }
+
+    /// Raises `resolved` to the current level and wakes the syncs it reaches.
+    fn resolve(&mut self, durable: &Watermark) {
+        let level = self.level();
+        if level <= self.resolved {
+            return;
+        }
+        self.resolved = level;
+        let mut reached = false;
+        while self.waiting.peek().is_some_and(|w| w.0 <= level) {
+            self.waiting.pop();
+            reached = true;
+        }
+        if reached {
+            durable.advance(level);
+        }
+    }
+
+    /// Cancels the unwritten Publish at `pos` (settled or its queue dropped).
+    fn cancel(&mut self, pos: u64) {
+        self.entry_mut(pos).op = None;
+    }
+
+    /// Hands the first `n` entries to the writer.
+    fn take(&mut self, n: usize) -> Vec<Entry> {
+        let taken: Vec<Entry> = self.entries.drain(..n).collect();
+        self.base += n as u64;
+        self.bytes -= taken.iter().map(|e| e.bytes).sum::<usize>();
+        self.advance_scan();
+        taken
+    }
 }
 
 #[derive(Debug)]
@@ -144,25 +227,29 @@ impl DurableMessageStore {
 
     fn push(&self, op: Op) {
         let mut b = lock(&self.shared.batch);
-        if let Op::Publish {
-            queue,
-            seq,
-            message,
-            ..
-        } = &op
-        {
-            b.bytes += message.body.len() + 64;
-            b.ticket += 1;
-            let at = b.ops.len();
-            b.publishes.insert((*queue, *seq), at);
-        } else {
-            b.bytes += 32;
-        }
-        let first = b.ops.is_empty();
-        if first {
-            b.started = Some(Instant::now());
-        }
-        b.ops.push(Pending::Op(op));
+        let (bytes, ticket) = match &op {
+            Op::Publish {
+                queue,
+                seq,
+                message,
+                ..
+            } => {
+                b.ticket += 1;
+                let pos = b.base + b.entries.len() as u64;
+                b.publishes.insert((*queue, *seq), pos);
+                (message.body.len() + 64, b.ticket)
+            }
+            _ => (32, 0),
+        };
+        let first = b.entries.is_empty();
+        b.bytes += bytes;
+        b.entries.push_back(Entry {
+            at: Instant::now(),
+            ticket,
+            bytes,
+            op: Some(op),
+        });
+        b.advance_scan();
         let full = b.bytes >= self.shared.options.max_batch_bytes;
         drop(b);
         if first || full {
@@ -204,8 +291,8 @@ impl MessageStore for DurableMessageStore {
 
     fn mark_delivered(&self, queue: u64, seq: u64) {
         let mut b = lock(&self.shared.batch);
-        if let Some(&i) = b.publishes.get(&(queue, seq)) {
-            if let Pending::Op(Op::Publish { head, .. }) = &mut b.ops[i] {
+        if let Some(&pos) = b.publishes.get(&(queue, seq)) {
+            if let Some(Op::Publish { head, .. }) = &mut b.entry_mut(pos).op {
                 head.redelivered = true;
             }
             return;
@@ -216,9 +303,13 @@ impl MessageStore for DurableMessageStore {
 
     fn settle(&self, queue: u64, seq: u64) {
         let mut b = lock(&self.shared.batch);
-        if let Some(i) = b.publishes.remove(&(queue, seq)) {
-            b.ops[i] = Pending::Cancelled;
+        if let Some(pos) = b.publishes.remove(&(queue, seq)) {
+            b.cancel(pos);
             self.shared.stats.elided.fetch_add(1, Ordering::Relaxed);
+            if pos == b.scan {
+                b.advance_scan();
+                b.resolve(&self.shared.durable);
+            }
             return;
         }
         drop(b);
@@ -234,10 +325,12 @@ impl MessageStore for DurableMessageStore {
             .copied()
             .collect();
         for k in mine {
-            if let Some(i) = b.publishes.remove(&k) {
-                b.ops[i] = Pending::Cancelled;
+            if let Some(pos) = b.publishes.remove(&k) {
+                b.cancel(pos);
             }
         }
+        b.advance_scan();
+        b.resolve(&self.shared.durable);
         drop(b);
         lock(&self.shared.recovered).remove(&queue);
         self.push(Op::DropQueue { queue });
@@ -267,8 +360,9 @@ impl MessageStore for DurableMessageStore {
         let b = lock(&self.shared.batch);
         let mut missed = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
-            match b.publishes.get(&(queue, seq)).map(|&at| &b.ops[at]) {
-                Some(Pending::Op(Op::Publish { message, .. })) => out[i] = Some(message.clone()),
+            let pending = b.publishes.get(&(queue, seq));
+            match pending.and_then(|&pos| b.entries[(pos - b.base) as usize].op.as_ref()) {
+                Some(Op::Publish { message, .. }) => out[i] = Some(message.clone()),
                 _ => missed.push(i),
             }
         }
@@ -317,18 +411,33 @@ impl MessageStore for DurableMessageStore {
     }
 
     async fn sync(&self) -> CoreResult<()> {
-        let target = lock(&self.shared.batch).ticket;
+        let target = {
+            let mut b = lock(&self.shared.batch);
+            if !b.failed && b.resolved >= b.ticket {
+                return Ok(());
+            }
+            let target = b.ticket;
+            b.waiting.push(Reverse(target));
+            target
+        };
         self.shared.durable.wait(target).await
     }
 }
 
-/// Takes the next batch: waits for a first record, then up to the commit window for more.
-/// Returns the ops and the ticket they cover, or None at shutdown with nothing left.
-fn next_batch(shared: &Shared) -> Option<(Vec<Pending>, u64, MutexGuard<'_, SegmentLog>)> {
+/// Records the writer takes: the whole open batch (with the ticket it covers), or a prefix of
+/// settled Publishes and marks that nobody waits for.
+type Taken<'a> = (Vec<Entry>, Option<u64>, MutexGuard<'a, SegmentLog>);
+
+/// Takes the next records to write. The open batch is taken whole once its oldest unsettled
+/// Publish has waited the commit window (or it is full, or at shutdown); before that, records
+/// older than the window that precede every unsettled Publish are taken on their own, so the
+/// batch does not grow while consumers keep up. None at shutdown with nothing left.
+fn next_batch(shared: &Shared) -> Option<Taken<'_>> {
     let opts = &shared.options;
+    let window = opts.commit_window;
     let mut b = lock(&shared.batch);
-    loop {
-        if b.ops.is_empty() {
+    let (n, ticket) = loop {
+        let Some(front) = b.entries.front().map(|e| e.at) else {
             if b.shutdown {
                 return None;
             }
@@ -337,33 +446,37 @@ fn next_batch(shared: &Shared) -> Option<(Vec<Pending>, u64, MutexGuard<'_, Segm
                 .wait_timeout(b, Duration::from_millis(500))
                 .unwrap_or_else(|e| e.into_inner());
             b = g;
-            if b.ops.is_empty() {
+            if b.entries.is_empty() {
                 drop(b);
                 idle_reclaim(shared);
                 b = lock(&shared.batch);
             }
             continue;
+        };
+        let now = Instant::now();
+        let aged = |at: Instant| now.saturating_duration_since(at) >= window;
+        let unsettled = b.entries.get((b.scan - b.base) as usize).map(|e| e.at);
+        if b.shutdown || b.bytes >= opts.max_batch_bytes || unsettled.is_some_and(aged) {
+            b.publishes.clear();
+            b.taken = b.ticket;
+            break (b.entries.len(), Some(b.ticket));
         }
-        let waited = b.started.map_or(Duration::ZERO, |t| t.elapsed());
-        if b.shutdown || waited >= opts.commit_window || b.bytes >= opts.max_batch_bytes {
-            break;
+        if aged(front) {
+            // The front is not the unsettled Publish (that one has not aged): all settled.
+            break ((b.scan - b.base) as usize, None);
         }
         let (g, _) = shared
             .wake
-            .wait_timeout(b, opts.commit_window - waited)
+            .wait_timeout(b, window - now.saturating_duration_since(front))
             .unwrap_or_else(|e| e.into_inner());
         b = g;
-    }
-    let ops = std::mem::take(&mut b.ops);
-    b.publishes.clear();
-    b.bytes = 0;
-    b.started = None;
-    let ticket = b.ticket;
+    };
+    let entries = b.take(n);
     // The log is taken before the batch is let go, so a reader that misses a record in the
     // batch finds it in the log.
     let log = lock(&shared.log);
     drop(b);
-    Some((ops, ticket, log))
+    Some((entries, ticket, log))
 }
 
 fn idle_reclaim(shared: &Shared) {
@@ -382,43 +495,25 @@ fn idle_reclaim(shared: &Shared) {
 
 fn writer_loop(shared: &Shared) {
     let mut batches_since_reclaim = 0u32;
-    while let Some((pending, ticket, mut log)) = next_batch(shared) {
-        let ops: Vec<Op> = pending
-            .into_iter()
-            .filter_map(|p| match p {
-                Pending::Op(op) => Some(op),
-                Pending::Cancelled => None,
-            })
-            .collect();
-        let published = ops
-            .iter()
-            .filter(|o| matches!(o, Op::Publish { .. }))
-            .count();
-        let result = log.write(&ops).and_then(|needs_sync| {
-            let handle = log.sync_handle()?;
-            batches_since_reclaim += 1;
-            if batches_since_reclaim >= 64 {
-                batches_since_reclaim = 0;
-                log.reclaim()?;
-            }
-            drop(log);
-            if needs_sync && shared.options.fsync == FsyncPolicy::Always {
-                handle.sync_data()?;
-                shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-            }
+    while let Some((entries, ticket, log)) = next_batch(shared) {
+        let ops: Vec<Op> = entries.into_iter().filter_map(|e| e.op).collect();
+        // Only settled Publishes: nothing to write.
+        let result = if ops.is_empty() {
             Ok(())
-        });
-        shared.stats.batches.fetch_add(1, Ordering::Relaxed);
-        shared
-            .stats
-            .published
-            .fetch_add(published as u64, Ordering::Relaxed);
+        } else {
+            write_batch(shared, log, &ops, &mut batches_since_reclaim)
+        };
         match result {
             Ok(()) => {
-                shared.durable.advance(ticket);
+                if let Some(ticket) = ticket {
+                    let mut b = lock(&shared.batch);
+                    b.written = ticket;
+                    b.resolve(&shared.durable);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "message log write failed; persistent messages are no longer acknowledged");
+                lock(&shared.batch).failed = true;
                 shared.durable.fail();
                 return;
             }
@@ -427,4 +522,35 @@ fn writer_loop(shared: &Shared) {
     if let Err(e) = lock(&shared.log).sync() {
         tracing::error!(error = %e, "message log final sync failed");
     }
+}
+
+/// Writes `ops` and syncs them (the log is let go before the sync).
+fn write_batch(
+    shared: &Shared,
+    mut log: MutexGuard<'_, SegmentLog>,
+    ops: &[Op],
+    batches_since_reclaim: &mut u32,
+) -> io::Result<()> {
+    let published = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Publish { .. }))
+        .count();
+    shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .published
+        .fetch_add(published as u64, Ordering::Relaxed);
+    let needs_sync = log.write(ops)?;
+    let handle = log.sync_handle()?;
+    *batches_since_reclaim += 1;
+    if *batches_since_reclaim >= 64 {
+        *batches_since_reclaim = 0;
+        log.reclaim()?;
+    }
+    drop(log);
+    if needs_sync && shared.options.fsync == FsyncPolicy::Always {
+        handle.sync_data()?;
+        shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
 }

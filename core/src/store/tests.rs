@@ -10,6 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -305,6 +306,79 @@ async fn durable_store_syncs_and_elides_settled_messages() {
         .map(|m| (m.seq, m.redelivered))
         .collect();
     assert_eq!(got, vec![(5, false), (6, true), (7, false), (8, false)]);
+}
+
+/// Polls `sync` once: true if it is still waiting.
+async fn pending(
+    sync: &mut (impl std::future::Future<Output = crate::CoreResult<()>> + Unpin),
+) -> bool {
+    tokio::time::timeout(Duration::ZERO, sync).await.is_err()
+}
+
+#[tokio::test]
+async fn a_sync_resolves_once_everything_before_it_is_settled_without_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // A window far longer than the test's timeouts: only settling can resolve the sync.
+    let options = LogOptions {
+        commit_window: Duration::from_secs(30),
+        ..LogOptions::default()
+    };
+    let (store, _) = DurableMessageStore::open(dir.path(), options.clone()).unwrap();
+    for seq in 0..3 {
+        store.append(1, seq, &msg(b"m"));
+    }
+    store.append(2, 0, &msg(b"dropped with its queue"));
+    let mut sync = Box::pin(store.sync());
+    assert!(pending(&mut sync).await);
+    store.settle(1, 0);
+    store.settle(1, 2);
+    store.drop_queue(2);
+    assert!(
+        pending(&mut sync).await,
+        "seq 1 is neither settled nor written"
+    );
+    store.settle(1, 1);
+    tokio::time::timeout(Duration::from_secs(5), sync)
+        .await
+        .expect("resolved by the last settle")
+        .unwrap();
+    // Nothing new since: the next sync needs no wait at all.
+    assert!(!pending(&mut Box::pin(store.sync())).await);
+    let stats = store.stats();
+    assert_eq!(stats.published.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 0);
+    store.close();
+    drop(store);
+    let (_, report) = DurableMessageStore::open(dir.path(), options).unwrap();
+    assert_eq!(report.live_messages, 0);
+}
+
+#[tokio::test]
+async fn a_sync_behind_an_unsettled_message_waits_for_its_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+    for seq in 0..3 {
+        store.append(1, seq, &msg(b"m"));
+    }
+    store.settle(1, 0);
+    store.settle(1, 2);
+    tokio::time::timeout(Duration::from_secs(5), store.sync())
+        .await
+        .expect("resolved by the write")
+        .unwrap();
+    let stats = store.stats();
+    assert_eq!(stats.published.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 1);
+    // Appended and settled after the write: resolved without another.
+    store.append(1, 3, &msg(b"m"));
+    store.settle(1, 3);
+    assert!(!pending(&mut Box::pin(store.sync())).await);
+    assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 1);
+    store.close();
+    drop(store);
+    let (store, report) = DurableMessageStore::open(dir.path(), store_options()).unwrap();
+    assert_eq!(report.live_messages, 1);
+    assert_eq!(store.load(1)[0].seq, 1);
 }
 
 #[tokio::test]

@@ -33,10 +33,16 @@ impl Watermark {
         }
     }
 
-    /// Everything up to `ticket` is durable.
+    /// Everything up to `ticket` is durable. It never goes back (nor below "failed").
     pub(crate) fn advance(&self, ticket: u64) {
-        self.async_waiters.send_replace(ticket);
-        *lock(&self.blocking) = ticket;
+        self.async_waiters.send_if_modified(|d| {
+            let raised = ticket > *d;
+            *d = (*d).max(ticket);
+            raised
+        });
+        let mut done = lock(&self.blocking);
+        *done = (*done).max(ticket);
+        drop(done);
         self.blocking_waiters.notify_all();
     }
 
