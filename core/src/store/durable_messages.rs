@@ -105,16 +105,19 @@ struct Batch {
 }
 
 impl Batch {
+    /// The entry at `pos` (None: taken already, or past the end).
+    fn entry(&self, pos: u64) -> Option<&Entry> {
+        self.entries.get(pos.checked_sub(self.base)? as usize)
+    }
+
     fn entry_mut(&mut self, pos: u64) -> &mut Entry {
         &mut self.entries[(pos - self.base) as usize]
     }
 
     /// Moves `scan` past settled Publishes and other records.
     fn advance_scan(&mut self) {
-        let end = self.base + self.entries.len() as u64;
         self.scan = self.scan.max(self.base);
-        while self.scan < end {
-            let e = &self.entries[(self.scan - self.base) as usize];
+        while let Some(e) = self.entry(self.scan) {
             if matches!(e.op, Some(Op::Publish { .. })) {
                 break;
             }
@@ -129,7 +132,7 @@ impl Batch {
         if self.written < self.taken {
             return self.written;
         }
-        match self.entries.get((self.scan - self.base) as usize) {
+        match self.entry(self.scan) {
             Some(e) => e.ticket - 1,
             None => self.ticket,
         }
@@ -361,7 +364,7 @@ impl MessageStore for DurableMessageStore {
         let mut missed = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
             let pending = b.publishes.get(&(queue, seq));
-            match pending.and_then(|&pos| b.entries[(pos - b.base) as usize].op.as_ref()) {
+            match pending.and_then(|&pos| b.entry(pos)?.op.as_ref()) {
                 Some(Op::Publish { message, .. }) => out[i] = Some(message.clone()),
                 _ => missed.push(i),
             }
@@ -455,8 +458,9 @@ fn next_batch(shared: &Shared) -> Option<Taken<'_>> {
         };
         let now = Instant::now();
         let aged = |at: Instant| now.saturating_duration_since(at) >= window;
-        let unsettled = b.entries.get((b.scan - b.base) as usize).map(|e| e.at);
+        let unsettled = b.entry(b.scan).map(|e| e.at);
         if b.shutdown || b.bytes >= opts.max_batch_bytes || unsettled.is_some_and(aged) {
+            // Everything: the writer now covers every ticket so far.
             b.publishes.clear();
             b.taken = b.ticket;
             break (b.entries.len(), Some(b.ticket));

@@ -369,10 +369,7 @@ async fn durable_store_syncs_and_elides_settled_messages() {
         store.settle(1, seq);
     }
     store.mark_delivered(1, 6);
-    tokio::time::timeout(Duration::from_secs(5), store.sync())
-        .await
-        .expect("sync resolves")
-        .unwrap();
+    synced(&store).await;
     let stats = store.stats();
     assert_eq!(stats.elided.load(std::sync::atomic::Ordering::Relaxed), 5);
     assert_eq!(
@@ -391,6 +388,14 @@ async fn durable_store_syncs_and_elides_settled_messages() {
         .map(|m| (m.seq, m.redelivered))
         .collect();
     assert_eq!(got, vec![(5, false), (6, true), (7, false), (8, false)]);
+}
+
+/// Waits (at most 5 s) for a sync of `store`.
+async fn synced(store: &DurableMessageStore) {
+    tokio::time::timeout(Duration::from_secs(5), store.sync())
+        .await
+        .expect("sync resolves")
+        .unwrap();
 }
 
 /// Polls `sync` once: true if it is still waiting.
@@ -447,10 +452,7 @@ async fn a_sync_behind_an_unsettled_message_waits_for_its_write() {
     }
     store.settle(1, 0);
     store.settle(1, 2);
-    tokio::time::timeout(Duration::from_secs(5), store.sync())
-        .await
-        .expect("resolved by the write")
-        .unwrap();
+    synced(&store).await;
     let stats = store.stats();
     assert_eq!(stats.published.load(Ordering::Relaxed), 1);
     assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 1);
