@@ -212,6 +212,9 @@ impl Exchange {
 
     /// Adds a binding; returns false if an identical one exists.
     pub fn bind(&self, b: Binding) -> CoreResult<bool> {
+        if self.def.kind == ExchangeKind::Topic {
+            crate::topic::check_limits(&b.routing_key).map_err(CoreError::PreconditionFailed)?;
+        }
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
         if t.bindings.iter().any(|x| x.same(&b)) {
             return Ok(false);

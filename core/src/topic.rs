@@ -3,7 +3,35 @@
 //! Keys and patterns are split on `.`; the empty string has no words. In a pattern `*` matches
 //! exactly one word and `#` zero or more words.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// The most words a routing key or binding pattern may have: Mosquitto's topic hierarchy limit.
+/// Longer ones are refused where they enter (a publish, a bind, an MQTT topic or filter).
+pub const MAX_WORDS: usize = 200;
+
+/// The longest routing key or binding pattern, in bytes (MQTT's own topic limit).
+pub const MAX_KEY_BYTES: usize = 65_535;
+
+/// Checks a routing key or binding pattern against [`MAX_WORDS`] and [`MAX_KEY_BYTES`]; the
+/// error names the limit that was passed.
+pub fn check_limits(key: &str) -> Result<(), String> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "routing key of {} bytes exceeds the limit of {MAX_KEY_BYTES}",
+            key.len()
+        ));
+    }
+    // A key shorter than MAX_WORDS bytes cannot have more words than that.
+    if key.len() >= MAX_WORDS {
+        let n = key.bytes().filter(|&b| b == b'.').count() + 1;
+        if n > MAX_WORDS {
+            return Err(format!(
+                "routing key of {n} words exceeds the limit of {MAX_WORDS}"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Splits a routing key or binding pattern into words as RabbitMQ does.
 pub fn words(key: &str) -> Vec<&str> {
@@ -141,9 +169,19 @@ impl<T: PartialEq> TopicTrie<T> {
         self.len == 0
     }
 
-    /// Calls `f` for each value whose pattern matches `key` (a value bound under several matching
-    /// patterns is reported once per pattern; callers dedupe by destination).
+    /// Calls `f` for each value whose pattern matches `key`, each (pattern, value) entry at most
+    /// once (a value bound under several matching patterns comes once per pattern; callers dedupe
+    /// by destination).
+    ///
+    /// The walk is linear in (words of `key` × nodes of the trie) whatever the patterns: a `#`
+    /// node is entered at most once per key position (see [`Seen`]), so hostile patterns such
+    /// as `#.#.#.#.z` cannot make it exponential.
     pub fn matches(&self, key: &str, f: &mut impl FnMut(&T)) {
+        self.walk(key, f);
+    }
+
+    /// Matches `key` as [`matches`](Self::matches) does; returns the number of nodes visited.
+    fn walk(&self, key: &str, f: &mut impl FnMut(&T)) -> usize {
         // Keys of up to INLINE words are split on the stack.
         const INLINE: usize = 16;
         let n = if key.is_empty() {
@@ -151,37 +189,105 @@ impl<T: PartialEq> TopicTrie<T> {
         } else {
             key.bytes().filter(|&b| b == b'.').count() + 1
         };
+        let mut walk = Walk {
+            seen: Seen::default(),
+            steps: 0,
+        };
         if n <= INLINE {
             let mut ws = [""; INLINE];
             for (slot, w) in ws.iter_mut().zip(key.split('.')) {
                 *slot = w;
             }
-            Self::match_at(&self.root, &ws[..n], f);
+            walk.at(&self.root, &ws[..n], 0, f);
         } else {
-            Self::match_at(&self.root, &words(key), f);
+            walk.at(&self.root, &words(key), 0, f);
         }
+        walk.steps
     }
+}
 
-    fn match_at(node: &Node<T>, ws: &[&str], f: &mut impl FnMut(&T)) {
+/// One match of a key against the trie: the `#` nodes already entered at each position.
+struct Walk {
+    seen: Seen,
+    /// Nodes visited, for the tests that bound the work.
+    steps: usize,
+}
+
+impl Walk {
+    /// Matches the words `ws[pos..]` from `node`.
+    fn at<T>(&mut self, node: &Node<T>, ws: &[&str], pos: usize, f: &mut impl FnMut(&T)) {
+        self.steps += 1;
         if let Some(hash) = node.wildcard(node.has_hash, "#") {
-            // `#` swallows zero or more words.
-            for skip in 0..=ws.len() {
-                Self::match_at(hash, &ws[skip..], f);
-            }
+            self.hash(hash, ws, pos, f);
         }
-        match ws.split_first() {
+        match ws.get(pos) {
             None => node.values.iter().for_each(&mut *f),
-            Some((w, rest)) => {
+            Some(w) => {
                 if let Some(star) = node.wildcard(node.has_star, "*") {
-                    Self::match_at(star, rest, f);
+                    self.at(star, ws, pos + 1, f);
                 }
                 // A literal `*`/`#` word in a key is met only by the wildcard branches.
                 if *w != "*" && *w != "#" {
                     if let Some(child) = node.children.get(*w) {
-                        Self::match_at(child, rest, f);
+                        self.at(child, ws, pos + 1, f);
                     }
                 }
             }
+        }
+    }
+
+    /// Enters the `#` node `hash` with `ws[..pos]` consumed: it swallows zero words (continue
+    /// from it at `pos`) or one more (enter it again at `pos + 1`). Each (node, position) is
+    /// walked once; a second path to it would report the same values again.
+    fn hash<T>(&mut self, hash: &Node<T>, ws: &[&str], mut pos: usize, f: &mut impl FnMut(&T)) {
+        // The self-loop runs as a loop, so the stack grows with the trie's depth, not the key.
+        loop {
+            if !self.seen.insert(hash as *const Node<T> as usize, pos) {
+                return;
+            }
+            self.at(hash, ws, pos, f);
+            if pos == ws.len() {
+                return;
+            }
+            pos += 1;
+        }
+    }
+}
+
+/// The (`#` node, key position) pairs a walk has entered. Most keys meet few `#` nodes, so a
+/// short list is searched first; a large set moves to a hash set, keeping the walk linear.
+#[derive(Default)]
+enum Seen {
+    #[default]
+    Empty,
+    Few(Vec<(usize, usize)>),
+    Many(HashSet<(usize, usize)>),
+}
+
+impl Seen {
+    const FEW: usize = 32;
+
+    /// Records the pair; false if it was already there.
+    fn insert(&mut self, node: usize, pos: usize) -> bool {
+        match self {
+            Seen::Empty => {
+                *self = Seen::Few(vec![(node, pos)]);
+                true
+            }
+            Seen::Few(v) => {
+                if v.contains(&(node, pos)) {
+                    return false;
+                }
+                if v.len() < Self::FEW {
+                    v.push((node, pos));
+                } else {
+                    let mut set: HashSet<(usize, usize)> = v.drain(..).collect();
+                    set.insert((node, pos));
+                    *self = Seen::Many(set);
+                }
+                true
+            }
+            Seen::Many(set) => set.insert((node, pos)),
         }
     }
 }
@@ -256,6 +362,57 @@ mod tests {
         assert!(t.root.children.is_empty());
     }
 
+    /// Nodes in the trie, for the bound on a walk's work.
+    fn nodes<T>(n: &Node<T>) -> usize {
+        1 + n.children.values().map(nodes).sum::<usize>()
+    }
+
+    #[test]
+    fn hostile_patterns_match_in_linear_work() {
+        let mut t = TopicTrie::default();
+        // Twenty `#` words before a literal that never comes, and variants around it.
+        let hashes = vec!["#"; 20].join(".");
+        t.insert(&format!("{hashes}.z"), 1u32);
+        t.insert(&format!("#.a.{hashes}.a.#.z"), 2);
+        t.insert(&vec!["#.*"; 30].join("."), 3);
+        t.insert("#", 4);
+        let key = vec!["a"; MAX_WORDS].join(".");
+        let mut got = Vec::new();
+        let steps = t.walk(&key, &mut |v| got.push(*v));
+        got.sort();
+        assert_eq!(got, vec![3, 4]);
+        // Every node is entered at most once per key position (plus the root's first visit).
+        let bound = nodes(&t.root) * (MAX_WORDS + 1) * 3;
+        assert!(steps <= bound, "{steps} steps for a bound of {bound}");
+        // With the literal at the end, the 20-hash pattern matches.
+        let key = format!("{key}.z");
+        let mut got = Vec::new();
+        t.walk(&key, &mut |v| got.push(*v));
+        got.sort();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn each_matching_pattern_is_reported_once() {
+        let mut t = TopicTrie::default();
+        t.insert("#.#.#", 1u32);
+        t.insert("a.#.#.b", 2);
+        let mut got = Vec::new();
+        t.matches("a.x.b.b", &mut |v| got.push(*v));
+        got.sort();
+        assert_eq!(got, vec![1, 2]);
+    }
+
+    #[test]
+    fn key_limits() {
+        assert!(check_limits(&vec!["a"; MAX_WORDS].join(".")).is_ok());
+        let long = vec!["a"; MAX_WORDS + 1].join(".");
+        assert!(check_limits(&long).unwrap_err().contains("201 words"));
+        assert!(check_limits(&"x".repeat(MAX_KEY_BYTES + 1)).is_err());
+        assert!(check_limits(&".".repeat(MAX_WORDS)).is_err());
+        assert!(check_limits(&".".repeat(MAX_WORDS - 1)).is_ok());
+    }
+
     fn word() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("a".to_string()),
@@ -299,7 +456,9 @@ mod tests {
                 .filter(|(i, p)| !removed[*i] && reference_match(p, &key))
                 .map(|(i, _)| i as u32)
                 .collect();
-            let mut got = matching(&t, &key);
+            // Each matching entry is reported exactly once.
+            let mut got = Vec::new();
+            t.matches(&key, &mut |v| got.push(*v));
             got.sort();
             prop_assert_eq!(got, expected);
         }

@@ -524,6 +524,10 @@ impl VHost {
                 self.name
             )));
         }
+        if ex.def.kind == ExchangeKind::Topic {
+            crate::topic::check_limits(&message.routing_key)
+                .map_err(CoreError::PreconditionFailed)?;
+        }
         self.taps.run(self, exchange, &message);
         let mut targets = Vec::new();
         self.route(&ex, &message, &mut targets, &mut Vec::new());

@@ -38,14 +38,25 @@ pub fn filter_to_binding(filter: &str) -> String {
         .join(".")
 }
 
-/// A topic name as PUBLISH may carry it: non-empty, no wildcards, no NUL.
+/// At most this many levels in a topic or filter (the core's word limit, Mosquitto's
+/// hierarchy limit).
+const MAX_LEVELS: usize = junction_core::topic::MAX_WORDS;
+
+fn levels_within_limit(s: &str) -> bool {
+    s.len() < MAX_LEVELS || s.bytes().filter(|&b| b == b'/').count() < MAX_LEVELS
+}
+
+/// A topic name as PUBLISH may carry it: non-empty, no wildcards, no NUL, at most
+/// `MAX_LEVELS` levels.
 pub fn valid_topic(topic: &str) -> bool {
-    !topic.is_empty() && !topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0))
+    !topic.is_empty()
+        && !topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0))
+        && levels_within_limit(topic)
 }
 
 /// A topic filter: `#` only as the whole last level, `+` only as a whole level.
 pub fn valid_filter(filter: &str) -> bool {
-    if filter.is_empty() || filter.contains('\0') {
+    if filter.is_empty() || filter.contains('\0') || !levels_within_limit(filter) {
         return false;
     }
     let levels: Vec<&str> = filter.split('/').collect();
@@ -107,6 +118,12 @@ mod tests {
         assert!(!valid_filter("a/#/c"));
         assert!(!valid_filter("a/b#"));
         assert!(!valid_filter("a/b+/c"));
+        // At most MAX_LEVELS levels, as Mosquitto.
+        let deep = vec!["a"; MAX_LEVELS].join("/");
+        assert!(valid_topic(&deep) && valid_filter(&deep));
+        let deeper = format!("{deep}/a");
+        assert!(!valid_topic(&deeper) && !valid_filter(&deeper));
+        assert!(!valid_topic(&"/".repeat(MAX_LEVELS)));
     }
 
     #[test]
