@@ -5,8 +5,10 @@ use crate::broker::Broker;
 use async_trait::async_trait;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 /// A byte stream an adapter serves: plain TCP, TLS, or a WebSocket wrapped as bytes.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -33,6 +35,9 @@ pub struct Limits {
     pub max_topic_length: usize,
     /// Deliveries buffered per connection before back-pressure.
     pub delivery_buffer: usize,
+    /// From accept to a logged-in session (WebSocket upgrade, protocol header, login, open),
+    /// counted against the whole handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +52,7 @@ impl Default for Limits {
             max_table_depth: 16,
             max_topic_length: 65_535,
             delivery_buffer: 1024,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct ConnectionContext {
     pub limits: Arc<Limits>,
     /// Unique per connection; owner id of exclusive queues.
     pub connection_id: u64,
+    /// When the connection was accepted: the handshake deadline counts from here.
+    pub accepted: Instant,
 }
 
 impl ConnectionContext {
@@ -71,7 +79,13 @@ impl ConnectionContext {
             broker,
             peer,
             limits,
+            accepted: Instant::now(),
         }
+    }
+
+    /// When the handshake must be complete.
+    pub fn handshake_deadline(&self) -> Instant {
+        self.accepted + self.limits.handshake_timeout
     }
 }
 

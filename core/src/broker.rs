@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::connections::{Connections, Registration};
 use crate::consumer::Notifier;
 use crate::error::{CoreError, CoreResult};
+use crate::refusals::Refusals;
 use crate::storage::{
     MemoryMessageStore, MemoryMetadataStore, MessageStore, MetaCommand, MetadataStore,
 };
@@ -53,6 +54,8 @@ pub struct Broker {
     taps: Arc<Taps>,
     /// Every live connection, to tell of a shutdown or a resource alarm.
     connections: Connections,
+    /// What was refused, by kind.
+    refusals: Refusals,
 }
 
 impl Broker {
@@ -69,6 +72,7 @@ impl Broker {
             records: Mutex::new(Vec::new()),
             taps: Arc::default(),
             connections: Connections::default(),
+            refusals: Refusals::default(),
         });
         let snap = broker.meta.load()?;
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
@@ -187,6 +191,11 @@ impl Broker {
 
     pub fn auth(&self) -> &Arc<Authenticator> {
         &self.auth
+    }
+
+    /// The counts of refused connections, frames and requests.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     pub fn clock(&self) -> &Arc<Clock> {

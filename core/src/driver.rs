@@ -5,6 +5,7 @@
 use crate::adapter::{ConnectionContext, ServeError, Transport};
 use crate::consumer::{noting_woken, sink, DeliverySink, SinkEvent};
 use crate::error::CoreResult;
+use crate::refusals::Refusal;
 use crate::write_buf::WriteBuf;
 use bytes::BytesMut;
 use std::future::Future;
@@ -32,6 +33,9 @@ pub trait Session {
     /// The output was written at `now`.
     fn note_sent(&mut self, _now: u64) {}
     fn is_closed(&self) -> bool;
+    /// True once the handshake is over (the client is logged in and, for AMQP, the connection
+    /// open): until then the connection must finish it by [`ConnectionContext::handshake_deadline`].
+    fn is_established(&self) -> bool;
     /// True when something waits for a store sync that has not been started yet.
     fn needs_sync(&self) -> bool;
     /// A store sync starts now: it covers everything held so far.
@@ -198,6 +202,15 @@ impl Takeover {
     }
 }
 
+/// Counts and logs a connection dropped for not finishing its handshake in time.
+pub fn handshake_expired(broker: &crate::Broker, peer: std::net::SocketAddr) {
+    if broker.refusals().count(Refusal::HandshakeTimeout) {
+        tracing::warn!(%peer, "handshake not completed in time: connection dropped");
+    } else {
+        tracing::debug!(%peer, "handshake not completed in time: connection dropped");
+    }
+}
+
 async fn taken_over(t: Option<Takeover>) {
     match t {
         Some(t) => t.signalled().await,
@@ -220,6 +233,7 @@ pub async fn serve<S: Session>(
 ) -> Result<(), ServeError> {
     let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
     let broker = ctx.broker.clone();
+    let (handshake_deadline, peer) = (ctx.handshake_deadline(), ctx.peer);
     // Shutdown and alarm changes arrive through the sink from here on.
     let _registered = broker.register_connection(ctx.connection_id, tx.notifier());
     let mut session = new_session(ctx, tx);
@@ -290,9 +304,13 @@ pub async fn serve<S: Session>(
         // The timer is moved only when the session needs it earlier: one that fires early
         // costs a spurious turn, whereas re-arming on every packet (keep-alive deadlines move
         // with each) would cost a timer-wheel update each time.
+        let established = session.is_established();
         let deadline = session
             .poll_timeout()
-            .map(|t| start + Duration::from_millis(t));
+            .map(|t| start + Duration::from_millis(t))
+            .into_iter()
+            .chain((!established).then_some(handshake_deadline))
+            .min();
         if let Some(d) = deadline.filter(|d| *d < armed) {
             armed = d;
             timer.as_mut().reset(d);
@@ -350,6 +368,10 @@ pub async fn serve<S: Session>(
             () = &mut timer => {
                 armed = far();
                 timer.as_mut().reset(armed);
+                if !session.is_established() && Instant::now() >= handshake_deadline {
+                    handshake_expired(&broker, peer);
+                    break Ok(());
+                }
                 if paused {
                     session.peer_alive(ms());
                 }

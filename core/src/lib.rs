@@ -17,6 +17,7 @@ pub mod id_hash;
 pub mod message;
 pub mod queue;
 pub mod queue_args;
+pub mod refusals;
 pub mod storage;
 pub mod store;
 pub mod topic;

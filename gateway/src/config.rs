@@ -174,6 +174,11 @@ pub struct LimitsConfig {
     pub heartbeat: u16,
     /// Deliveries buffered per connection before back-pressure.
     pub delivery_buffer: usize,
+    /// Milliseconds from accept to a logged-in session (RabbitMQ's `handshake_timeout`).
+    pub handshake_timeout: u64,
+    /// Client connections over every listener at once; 0 = as many as the file-descriptor
+    /// limit allows after a reserve for the stores.
+    pub max_connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -185,6 +190,8 @@ impl Default for LimitsConfig {
             channel_max: l.channel_max,
             heartbeat: l.heartbeat,
             delivery_buffer: l.delivery_buffer,
+            handshake_timeout: l.handshake_timeout.as_millis() as u64,
+            max_connections: 0,
         }
     }
 }
@@ -336,6 +343,12 @@ impl Config {
         if self.limits.channel_max == 0 {
             return bad("limits.channel_max", "must be at least 1");
         }
+        if self.limits.handshake_timeout == 0 {
+            return bad(
+                "limits.handshake_timeout",
+                "must be at least 1 (milliseconds)",
+            );
+        }
         if self.limits.delivery_buffer == 0 {
             return bad("limits.delivery_buffer", "must be at least 1");
         }
@@ -391,6 +404,7 @@ impl Config {
             channel_max: self.limits.channel_max,
             heartbeat: self.limits.heartbeat,
             delivery_buffer: self.limits.delivery_buffer,
+            handshake_timeout: std::time::Duration::from_millis(self.limits.handshake_timeout),
             ..junction_core::Limits::default()
         }
     }

@@ -1,6 +1,7 @@
 //! junction-gateway: configuration, listeners and wiring of the `junction` binary.
 
 pub mod config;
+pub mod descriptors;
 pub mod disk_monitor;
 pub mod listener;
 pub mod websocket;
@@ -141,7 +142,8 @@ impl Gateway {
                 u.vhosts.clone(),
             ))?;
         }
-        let connections = Arc::new(ConnectionCount::default());
+        let max_connections = descriptors::connection_limit(cfg.limits.max_connections);
+        let connections = Arc::new(ConnectionCount::with_limit(max_connections));
         let limits = cfg.core_limits();
         let mut addrs = BoundAddrs::default();
         let mut accept_tasks = Vec::new();

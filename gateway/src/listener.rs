@@ -1,5 +1,6 @@
 //! Listeners: accept connections and hand each to its protocol adapter.
 
+use junction_core::refusals::Refusal;
 use junction_core::{Broker, ConnectionContext, Limits, ProtocolAdapter};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,18 +9,44 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-/// Counts live connections so shutdown can wait for them.
-#[derive(Debug, Default)]
+/// Counts live connections so shutdown can wait for them, and holds them under the broker's
+/// connection limit.
+#[derive(Debug)]
 pub struct ConnectionCount {
     live: AtomicUsize,
     zero: Notify,
+    max: usize,
+}
+
+impl Default for ConnectionCount {
+    fn default() -> Self {
+        ConnectionCount::with_limit(usize::MAX)
+    }
 }
 
 impl ConnectionCount {
-    /// Counts one more live connection until the guard drops.
-    pub fn enter(self: &Arc<Self>) -> ConnectionGuard {
-        self.live.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self.clone())
+    /// A count that admits at most `max` connections at once.
+    pub fn with_limit(max: usize) -> Self {
+        ConnectionCount {
+            live: AtomicUsize::new(0),
+            zero: Notify::new(),
+            max,
+        }
+    }
+
+    /// Counts one more live connection until the guard drops; `None` at the limit.
+    pub fn try_enter(self: &Arc<Self>) -> Option<ConnectionGuard> {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnectionGuard(self.clone()))
+    }
+
+    /// The most connections admitted at once.
+    pub fn limit(&self) -> usize {
+        self.max
     }
 
     pub fn live(&self) -> usize {
@@ -94,9 +121,16 @@ pub async fn accept_each<F, Fut>(
                 continue;
             }
         };
+        let Some(guard) = count.try_enter() else {
+            // At the limit: the socket is closed at once, before anything is allocated for it.
+            drop(stream);
+            if broker.refusals().count(Refusal::ConnectionLimit) {
+                tracing::warn!(%peer, protocol, limit = count.limit(), "connection limit reached: connection refused");
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let ctx = ConnectionContext::new(broker.clone(), peer, limits.clone());
-        let guard = count.enter();
         let connection = serve(stream, ctx);
         tokio::spawn(async move {
             let _guard = guard;

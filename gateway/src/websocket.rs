@@ -72,9 +72,15 @@ async fn serve_ws(
         }
         Ok(resp)
     };
-    let ws = tokio_tungstenite::accept_hdr_async(stream, callback)
-        .await
-        .map_err(|e| e.to_string())?;
+    // The upgrade counts against the handshake deadline, as the protocol's login does after it.
+    let upgrade = tokio_tungstenite::accept_hdr_async(stream, callback);
+    let ws = match tokio::time::timeout_at(ctx.handshake_deadline(), upgrade).await {
+        Ok(ws) => ws.map_err(|e| e.to_string())?,
+        Err(_) => {
+            junction_core::driver::handshake_expired(&ctx.broker, ctx.peer);
+            return Ok(());
+        }
+    };
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (adapter_side, bridge_side) = tokio::io::duplex(BRIDGE_BUFFER);
     let (mut from_adapter, mut to_adapter) = tokio::io::split(bridge_side);

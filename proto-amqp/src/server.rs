@@ -6,12 +6,8 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use junction_core::driver;
 use junction_core::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
-
-/// How long a client has to send the protocol header.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The AMQP 0-9-1 adapter.
 #[derive(Debug, Default, Clone)]
@@ -46,8 +42,13 @@ pub async fn serve(mut io: Box<dyn Transport>, ctx: ConnectionContext) -> Result
                 return Err(ServeError::Protocol("bad AMQP protocol header".into()));
             }
         }
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, io.read_buf(&mut rbuf)).await {
-            Ok(Ok(0)) | Err(_) => return Ok(()),
+        // The deadline covers the whole handshake; the driver enforces the rest of it.
+        match tokio::time::timeout_at(ctx.handshake_deadline(), io.read_buf(&mut rbuf)).await {
+            Ok(Ok(0)) => return Ok(()),
+            Err(_) => {
+                driver::handshake_expired(&ctx.broker, ctx.peer);
+                return Ok(());
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e.into()),
         }

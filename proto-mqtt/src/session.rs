@@ -42,8 +42,6 @@ fn route_of(topic: &str) -> (&'static str, String) {
     }
 }
 
-/// How long a client has to send CONNECT (ms).
-const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Topic aliases a client may use towards us.
 const TOPIC_ALIAS_MAX: u16 = 64;
 /// In-flight QoS 1/2 deliveries for 3.1.1 clients (v5 clients set their receive maximum).
@@ -199,6 +197,10 @@ impl Session {
 
     /// A decode error.
     pub fn codec_error(&mut self, e: &codec::CodecError) {
+        self.ctx
+            .broker
+            .refusals()
+            .count(junction_core::refusals::Refusal::MalformedFrame);
         if self.state == State::AwaitConnect {
             if let codec::CodecError::UnsupportedLevel(_) = e {
                 codec::connack_refused_level(self.out.buf());
@@ -1055,6 +1057,10 @@ impl driver::Session for Session {
         self.state == State::Closed
     }
 
+    fn is_established(&self) -> bool {
+        self.state != State::AwaitConnect
+    }
+
     fn needs_sync(&self) -> bool {
         self.held.needs_sync()
     }
@@ -1071,10 +1077,10 @@ impl driver::Session for Session {
         }
     }
 
-    /// When [`Session::handle_timeout`] should next run (CONNECT wait, keep-alive).
+    /// When [`Session::handle_timeout`] should next run (keep-alive; the driver bounds the
+    /// wait for CONNECT with the handshake deadline).
     fn poll_timeout(&self) -> Option<u64> {
         match self.state {
-            State::AwaitConnect => Some(CONNECT_TIMEOUT_MS),
             State::Open if self.keep_alive > 0 => {
                 Some(self.last_recv + u64::from(self.keep_alive) * 1500)
             }
@@ -1082,10 +1088,9 @@ impl driver::Session for Session {
         }
     }
 
-    /// Drops a client that never sent CONNECT, or one silent for 1.5 × its keep-alive.
+    /// Drops a client silent for 1.5 × its keep-alive.
     fn handle_timeout(&mut self, now: u64) {
         match (self.state, self.poll_timeout()) {
-            (State::AwaitConnect, Some(t)) if now >= t => self.state = State::Closed,
             (State::Open, Some(t)) if now >= t => self.disconnect(0x8D, "keep alive timeout"),
             _ => {}
         }

@@ -215,6 +215,10 @@ impl Session {
 
     /// A decode error: close the connection with the codec's reply code.
     pub fn codec_error(&mut self, e: &codec::CodecError, now: u64) {
+        self.ctx
+            .broker
+            .refusals()
+            .count(junction_core::refusals::Refusal::MalformedFrame);
         let err = AmqpError::connection(e.reply_code(), e.to_string(), e.ids());
         self.close_connection(err, now);
     }
@@ -400,6 +404,10 @@ impl driver::Session for Session {
 
     fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    fn is_established(&self) -> bool {
+        !matches!(self.state, State::Starting | State::Tuning | State::Opening)
     }
 
     /// True when held confirms wait for a store sync not yet started.

@@ -69,6 +69,10 @@ pub fn decode(
     let mut lines: Vec<&[u8]> = Vec::new();
     let head_end = loop {
         let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') else {
+            if pos == 0 && !Command::may_start(buf) {
+                let shown = String::from_utf8_lossy(&buf[..buf.len().min(32)]).into_owned();
+                return Err(CodecError::UnknownCommand(shown));
+            }
             if buf.len() - pos > limits.max_header_length {
                 return Err(CodecError::HeaderTooLong(limits.max_header_length));
             }

@@ -82,6 +82,34 @@ impl Command {
         })
     }
 
+    /// Every command, client and server.
+    pub const ALL: [Command; 15] = [
+        Command::Connect,
+        Command::Stomp,
+        Command::Send,
+        Command::Subscribe,
+        Command::Unsubscribe,
+        Command::Ack,
+        Command::Nack,
+        Command::Begin,
+        Command::Commit,
+        Command::Abort,
+        Command::Disconnect,
+        Command::Connected,
+        Command::Message,
+        Command::Receipt,
+        Command::Error,
+    ];
+
+    /// True when `partial`, the start of a command line with no LF yet, can still become a
+    /// command (an optional CR may end it): random bytes are refused before a line ends.
+    pub fn may_start(partial: &[u8]) -> bool {
+        let partial = partial.strip_suffix(b"\r").unwrap_or(partial);
+        Command::ALL
+            .iter()
+            .any(|c| c.as_str().as_bytes().starts_with(partial))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Connect => "CONNECT",

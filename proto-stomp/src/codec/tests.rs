@@ -144,6 +144,26 @@ fn partial_frames_wait_for_more() {
 }
 
 #[test]
+fn bytes_that_cannot_start_a_command_are_refused_at_once() {
+    // No LF yet, but no command begins this way: an error, not a wait for 64 KiB.
+    for junk in [
+        &b"\x16\x03\x01\x02"[..],
+        b"GET / HTTP/1.1",
+        b"CONNECTX",
+        b"sEND",
+    ] {
+        assert!(
+            matches!(one(junk, Version::V1_2), Err(CodecError::UnknownCommand(_))),
+            "{junk:?}"
+        );
+    }
+    // Prefixes of real commands, with or without a CR, still wait.
+    for part in [&b"C"[..], b"CONN", b"CONNECT\r", b"SUBSCRI", b"STOMP"] {
+        assert_eq!(one(part, Version::V1_2), Ok(None), "{part:?}");
+    }
+}
+
+#[test]
 fn limits_are_enforced_before_buffering() {
     let many: String = (0..20).map(|i| format!("h{i}:v\n")).collect();
     let f = format!("SEND\n{many}\n\0");

@@ -13,9 +13,6 @@ use messaging::Subscription;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How long a client has to send CONNECT (ms).
-const CONNECT_TIMEOUT_MS: u64 = 10_000;
-
 /// Versions this server speaks, as listed in an ERROR when negotiation fails.
 pub const SUPPORTED: &str = "1.0,1.1,1.2";
 
@@ -161,6 +158,10 @@ impl Session {
 
     /// A frame that did not decode.
     pub fn codec_error(&mut self, e: &codec::CodecError) {
+        self.ctx
+            .broker
+            .refusals()
+            .count(junction_core::refusals::Refusal::MalformedFrame);
         self.error("malformed frame", &e.to_string(), None);
     }
 
@@ -321,6 +322,10 @@ impl driver::Session for Session {
         self.state == State::Closed
     }
 
+    fn is_established(&self) -> bool {
+        self.state != State::AwaitConnect
+    }
+
     fn needs_sync(&self) -> bool {
         self.held.needs_sync()
     }
@@ -340,8 +345,8 @@ impl driver::Session for Session {
     /// When [`Session::handle_timeout`] should next run.
     fn poll_timeout(&self) -> Option<u64> {
         match self.state {
-            State::AwaitConnect => return Some(CONNECT_TIMEOUT_MS),
-            State::Closed => return None,
+            // The driver bounds the wait for CONNECT with the handshake deadline.
+            State::AwaitConnect | State::Closed => return None,
             State::Open => {}
         }
         let out = (self.hb_out > 0).then(|| self.last_send + self.hb_out);
@@ -352,13 +357,8 @@ impl driver::Session for Session {
         }
     }
 
-    /// Sends heart-beats; drops a client silent for twice its period, or one that never sent
-    /// CONNECT.
+    /// Sends heart-beats; drops a client silent for twice its period.
     fn handle_timeout(&mut self, now: u64) {
-        if self.state == State::AwaitConnect && now >= CONNECT_TIMEOUT_MS {
-            self.state = State::Closed;
-            return;
-        }
         if self.state != State::Open {
             return;
         }
