@@ -95,6 +95,23 @@ fn open_data_dir(cfg: &Config) -> Result<DataDir, StartError> {
             "message log: damaged tail cut off"
         );
     }
+    for h in &r.skipped {
+        tracing::error!(
+            segment = h.segment,
+            offset = h.offset,
+            bytes = h.bytes,
+            copy = %h.copy.display(),
+            "message log: damaged record skipped; the records after it are kept"
+        );
+    }
+    if !r.skipped.is_empty() {
+        let bytes: u64 = r.skipped.iter().map(|h| h.bytes).sum();
+        tracing::error!(
+            stretches = r.skipped.len(),
+            bytes,
+            "message log: damage inside the log; messages in the damaged records are lost"
+        );
+    }
     tracing::info!(
         dir = %cfg.data_dir.display(),
         segments = r.segments,

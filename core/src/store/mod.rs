@@ -11,7 +11,7 @@ mod watermark;
 pub use data_dir::{DataDir, DataDirError};
 pub use durable_messages::{DurableMessageStore, FsyncPolicy, LogOptions, LogStats};
 pub use redb_meta::RedbMetadataStore;
-pub use segment_log::{RecoveryReport, SegmentLog, Truncation};
+pub use segment_log::{RecoveryReport, SegmentLog, Skipped, Truncation, DAMAGED_DIR};
 
 #[cfg(test)]
 mod tests;

@@ -77,7 +77,23 @@ pub struct RecoveryReport {
     pub records: u64,
     pub live_messages: u64,
     pub truncations: Vec<Truncation>,
+    /// Damaged stretches skipped inside the log (not at the end of the last segment).
+    pub skipped: Vec<Skipped>,
 }
+
+/// A damaged stretch of a segment that recovery skipped, resynchronising on the next valid
+/// record: the records in it (at least one) are lost; those after it are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub segment: u64,
+    pub offset: u64,
+    pub bytes: u64,
+    /// The copy of the damaged bytes, in `damaged/` beside the segments.
+    pub copy: PathBuf,
+}
+
+/// The folder beside the segments that keeps copies of damaged stretches.
+pub const DAMAGED_DIR: &str = "damaged";
 
 /// What one [`SegmentLog::reclaim`] pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -196,55 +212,127 @@ impl Index {
         true
     }
 
-    /// Replays one segment file, cutting off damage.
+    /// Replays one segment file. A torn or damaged tail of the `last` segment is cut off;
+    /// anywhere else a damaged stretch is skipped up to the next valid record (records are
+    /// length-prefixed and CRC'd), its bytes copied into `damaged/` beside the log, and the file
+    /// left as it is, so one flipped bit costs one record, not the rest of its segment.
     fn replay_segment(
         &mut self,
         path: &Path,
         id: u64,
+        last: bool,
         recovered: &mut Recovered,
         report: &mut RecoveryReport,
     ) -> io::Result<()> {
         let data = fs::read(path)?;
-        let mut pos = SEGMENT_MAGIC.len();
-        let mut damage = None;
-        if data.len() < pos || &data[..pos] != SEGMENT_MAGIC {
-            damage = Some((0, u64::from(!data.is_empty())));
+        let magic = SEGMENT_MAGIC.len();
+        if data.len() < magic || &data[..magic] != SEGMENT_MAGIC {
+            if data.len() <= magic {
+                // Created but never written (a crash right after the roll): start it afresh.
+                return self.cut(path, id, &data, 0, 0, report);
+            }
+            // A damaged header: the records after it may still be whole.
+            self.skipped(path, id, &data, 0, magic, report)?;
         }
-        while damage.is_none() && pos < data.len() {
+        let mut pos = magic;
+        while pos < data.len() {
             match record::read(&data[pos..]) {
                 Read::Ok(rec, len) => {
-                    if !self.replay(id, pos as u64, len as u32, &rec, recovered) {
-                        damage = Some((pos, count_after_damage(&data[pos..], Some(len))));
-                        break;
+                    if self.replay(id, pos as u64, len as u32, &rec, recovered) {
+                        report.records += 1;
+                    } else {
+                        // Whole and CRC-valid but not decodable: that record alone is lost.
+                        self.skipped(path, id, &data, pos, pos + len, report)?;
                     }
-                    report.records += 1;
                     pos += len;
                 }
-                Read::Torn => damage = Some((pos, 1)),
-                Read::Corrupt { skip } => {
-                    damage = Some((pos, count_after_damage(&data[pos..], skip)))
-                }
+                Read::Torn | Read::Corrupt { .. } => match resync(&data, pos) {
+                    Some(next) => {
+                        self.skipped(path, id, &data, pos, next, report)?;
+                        pos = next;
+                    }
+                    None if last => return self.cut(path, id, &data, pos, 1, report),
+                    None => {
+                        self.skipped(path, id, &data, pos, data.len(), report)?;
+                        break;
+                    }
+                },
             }
         }
-        let mut size = data.len() as u64;
-        if let Some((at, records)) = damage {
-            let f = OpenOptions::new().write(true).open(path)?;
-            f.set_len(at as u64)?;
-            if at == 0 {
-                f.write_all_at(SEGMENT_MAGIC, 0)?;
-            }
-            f.sync_all()?;
-            size = (at as u64).max(SEGMENT_MAGIC.len() as u64);
-            report.truncations.push(Truncation {
-                segment: id,
-                offset: at as u64,
-                bytes: data.len() as u64 - at as u64,
-                records,
-            });
-        }
-        self.segments.entry(id).or_default().size = size;
+        self.segments.entry(id).or_default().size = data.len() as u64;
         Ok(())
     }
+
+    /// Cuts the last segment's tail off at `at` (a torn write: nothing valid follows).
+    fn cut(
+        &mut self,
+        path: &Path,
+        id: u64,
+        data: &[u8],
+        at: usize,
+        records: u64,
+        report: &mut RecoveryReport,
+    ) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(at as u64)?;
+        if at == 0 {
+            f.write_all_at(SEGMENT_MAGIC, 0)?;
+        }
+        f.sync_all()?;
+        self.segments.entry(id).or_default().size = (at as u64).max(SEGMENT_MAGIC.len() as u64);
+        report.truncations.push(Truncation {
+            segment: id,
+            offset: at as u64,
+            bytes: (data.len() - at) as u64,
+            records: if data.len() > at { records } else { 0 },
+        });
+        Ok(())
+    }
+
+    /// Records a damaged stretch `data[from..to]` that recovery skipped, keeping a copy of its
+    /// bytes in `damaged/` beside the segment (once: a later restart finds the same copy).
+    fn skipped(
+        &mut self,
+        path: &Path,
+        id: u64,
+        data: &[u8],
+        from: usize,
+        to: usize,
+        report: &mut RecoveryReport,
+    ) -> io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new(".")).join(DAMAGED_DIR);
+        fs::create_dir_all(&dir)?;
+        let copy = dir.join(format!("{id:020}-{from}.bin"));
+        match OpenOptions::new().write(true).create_new(true).open(&copy) {
+            Ok(mut f) => {
+                f.write_all(&data[from..to])?;
+                f.sync_all()?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        report.skipped.push(Skipped {
+            segment: id,
+            offset: from as u64,
+            bytes: (to - from) as u64,
+            copy,
+        });
+        Ok(())
+    }
+}
+
+/// Where the next valid record starts after a damaged one at `at`: at its claimed end when a
+/// valid record (or the file's end) is there, else at the first offset where a whole record
+/// with a matching CRC reads. None when nothing valid follows.
+fn resync(data: &[u8], at: usize) -> Option<usize> {
+    let valid = |p: usize| matches!(record::read(&data[p..]), Read::Ok(..));
+    if let Read::Corrupt { skip: Some(len) } = record::read(&data[at..]) {
+        let end = at + len;
+        if end < data.len() && valid(end) {
+            return Some(end);
+        }
+    }
+    (at + 1..data.len()).find(|&p| valid(p))
 }
 
 /// The segment files of one data directory.
@@ -282,25 +370,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Counts the records readable after a damaged one (for the report only).
-fn count_after_damage(data: &[u8], skip: Option<usize>) -> u64 {
-    let Some(mut pos) = skip else { return 1 };
-    let mut n = 1;
-    while pos < data.len() {
-        match record::read(&data[pos..]) {
-            Read::Ok(_, len) | Read::Corrupt { skip: Some(len) } => {
-                pos += len;
-                n += 1;
-            }
-            _ => {
-                n += 1;
-                break;
-            }
-        }
-    }
-    n
-}
-
 impl SegmentLog {
     /// Opens (or creates) the log in `dir`, replaying every segment. Damage is cut off and
     /// reported, never refused.
@@ -318,7 +387,14 @@ impl SegmentLog {
         };
         let mut last_note = std::time::Instant::now();
         for (i, &id) in ids.iter().enumerate() {
-            index.replay_segment(&segment_path(dir, id), id, &mut recovered, &mut report)?;
+            let last = i + 1 == ids.len();
+            index.replay_segment(
+                &segment_path(dir, id),
+                id,
+                last,
+                &mut recovered,
+                &mut report,
+            )?;
             if last_note.elapsed() >= std::time::Duration::from_secs(1) {
                 last_note = std::time::Instant::now();
                 tracing::info!(

@@ -147,7 +147,7 @@ fn dropped_queue_records_stay_dead_when_the_name_comes_back() {
 }
 
 #[test]
-fn damaged_tail_is_cut_off_and_reported() {
+fn damage_in_the_last_segment_costs_only_what_is_damaged() {
     for damage in ["truncate", "flip"] {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _, _) = reopen(dir.path(), 1 << 20);
@@ -170,23 +170,98 @@ fn damaged_tail_is_cut_off_and_reported() {
         }
         let (mut log, rec, report) = reopen(dir.path(), 1 << 20);
         let got = flatten(&log, &rec);
-        assert_eq!(
-            got.len(),
-            40,
-            "{damage}: everything before the damage is kept"
-        );
-        assert!(got.keys().all(|(_, s)| *s < 40));
-        assert_eq!(report.truncations.len(), 1, "{damage}");
-        let t = &report.truncations[0];
-        assert_eq!(t.offset, at);
-        let expected_dropped = if damage == "truncate" { 1 } else { 10 };
-        assert_eq!(t.records, expected_dropped, "{damage}: {t:?}");
-        // The log is usable again after the cut.
+        if damage == "truncate" {
+            // A torn tail: cut off, everything before it kept.
+            assert_eq!(got.len(), 40);
+            assert!(got.keys().all(|(_, s)| *s < 40));
+            assert_eq!(report.truncations.len(), 1);
+            let t = &report.truncations[0];
+            assert_eq!((t.offset, t.records), (at, 1), "{t:?}");
+            assert!(report.skipped.is_empty());
+        } else {
+            // A flipped bit with valid records after it: only that record is lost.
+            assert_eq!(got.len(), 49);
+            assert!(!got.contains_key(&(2, 40)));
+            assert!(report.truncations.is_empty());
+            assert_eq!(report.skipped.len(), 1);
+            let h = &report.skipped[0];
+            assert_eq!((h.offset, h.bytes), (at, rec_len), "{h:?}");
+            let copy = std::fs::read(&h.copy).expect("the damaged bytes are kept");
+            assert_eq!(copy.len() as u64, rec_len);
+        }
+        // The log is usable again.
         log.write(&[publish(2, 100, b"after")]).unwrap();
         drop(log);
         let (log, rec, report) = reopen(dir.path(), 1 << 20);
-        assert_eq!(flatten(&log, &rec).len(), 41);
+        let expected = if damage == "truncate" { 41 } else { 50 };
+        assert_eq!(flatten(&log, &rec).len(), expected);
         assert!(report.truncations.is_empty());
+    }
+}
+
+/// A damaged record in a segment that is not the last one, however it is damaged, costs that
+/// record (or the damaged stretch) and nothing after it; the file is never truncated.
+#[test]
+fn damage_inside_an_older_segment_is_skipped_not_cut() {
+    for damage in ["flip-body", "flip-length", "zeros", "torn-end"] {
+        let dir = tempfile::tempdir().unwrap();
+        // Small segments: the 50 records span several files.
+        let (mut log, _, _) = reopen(dir.path(), 4096);
+        for i in 0..50 {
+            log.write(&[publish(2, i, &[i as u8; 200])]).unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        let mut segs: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        segs.sort();
+        assert!(segs.len() >= 3, "{segs:?}");
+        let first = &segs[0];
+        let mut data = std::fs::read(first).unwrap();
+        let before = data.len();
+        let rec_len = {
+            let record::Read::Ok(_, len) = record::read(&data[8..]) else {
+                panic!("a first record")
+            };
+            len
+        };
+        let n_in_first = (data.len() - 8) / rec_len;
+        assert!(n_in_first >= 3);
+        let second = 8 + rec_len;
+        match damage {
+            "flip-body" => data[second + 40] ^= 0x01,
+            "flip-length" => data[second + 2] ^= 0x40,
+            "zeros" => data[second..second + rec_len].fill(0),
+            _ => data.truncate(data.len() - rec_len / 2),
+        }
+        std::fs::write(first, &data).unwrap();
+        let (log, rec, report) = reopen(dir.path(), 4096);
+        let got = flatten(&log, &rec);
+        let lost: Vec<u64> = (0..50).filter(|s| !got.contains_key(&(2, *s))).collect();
+        let expected = if damage == "torn-end" {
+            vec![n_in_first as u64 - 1]
+        } else {
+            vec![1]
+        };
+        assert_eq!(lost, expected, "{damage}");
+        assert!(
+            report.truncations.is_empty(),
+            "{damage}: {:?}",
+            report.truncations
+        );
+        assert_eq!(report.skipped.len(), 1, "{damage}");
+        assert!(report.skipped[0].copy.exists());
+        let after = std::fs::metadata(first).unwrap().len() as usize;
+        assert_eq!(after, data.len(), "{damage}: the file is left as it was");
+        assert!(after <= before);
+        drop(log);
+        // A second restart finds the same damage and the same messages.
+        let (log, rec, report) = reopen(dir.path(), 4096);
+        assert_eq!(flatten(&log, &rec).len(), 50 - lost.len());
+        assert_eq!(report.skipped.len(), 1);
     }
 }
 
