@@ -2,7 +2,7 @@
 
 use crate::auth::{new_user, Authenticator};
 use crate::clock::Clock;
-use crate::connections::{Connections, Registration};
+use crate::connections::{Alarm, Connections, Registration};
 use crate::consumer::Notifier;
 use crate::error::{CoreError, CoreResult};
 use crate::refusals::Refusals;
@@ -234,8 +234,13 @@ impl Broker {
     /// Blocks publishers on every protocol (`Some(reason)`) or lets them go on (`None`).
     /// Returns whether that changed anything.
     /// Every registered connection hears of a change ([`crate::consumer::Notices::alarm_changed`]).
-    pub fn set_resource_alarm(&self, reason: Option<&str>) -> bool {
-        self.connections.set_alarm(reason)
+    pub fn set_resource_alarm(&self, source: Alarm, reason: Option<&str>) -> bool {
+        self.connections.set_alarm(source, reason)
+    }
+
+    /// Why `source` blocks publishers, if it does.
+    pub fn resource_alarm_of(&self, source: Alarm) -> Option<Arc<str>> {
+        self.connections.alarm_of(source)
     }
 
     /// Why publishers are blocked, if they are: connections that publish stop being read

@@ -17,8 +17,20 @@ pub(crate) struct Connections {
 struct State {
     notifiers: HashMap<u64, Notifier, IdHashBuilder>,
     shutting_down: bool,
-    /// Why publishers are blocked (a resource alarm such as low disk space), if they are.
+    /// Why publishers are blocked, per alarm source ([`Alarm`]), if they are.
+    alarms: [Option<Arc<str>>; 2],
+    /// The reason connections see: the first raised source's.
     alarm: Option<Arc<str>>,
+}
+
+/// What can raise the resource alarm. Each source is raised and cleared on its own; publishers
+/// are blocked while any is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alarm {
+    /// Resident memory above the high watermark.
+    Memory,
+    /// Free disk space below its limit, or the message log over its size limit.
+    Disk,
 }
 
 impl Connections {
@@ -47,15 +59,26 @@ impl Connections {
         notify_all(&st, Notices::SHUTDOWN);
     }
 
-    /// Sets or clears the alarm; tells every connection when that changed anything.
-    pub(crate) fn set_alarm(&self, reason: Option<&str>) -> bool {
+    /// Raises (`Some(reason)`) or clears `source`; tells every connection when that changed
+    /// what they see. Returns whether the source itself changed.
+    pub(crate) fn set_alarm(&self, source: Alarm, reason: Option<&str>) -> bool {
         let mut st = self.lock();
-        if st.alarm.as_deref() == reason {
+        let slot = &mut st.alarms[source as usize];
+        if slot.as_deref() == reason {
             return false;
         }
-        st.alarm = reason.map(Arc::from);
-        notify_all(&st, Notices::ALARM_CHANGED);
+        *slot = reason.map(Arc::from);
+        let seen = st.alarms.iter().flatten().next().cloned();
+        if seen != st.alarm {
+            st.alarm = seen;
+            notify_all(&st, Notices::ALARM_CHANGED);
+        }
         true
+    }
+
+    /// The reason `source` is raised for, if it is.
+    pub(crate) fn alarm_of(&self, source: Alarm) -> Option<Arc<str>> {
+        self.lock().alarms[source as usize].clone()
     }
 
     pub(crate) fn alarm(&self) -> Option<Arc<str>> {
@@ -110,8 +133,11 @@ mod tests {
         let (tx2, mut rx2) = sink(4);
         let r1 = c.register(1, tx1.notifier());
         let _r2 = c.register(2, tx2.notifier());
-        assert!(c.set_alarm(Some("disk")));
-        assert!(!c.set_alarm(Some("disk")), "no change, no news");
+        assert!(c.set_alarm(Alarm::Disk, Some("disk")));
+        assert!(
+            !c.set_alarm(Alarm::Disk, Some("disk")),
+            "no change, no news"
+        );
         assert_eq!(c.alarm().as_deref(), Some("disk"));
         for rx in [&mut rx1, &mut rx2] {
             assert!(notices(rx).alarm_changed);
@@ -119,9 +145,30 @@ mod tests {
         }
         drop(r1);
         assert_eq!(c.len(), 1);
-        assert!(c.set_alarm(None));
+        assert!(c.set_alarm(Alarm::Disk, None));
         assert!(notices(&mut rx1).is_empty(), "deregistered");
         assert!(notices(&mut rx2).alarm_changed);
+    }
+
+    #[test]
+    fn publishers_stay_blocked_while_any_source_is_raised() {
+        let c = Connections::default();
+        let (tx, mut rx) = sink(4);
+        let _r = c.register(1, tx.notifier());
+        assert!(c.set_alarm(Alarm::Disk, Some("low on disk")));
+        assert!(notices(&mut rx).alarm_changed);
+        // Memory raised too: the reason seen is memory's, and connections hear of it.
+        assert!(c.set_alarm(Alarm::Memory, Some("low on memory")));
+        assert_eq!(c.alarm().as_deref(), Some("low on memory"));
+        assert!(notices(&mut rx).alarm_changed);
+        // Disk cleared: still blocked for memory, nothing new to tell.
+        assert!(c.set_alarm(Alarm::Disk, None));
+        assert_eq!(c.alarm().as_deref(), Some("low on memory"));
+        assert!(notices(&mut rx).is_empty());
+        assert!(c.set_alarm(Alarm::Memory, None));
+        assert_eq!(c.alarm(), None);
+        assert!(notices(&mut rx).alarm_changed);
+        assert_eq!(c.alarm_of(Alarm::Disk), None);
     }
 
     #[test]

@@ -263,6 +263,26 @@ impl StorageConfig {
     }
 }
 
+/// The `[memory]` section: RabbitMQ's `vm_memory_high_watermark`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Publishers are blocked while resident memory is above this fraction of the machine's
+    /// memory (or of the cgroup's limit, when lower).
+    pub high_watermark: f64,
+    /// An absolute watermark in MiB; when set (> 0) it replaces the fraction.
+    pub high_watermark_mib: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            high_watermark: 0.4,
+            high_watermark_mib: 0,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -271,6 +291,7 @@ pub struct Config {
     /// Where durable state is kept.
     pub data_dir: PathBuf,
     pub storage: StorageConfig,
+    pub memory: MemoryConfig,
     /// The vhost created on first start.
     pub default_vhost: String,
     /// The user created on first start (RabbitMQ's guest/guest, loopback only).
@@ -291,6 +312,7 @@ impl Default for Config {
             listeners: Listeners::default(),
             data_dir: PathBuf::from("junction-data"),
             storage: StorageConfig::default(),
+            memory: MemoryConfig::default(),
             default_vhost: "/".into(),
             default_user: "guest".into(),
             default_pass: "guest".into(),
@@ -342,6 +364,12 @@ impl Config {
         }
         if self.limits.channel_max == 0 {
             return bad("limits.channel_max", "must be at least 1");
+        }
+        if !(self.memory.high_watermark > 0.0 && self.memory.high_watermark <= 1.0) {
+            return bad(
+                "memory.high_watermark",
+                "must be a fraction above 0 and at most 1",
+            );
         }
         if self.limits.handshake_timeout == 0 {
             return bad(

@@ -2,6 +2,7 @@
 //! the limit (RabbitMQ's disk alarm), or the message log has grown past its own size limit,
 //! publishers on every protocol are blocked; they go on once space returns.
 
+use junction_core::connections::Alarm;
 use junction_core::Broker;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,7 +100,7 @@ pub fn spawn(
     tokio::spawn(async move {
         loop {
             let reason = check(free_bytes(&dir), log_bytes(), &limits, &dir);
-            if broker.set_resource_alarm(reason) {
+            if broker.set_resource_alarm(Alarm::Disk, reason) {
                 match reason {
                     Some(REASON) => tracing::warn!(
                         limit_mib = limits.free.load(Ordering::Acquire) >> 20,

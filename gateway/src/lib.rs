@@ -4,6 +4,7 @@ pub mod config;
 pub mod descriptors;
 pub mod disk_monitor;
 pub mod listener;
+pub mod memory_monitor;
 pub mod websocket;
 
 use config::Config;
@@ -56,6 +57,8 @@ pub struct Gateway {
     housekeeping: JoinHandle<()>,
     disk_monitor: JoinHandle<()>,
     disk_limits: Arc<disk_monitor::DiskLimits>,
+    memory_monitor: JoinHandle<()>,
+    memory_limit: Arc<memory_monitor::MemoryLimit>,
     connections: Arc<ConnectionCount>,
 }
 
@@ -240,6 +243,15 @@ impl Gateway {
             disk_limits.clone(),
             move || messages.disk_usage().1,
         );
+        let memory_limit = memory_monitor::MemoryLimit::new(memory_monitor::watermark(
+            cfg.memory.high_watermark,
+            cfg.memory.high_watermark_mib,
+        ));
+        tracing::info!(
+            watermark_mib = memory_limit.get() >> 20,
+            "memory high watermark"
+        );
+        let memory_monitor = memory_monitor::spawn(broker.clone(), memory_limit.clone());
         Ok(Gateway {
             broker,
             data,
@@ -248,6 +260,8 @@ impl Gateway {
             housekeeping,
             disk_monitor,
             disk_limits,
+            memory_monitor,
+            memory_limit,
             connections,
         })
     }
@@ -266,6 +280,11 @@ impl Gateway {
     }
 
     /// Changes the message log's size limit (0 = none) above which publishers are blocked.
+    /// Sets the memory high watermark in bytes (checked at once).
+    pub fn set_memory_high_watermark(&self, bytes: u64) {
+        self.memory_limit.set(bytes);
+    }
+
     pub fn set_message_log_limit(&self, bytes: u64) {
         self.disk_limits.set_log(bytes);
     }
@@ -293,6 +312,7 @@ impl Gateway {
         }
         self.housekeeping.abort();
         self.disk_monitor.abort();
+        self.memory_monitor.abort();
         if let Err(e) = self.broker.sync().await {
             tracing::error!(error = %e, "final storage flush failed");
         }

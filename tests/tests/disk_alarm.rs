@@ -1,8 +1,9 @@
-//! The disk alarms: below the free-disk watermark, or with the message log past its size limit,
-//! publishing connections stop being read on every protocol (AMQP clients that asked are told
-//! with connection.blocked), consumers go on, and everything held back is routed once space
-//! returns. The free-disk limit is raised past the disk's free space at run time, as
-//! `rabbitmqctl set_disk_free_limit` would.
+//! The resource alarms: below the free-disk watermark, with the message log past its size
+//! limit, or with resident memory above the high watermark, publishing connections stop being
+//! read on every protocol (AMQP clients that asked are told with connection.blocked), consumers
+//! go on, and everything held back is routed once the alarm clears. The limits are moved past
+//! the machine's figures at run time, as `rabbitmqctl set_disk_free_limit` and
+//! `set_vm_memory_high_watermark` would.
 
 use bytes::BytesMut;
 use junction_amqp::codec::Method;
@@ -35,6 +36,36 @@ async fn next_method(c: &mut RawClient) -> (u16, Method) {
     within(c.recv_method()).await.expect("a method")
 }
 
+/// Which alarm a test raises.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Disk,
+    Memory,
+}
+
+impl Kind {
+    fn raise(self, b: &TestBroker) {
+        match self {
+            Kind::Disk => b.gateway().set_disk_free_limit(u64::MAX),
+            Kind::Memory => b.gateway().set_memory_high_watermark(0),
+        }
+    }
+
+    fn clear(self, b: &TestBroker) {
+        match self {
+            Kind::Disk => b.gateway().set_disk_free_limit(0),
+            Kind::Memory => b.gateway().set_memory_high_watermark(u64::MAX),
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Kind::Disk => "low on disk",
+            Kind::Memory => "low on memory",
+        }
+    }
+}
+
 /// A raw AMQP connection that announces the connection.blocked capability, channel 1 open.
 async fn blocked_aware_publisher(b: &TestBroker) -> RawClient {
     let mut publisher = within(RawClient::connect_announcing(
@@ -52,6 +83,15 @@ async fn blocked_aware_publisher(b: &TestBroker) -> RawClient {
 
 #[tokio::test]
 async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
+    amqp_publishers_are_blocked_and_told(Kind::Disk).await
+}
+
+#[tokio::test]
+async fn amqp_publishers_are_blocked_and_told_while_memory_is_high() {
+    amqp_publishers_are_blocked_and_told(Kind::Memory).await
+}
+
+async fn amqp_publishers_are_blocked_and_told(kind: Kind) {
     let b = TestBroker::start().await;
     let (_cc, consumer_ch) = amqp_channel(&b.amqp_uri()).await;
     within(consumer_ch.queue_declare(
@@ -77,9 +117,9 @@ async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
     publisher.publish(1, "", "alarm-q", b"before").await;
     assert_eq!(within(next(&mut deliveries)).await, b"before");
 
-    b.gateway().set_disk_free_limit(u64::MAX);
+    kind.raise(&b);
     match next_method(&mut publisher).await {
-        (0, Method::ConnectionBlocked { reason }) => assert_eq!(reason, "low on disk"),
+        (0, Method::ConnectionBlocked { reason }) => assert_eq!(reason, kind.reason()),
         other => panic!("expected connection.blocked, got {other:?}"),
     }
     publisher.publish(1, "", "alarm-q", b"held").await;
@@ -100,7 +140,7 @@ async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
     .await
     .unwrap();
 
-    b.gateway().set_disk_free_limit(0);
+    kind.clear(&b);
     assert!(matches!(
         next_method(&mut publisher).await,
         (0, Method::ConnectionUnblocked)
@@ -111,6 +151,15 @@ async fn amqp_publishers_are_blocked_and_told_while_disk_is_low() {
 
 #[tokio::test]
 async fn mqtt_and_stomp_publishers_are_paused_while_disk_is_low() {
+    mqtt_and_stomp_publishers_are_paused(Kind::Disk).await
+}
+
+#[tokio::test]
+async fn mqtt_and_stomp_publishers_are_paused_while_memory_is_high() {
+    mqtt_and_stomp_publishers_are_paused(Kind::Memory).await
+}
+
+async fn mqtt_and_stomp_publishers_are_paused(kind: Kind) {
     let b = TestBroker::start().await;
     let mut mqtt = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
     within(mqtt.connect_v4("alarm-pub", 0)).await;
@@ -135,7 +184,7 @@ async fn mqtt_and_stomp_publishers_are_paused_while_disk_is_low() {
     ))
     .await;
 
-    b.gateway().set_disk_free_limit(u64::MAX);
+    kind.raise(&b);
     mqtt.send(&publish(2)).await;
     stomp
         .send(&frame(
@@ -148,7 +197,7 @@ async fn mqtt_and_stomp_publishers_are_paused_while_disk_is_low() {
     assert!(tokio::time::timeout(QUIET, mqtt.recv_v4()).await.is_err());
     stomp.expect_silence(QUIET).await;
 
-    b.gateway().set_disk_free_limit(0);
+    kind.clear(&b);
     assert_eq!(puback(within(mqtt.recv_v4()).await), 2);
     let r = within(stomp.recv()).await.expect("receipt");
     assert_eq!(r.command, Command::Receipt, "{r:?}");
