@@ -35,6 +35,10 @@ pub struct Limits {
     pub max_topic_length: usize,
     /// Deliveries buffered per connection before back-pressure.
     pub delivery_buffer: usize,
+    /// MQTT: messages a clean session's queue holds for a client that does not keep up
+    /// (Mosquitto's `max_queued_messages`); beyond it the oldest are dropped, and counted.
+    /// 0 = no limit.
+    pub max_queued_messages: usize,
     /// From accept to a logged-in session (WebSocket upgrade, protocol header, login, open),
     /// counted against the whole handshake.
     pub handshake_timeout: Duration,
@@ -52,6 +56,7 @@ impl Default for Limits {
             max_table_depth: 16,
             max_topic_length: 65_535,
             delivery_buffer: 1024,
+            max_queued_messages: 1000,
             handshake_timeout: Duration::from_secs(10),
         }
     }

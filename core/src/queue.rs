@@ -102,6 +102,17 @@ struct Entry {
     level: u8,
 }
 
+impl Entry {
+    /// A message that is not persistent (durable entries are persistent by definition).
+    fn is_transient(&self) -> bool {
+        !self.durable
+            && self
+                .msg
+                .as_ref()
+                .is_some_and(|m| !m.properties.is_persistent())
+    }
+}
+
 /// Paged-out messages read back from the store at once.
 const PAGE_IN_RUN: usize = 256;
 
@@ -124,6 +135,8 @@ struct State {
     loaded_bytes: usize,
     /// Ready entries with an expiry.
     expiring: usize,
+    /// Ready transient messages (what `x-max-transient-length` counts).
+    transient: usize,
     unacked: HashMap<u64, Unacked, crate::id_hash::IdHashBuilder>,
     consumers: Vec<ConsumerSpec>,
     next_consumer: usize,
@@ -132,6 +145,8 @@ struct State {
     last_used: u64,
     had_consumer: bool,
     deleted: bool,
+    /// Messages dropped or refused because the queue was at its length limit.
+    overflowed: u64,
 }
 
 /// Work to do once the queue's lock is released.
@@ -162,6 +177,7 @@ pub struct Queue {
 
 impl State {
     fn count_in(&mut self, e: &Entry) {
+        self.transient += usize::from(e.is_transient());
         self.ready += 1;
         self.ready_bytes += e.size as usize;
         if e.msg.is_some() {
@@ -174,6 +190,7 @@ impl State {
     }
 
     fn count_out(&mut self, e: &Entry) {
+        self.transient -= usize::from(e.is_transient());
         self.ready -= 1;
         self.ready_bytes -= e.size as usize;
         if e.msg.is_some() {
@@ -242,6 +259,7 @@ impl State {
     fn take_all(&mut self) -> Vec<Entry> {
         let all: Vec<Entry> = self.levels.iter_mut().flat_map(|l| l.drain(..)).collect();
         self.ready = 0;
+        self.transient = 0;
         self.ready_bytes = 0;
         self.loaded = 0;
         self.loaded_bytes = 0;
@@ -330,7 +348,18 @@ impl Queue {
                 .args
                 .max_length_bytes
                 .is_some_and(|m| (st.ready_bytes + msg.body_size()) as u64 > m);
+        let transient_full = !msg.properties.is_persistent()
+            && self
+                .args
+                .max_transient_length
+                .is_some_and(|m| st.transient as u64 >= m);
+        if transient_full {
+            // Dropped on arrival: the oldest transient message may be on its way already.
+            st.overflowed += 1;
+            return Enqueued::Accepted;
+        }
         if full && self.args.overflow != Overflow::DropHead {
+            st.overflowed += 1;
             if self.args.overflow == Overflow::RejectPublishDlx {
                 after.dead.push((msg, DeathReason::MaxLen));
             }
@@ -383,7 +412,10 @@ impl Queue {
                     .is_some_and(|m| st.ready_bytes as u64 > m)
             {
                 match st.pop_oldest() {
-                    Some(e) => self.drop_entry(e, DeathReason::MaxLen, &mut after),
+                    Some(e) => {
+                        st.overflowed += 1;
+                        self.drop_entry(e, DeathReason::MaxLen, &mut after)
+                    }
                     None => break,
                 }
             }
@@ -822,6 +854,11 @@ impl Queue {
     /// Ready messages.
     pub fn message_count(&self) -> usize {
         self.lock().ready
+    }
+
+    /// Messages dropped (drop-head) or refused (reject-publish) at the length limit so far.
+    pub fn overflowed_count(&self) -> u64 {
+        self.lock().overflowed
     }
 
     /// Ready messages whose body is only in the message store (RabbitMQ's

@@ -26,6 +26,10 @@ pub struct QueueArgs {
     pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
     pub max_priority: Option<u8>,
+    /// `x-max-transient-length` (a Junction extension): ready transient messages beyond this
+    /// are dropped on arrival and counted, while persistent ones are kept. MQTT clean sessions
+    /// use it as Mosquitto's `max_queued_messages` for a subscriber that stops reading.
+    pub max_transient_length: Option<u64>,
 }
 
 fn bad(arg: &str, why: &str) -> CoreError {
@@ -86,6 +90,7 @@ impl QueueArgs {
             max_length_bytes: non_negative(args, "x-max-length-bytes")?,
             overflow,
             max_priority,
+            max_transient_length: non_negative(args, "x-max-transient-length")?,
         })
     }
 }
@@ -110,9 +115,11 @@ mod tests {
             ("x-max-length", FieldValue::U16(3)),
             ("x-overflow", FieldValue::string("reject-publish")),
             ("x-max-priority", FieldValue::U8(10)),
+            ("x-max-transient-length", FieldValue::I64(100)),
             ("x-unknown", FieldValue::Bool(true)),
         ]))
         .unwrap();
+        assert_eq!(a.max_transient_length, Some(100));
         assert_eq!(a.message_ttl, Some(1000));
         assert_eq!(a.expires, Some(5000));
         assert_eq!(a.dead_letter_exchange.as_deref(), Some("dlx"));

@@ -160,6 +160,23 @@ impl Default for StompConfig {
     }
 }
 
+/// MQTT settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Messages a clean session keeps for a client that does not keep up; the oldest beyond
+    /// it are dropped (Mosquitto's `max_queued_messages`). 0 = no limit.
+    pub max_queued_messages: usize,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            max_queued_messages: junction_core::Limits::default().max_queued_messages,
+        }
+    }
+}
+
 /// Protocol limits.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -302,6 +319,7 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     pub limits: LimitsConfig,
     pub stomp: StompConfig,
+    pub mqtt: MqttConfig,
     /// Log filter (as RUST_LOG), e.g. "info" or "junction_amqp=debug".
     pub log_level: Option<String>,
 }
@@ -320,6 +338,7 @@ impl Default for Config {
             users: Vec::new(),
             limits: LimitsConfig::default(),
             stomp: StompConfig::default(),
+            mqtt: MqttConfig::default(),
             log_level: None,
         }
     }
@@ -433,6 +452,7 @@ impl Config {
             heartbeat: self.limits.heartbeat,
             delivery_buffer: self.limits.delivery_buffer,
             handshake_timeout: std::time::Duration::from_millis(self.limits.handshake_timeout),
+            max_queued_messages: self.mqtt.max_queued_messages,
             ..junction_core::Limits::default()
         }
     }

@@ -456,6 +456,12 @@ impl Session {
                 FieldValue::I64(i64::from(self.session.expiry.max(1)) * 1000),
             );
         }
+        let max_queued = self.ctx.limits.max_queued_messages;
+        if !persistent && max_queued > 0 {
+            // A client that stops reading loses new QoS 0 messages past the limit, as with
+            // Mosquitto, instead of growing the broker without bound.
+            args.insert("x-max-transient-length", FieldValue::I64(max_queued as i64));
+        }
         let def = QueueDef {
             name: if persistent {
                 self.durable_queue_name()

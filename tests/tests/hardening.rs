@@ -313,3 +313,68 @@ async fn keys_and_topics_past_the_word_limit_are_refused() {
     );
     b.stop().await;
 }
+
+/// An MQTT subscriber (clean session) that stops reading loses the QoS 0 messages that arrive
+/// while `max_queued_messages` are waiting for it (counted) instead of growing the broker; a
+/// persistent-session subscriber that reads gets everything, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt_subscriber_that_stops_reading_loses_qos0_messages_not_memory() {
+    let b = TestBroker::start_with(|c| c.mqtt.max_queued_messages = 100).await;
+    let addr = b.addrs.mqtt.unwrap();
+    let mut stalled = within(RawMqtt::open(addr)).await;
+    within(stalled.connect_v4("stalled", 0)).await;
+    within(stalled.subscribe_v4("flood/t")).await;
+    // The reader keeps a persistent session, whose queue has no such limit.
+    let mut reader = within(RawMqtt::open(addr)).await;
+    let mut connect = mqttbytes::v4::Connect::new("reader");
+    connect.clean_session = false;
+    let mut out = BytesMut::new();
+    connect.write(&mut out).unwrap();
+    reader.send(&out).await;
+    assert!(matches!(
+        within(reader.recv_v4()).await,
+        Some(mqttbytes::v4::Packet::ConnAck(_))
+    ));
+    within(reader.subscribe_v4("flood/t")).await;
+    let mut publisher = within(RawMqtt::open(addr)).await;
+    within(publisher.connect_v4("flooder", 0)).await;
+    let body = vec![b'x'; 4096];
+    let n = 10_000u32;
+    let read_all = async {
+        for i in 0..n {
+            match within(reader.recv_v4()).await {
+                Some(mqttbytes::v4::Packet::Publish(p)) => {
+                    assert_eq!(p.payload[..4], i.to_be_bytes(), "in order, none lost");
+                }
+                other => panic!("expected PUBLISH, got {other:?}"),
+            }
+        }
+    };
+    let publish_all = async {
+        let mut out = BytesMut::new();
+        for i in 0..n {
+            let mut m = body.clone();
+            m[..4].copy_from_slice(&i.to_be_bytes());
+            mqttbytes::v4::Publish::new("flood/t", mqttbytes::QoS::AtMostOnce, m)
+                .write(&mut out)
+                .unwrap();
+            if out.len() > 64 * 1024 {
+                publisher.send(&out).await;
+                out.clear();
+            }
+        }
+        publisher.send(&out).await;
+    };
+    tokio::join!(read_all, publish_all);
+    // 40 MB went past the stalled subscriber: its queue holds at most its limit.
+    let vh = b.gateway().broker().vhost("/").unwrap();
+    let q = vh
+        .queues()
+        .into_iter()
+        .find(|q| q.name().starts_with("mqtt-subscription-stalled-"))
+        .expect("the stalled session's queue");
+    eventually(|| q.overflowed_count() > 0).await;
+    assert!(q.message_count() <= 100, "{} ready", q.message_count());
+    drop(stalled);
+    b.stop().await;
+}
