@@ -46,6 +46,9 @@ pub struct SessionState {
 
 #[derive(Debug)]
 struct Slot {
+    /// The session's latest state: while a connection holds it, as that connection last
+    /// stored it, so a takeover (or a reconnect before the old connection noticed it was gone)
+    /// resumes it.
     state: Option<SessionState>,
     /// The live connection and how to tell it to go.
     live: Option<(u64, Takeover)>,
@@ -162,6 +165,25 @@ impl Registry {
 
     /// Stores a persistent session's state (the broker's sync waits for it).
     pub fn store_session(&self, vhost: &str, client_id: &str, state: &SessionState) {
+        self.write_session(vhost, client_id, state);
+    }
+
+    /// Stores the state of the session that `connection` holds, both durably and as what a
+    /// connection taking it over resumes. A connection that lost the session changes nothing.
+    pub fn update_live(&self, vhost: &str, client_id: &str, connection: u64, state: &SessionState) {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = map.get_mut(&(vhost.to_string(), client_id.to_string())) else {
+            return;
+        };
+        if slot.live.as_ref().is_none_or(|(c, _)| *c != connection) {
+            return;
+        }
+        slot.state = Some(state.clone());
+        drop(map);
+        self.write_session(vhost, client_id, state);
+    }
+
+    fn write_session(&self, vhost: &str, client_id: &str, state: &SessionState) {
         if self.store.is_none() {
             return;
         }
@@ -243,6 +265,7 @@ impl Registry {
                 slot.state = Some(s);
             }
         } else if ours {
+            slot.state = None;
             self.forget_session(vhost, client_id);
         }
         if slot.live.is_none() && slot.state.is_none() {

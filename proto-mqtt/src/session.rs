@@ -113,6 +113,8 @@ pub struct Session {
     kicked: Option<Takeover>,
     /// The client has published (a resource alarm stops reading from it).
     published: bool,
+    /// This connection resumed a stored session (Session Present 1).
+    resumed: bool,
 }
 
 fn qos_of_message(m: &Message) -> u8 {
@@ -161,6 +163,7 @@ impl Session {
             generation: 0,
             kicked: None,
             published: false,
+            resumed: false,
         }
     }
 
@@ -229,8 +232,12 @@ impl Session {
     fn store_session(&mut self) {
         let Some(vhost) = &self.vhost else { return };
         if self.persistent() {
-            self.registry
-                .store_session(&vhost.name, &self.client_id, &self.session);
+            self.registry.update_live(
+                &vhost.name,
+                &self.client_id,
+                self.ctx.connection_id,
+                &self.session,
+            );
             self.held.want_sync();
         } else {
             self.registry.forget_session(&vhost.name, &self.client_id);
@@ -387,6 +394,7 @@ impl Session {
         self.generation = claim.generation;
         self.kicked = Some(claim.kicked);
         let session_present = claim.resumed.is_some();
+        self.resumed = session_present;
         self.session = claim.resumed.unwrap_or_default();
         self.session.expiry = c.session_expiry;
         self.dirty = true;
@@ -448,6 +456,16 @@ impl Session {
             return Ok(q.clone());
         }
         let vh = self.vh();
+        if self.resumed {
+            // The resumed session's queue holds what arrived while the client was away, whatever
+            // expiry this connection asks for now (an expiry of 0 ends the session, and the
+            // queue, with this connection).
+            if let Ok(q) = vh.queue(&self.durable_queue_name(), None) {
+                self.consume(q.clone(), None)?;
+                self.queue = Some(q.clone());
+                return Ok(q);
+            }
+        }
         let persistent = self.persistent();
         let mut args = FieldTable::new();
         if persistent && self.session.expiry != u32::MAX {

@@ -314,6 +314,34 @@ async fn second_connection_takes_the_session_over() {
     b.stop().await;
 }
 
+/// A connection that takes over a live persistent session (a device reconnecting before the
+/// broker noticed its old connection died) resumes it: Session Present 1, subscriptions kept.
+#[tokio::test]
+async fn a_takeover_of_a_persistent_session_resumes_it() {
+    let b = TestBroker::start().await;
+    let mut first = v4(&b, "roaming", false, None).await;
+    assert!(!first.session_present);
+    first.subscribe("roam/t", QoS::AtLeastOnce).await;
+    let publisher = v4(&b, "roam-pub", true, None).await;
+    publisher
+        .publish("roam/t", QoS::AtLeastOnce, false, b"one")
+        .await;
+    assert_eq!(&first.next().await.payload[..], b"one");
+    // The old connection is still open when the new one arrives.
+    let mut second = v4(&b, "roaming", false, None).await;
+    assert!(second.session_present, "the live session is resumed");
+    publisher
+        .publish("roam/t", QoS::AtLeastOnce, false, b"two")
+        .await;
+    assert_eq!(&second.next().await.payload[..], b"two");
+    first.crash();
+    // And once more after a QoS 1 exchange and a crash without DISCONNECT.
+    second.crash();
+    let third = v4(&b, "roaming", false, None).await;
+    assert!(third.session_present);
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn connect_refusals_use_the_right_codes() {
     let b = TestBroker::start().await;

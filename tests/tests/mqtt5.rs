@@ -16,6 +16,7 @@ struct C {
     client: AsyncClient,
     events: mpsc::UnboundedReceiver<Packet>,
     assigned: Option<String>,
+    session_present: bool,
 }
 
 async fn connect(b: &TestBroker, id: &str, tweak: impl FnOnce(&mut MqttOptions)) -> C {
@@ -34,19 +35,33 @@ async fn connect(b: &TestBroker, id: &str, tweak: impl FnOnce(&mut MqttOptions))
             }
         }
     });
-    let assigned = loop {
+    let (assigned, session_present) = loop {
         if let Packet::ConnAck(a) = within(events.recv()).await.expect("CONNACK") {
-            break a.properties.and_then(|p| p.assigned_client_identifier);
+            let present = a.session_present;
+            break (
+                a.properties.and_then(|p| p.assigned_client_identifier),
+                present,
+            );
         }
     };
     C {
         client,
         events,
         assigned,
+        session_present,
     }
 }
 
 impl C {
+    /// Waits for the PUBACK of one of our own QoS 1 publishes.
+    async fn puback(&mut self) {
+        loop {
+            if let Packet::PubAck(_) = within(self.events.recv()).await.expect("PUBACK") {
+                return;
+            }
+        }
+    }
+
     async fn suback(&mut self) {
         loop {
             if let Packet::SubAck(_) = within(self.events.recv()).await.expect("SUBACK") {
@@ -277,6 +292,42 @@ async fn expired_messages_are_not_delivered() {
         "remaining interval forwarded: {left}"
     );
     s.quiet(Duration::from_millis(200)).await;
+    b.stop().await;
+}
+
+/// Clean Start 0 with Session Expiry 0 resumes the stored session (Session Present 1) with
+/// what was queued while the client was away; the session then ends with that connection.
+#[tokio::test]
+async fn resuming_with_expiry_zero_delivers_what_was_queued_then_ends_the_session() {
+    let b = TestBroker::start().await;
+    let persistent = |o: &mut MqttOptions| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(60));
+    };
+    let mut s = connect(&b, "resume0", persistent).await;
+    assert!(!s.session_present);
+    s.subscribe(filter("away", QoS::AtLeastOnce), None).await;
+    within(s.client.disconnect()).await.unwrap();
+    let mut p = connect(&b, "resume0-pub", |_| {}).await;
+    p.publish(
+        "away",
+        QoS::AtLeastOnce,
+        false,
+        b"while away",
+        Default::default(),
+    )
+    .await;
+    p.puback().await;
+    let mut s = connect(&b, "resume0", |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(None);
+    })
+    .await;
+    assert!(s.session_present, "the stored session is resumed");
+    assert_eq!(&s.next().await.payload[..], b"while away");
+    within(s.client.disconnect()).await.unwrap();
+    let s = connect(&b, "resume0", persistent).await;
+    assert!(!s.session_present, "expiry 0 ended the session");
     b.stop().await;
 }
 
