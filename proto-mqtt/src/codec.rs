@@ -56,6 +56,8 @@ pub struct ConnectInfo {
     pub max_packet_size: Option<u32>,
     pub topic_alias_max: u16,
     pub auth_method: Option<String>,
+    /// MQTT 3.1 (`MQIsdp`, level 3), decoded as 3.1.1: its CONNACK has no Session Present.
+    pub legacy_31: bool,
 }
 
 /// A PUBLISH in either direction.
@@ -207,6 +209,9 @@ pub fn decode(
             match connect_level(buf, header_len) {
                 Some(4) => Level::V4,
                 Some(5) => Level::V5,
+                Some(3) if buf.get(header_len..header_len + 8) == Some(MQISDP) => {
+                    return decode_v31_connect(buf, header_len, remaining, max_packet);
+                }
                 Some(other) => {
                     let _ = buf.split_to(header_len + remaining);
                     return Err(CodecError::UnsupportedLevel(other));
@@ -215,6 +220,7 @@ pub fn decode(
             }
         }
     };
+    check_flags(kind, buf[0] & 0x0f)?;
     // Packets mqttbytes does not decode.
     if kind == 15 || kind == 0 {
         let _ = buf.split_to(header_len + remaining);
@@ -230,11 +236,102 @@ pub fn decode(
             session_expiry: None,
         }));
     }
+    if matches!(kind, 8 | 10) {
+        check_subscription_packet(kind, &buf[header_len..header_len + remaining])?;
+    }
     let max = max_packet;
-    Ok(Some(match level {
+    let packet = match level {
         Level::V4 => from_v4(v4::read(buf, max).map_err(map_err)?)?,
         Level::V5 => from_v5(v5::read(buf, max).map_err(map_err)?)?,
-    }))
+    };
+    match &packet {
+        Inbound::Subscribe { filters, .. } if filters.is_empty() => Err(CodecError::Protocol(
+            "SUBSCRIBE with no topic filter".into(),
+        )),
+        Inbound::Unsubscribe { filters, .. } if filters.is_empty() => Err(CodecError::Protocol(
+            "UNSUBSCRIBE with no topic filter".into(),
+        )),
+        _ => Ok(Some(packet)),
+    }
+}
+
+/// The protocol name of MQTT 3.1, with its length prefix.
+const MQISDP: &[u8] = b"\x00\x06MQIsdp";
+
+/// The fixed-header flags each packet type must carry (§2.2.2 of 3.1.1 and 5.0): reserved bits
+/// that are wrong close the connection. PUBLISH carries DUP/QoS/RETAIN; QoS 3 is malformed.
+fn check_flags(kind: u8, flags: u8) -> Result<(), CodecError> {
+    let ok = match kind {
+        3 => flags & 0b0110 != 0b0110,
+        6 | 8 | 10 => flags == 0b0010,
+        _ => flags == 0,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CodecError::Malformed(format!(
+            "invalid fixed-header flags {flags:#06b} for packet type {kind}"
+        )))
+    }
+}
+
+/// SUBSCRIBE and UNSUBSCRIBE need a non-zero packet id (§2.2.1) and at least one topic filter
+/// (3.1.1 §3.8.3-3, §3.10.3-2; 5.0: a protocol error). `body` is the variable header and payload.
+fn check_subscription_packet(kind: u8, body: &[u8]) -> Result<(), CodecError> {
+    let name = if kind == 8 {
+        "SUBSCRIBE"
+    } else {
+        "UNSUBSCRIBE"
+    };
+    let Some(id) = body.get(..2) else {
+        return Err(CodecError::Malformed(format!("{name} without a packet id")));
+    };
+    if id == [0, 0] {
+        return Err(CodecError::Protocol(format!("{name} with packet id 0")));
+    }
+    // A packet that ends with the id has no filter (and, in 5.0, no properties either); one
+    // whose filter list is empty after the properties is refused once decoded.
+    if body.len() == 2 {
+        return Err(CodecError::Protocol(format!("{name} with no topic filter")));
+    }
+    Ok(())
+}
+
+/// Decodes an MQTT 3.1 CONNECT (`MQIsdp`, level 3) as the 3.1.1 CONNECT it differs from only by
+/// name and level, as Mosquitto and RabbitMQ accept it.
+fn decode_v31_connect(
+    buf: &mut BytesMut,
+    header_len: usize,
+    remaining: usize,
+    max_packet: usize,
+) -> Result<Option<Inbound>, CodecError> {
+    let packet = buf.split_to(header_len + remaining);
+    let rest = &packet[header_len + MQISDP.len() + 1..];
+    let mut body = Vec::with_capacity(remaining);
+    body.extend_from_slice(b"\x00\x04MQTT\x04");
+    body.extend_from_slice(rest);
+    let mut rewritten = BytesMut::with_capacity(body.len() + 5);
+    rewritten.extend_from_slice(&[packet[0]]);
+    let mut len = body.len();
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        rewritten.extend_from_slice(&[b]);
+        if len == 0 {
+            break;
+        }
+    }
+    rewritten.extend_from_slice(&body);
+    match from_v4(v4::read(&mut rewritten, max_packet).map_err(map_err)?)? {
+        Inbound::Connect(mut c) => {
+            c.legacy_31 = true;
+            Ok(Some(Inbound::Connect(c)))
+        }
+        _ => Err(CodecError::Malformed("not a CONNECT".into())),
+    }
 }
 
 fn from_v4(p: v4::Packet) -> Result<Inbound, CodecError> {
@@ -258,6 +355,7 @@ fn from_v4(p: v4::Packet) -> Result<Inbound, CodecError> {
             max_packet_size: None,
             topic_alias_max: 0,
             auth_method: None,
+            legacy_31: false,
         })),
         v4::Packet::Publish(p) => Inbound::Publish(Publish {
             dup: p.dup,
@@ -366,6 +464,7 @@ fn from_v5(p: v5::Packet) -> Result<Inbound, CodecError> {
                 max_packet_size: prop(|p| p.max_packet_size),
                 topic_alias_max: props.as_ref().and_then(|p| p.topic_alias_max).unwrap_or(0),
                 auth_method: props.as_ref().and_then(|p| p.authentication_method.clone()),
+                legacy_31: false,
             }))
         }
         v5::Packet::Publish(p) => Inbound::Publish(Publish {

@@ -62,12 +62,13 @@ fn first_packet_must_be_connect_and_levels_are_checked() {
         decode(&mut buf, None, MAX),
         Err(CodecError::Protocol(_))
     ));
-    let mut v3 = vec![0x10, 16, 0, 6];
-    v3.extend_from_slice(b"MQIsdp");
-    v3.extend_from_slice(&[3, 0x02, 0, 60, 0, 2, b'c', b'1']);
+    // Level 6 does not exist; level 3 is accepted only as MQTT 3.1 (see below).
+    let mut v6 = vec![0x10, 14, 0, 4];
+    v6.extend_from_slice(b"MQTT");
+    v6.extend_from_slice(&[6, 0x02, 0, 60, 0, 2, b'c', b'1']);
     assert_eq!(
-        decode(&mut BytesMut::from(&v3[..]), None, MAX),
-        Err(CodecError::UnsupportedLevel(3))
+        decode(&mut BytesMut::from(&v6[..]), None, MAX),
+        Err(CodecError::UnsupportedLevel(6))
     );
 }
 
@@ -219,4 +220,88 @@ proptest! {
         decode_all(&bytes, None);
         decode_all(&bytes[v4_connect().len()..], Some(level));
     }
+}
+
+fn v4_open(extra: &[u8]) -> Vec<Result<Inbound, CodecError>> {
+    let mut bytes = v4_connect();
+    bytes.extend_from_slice(extra);
+    decode_all(&bytes, None)
+}
+
+#[test]
+fn reserved_flags_empty_subscriptions_and_packet_id_zero_close_the_connection() {
+    // SUBSCRIBE with flags 0000 instead of 0010 (3.1.1 §3.8.1-1).
+    let bad_flags = [0x80u8, 8, 0, 1, 0, 3, b'a', b'/', b'b', 0];
+    assert!(matches!(
+        v4_open(&bad_flags)[1],
+        Err(CodecError::Malformed(_))
+    ));
+    // UNSUBSCRIBE and PUBREL likewise; PINGREQ with a flag set; PUBLISH with QoS 3.
+    for bad in [
+        &[0xA0u8, 5, 0, 1, 0, 1, b'a'][..],
+        &[0x60, 2, 0, 1],
+        &[0xC1, 0],
+        &[0x36, 5, 0, 1, b'a', 0, 1],
+    ] {
+        let got = v4_open(bad);
+        assert!(
+            matches!(got[1], Err(CodecError::Malformed(_))),
+            "{bad:?}: {got:?}"
+        );
+    }
+    // SUBSCRIBE / UNSUBSCRIBE with no filter (3.1.1 §3.8.3-3, §3.10.3-2).
+    for empty in [&[0x82u8, 2, 0, 1][..], &[0xA2, 2, 0, 1]] {
+        let got = v4_open(empty);
+        assert!(
+            matches!(got[1], Err(CodecError::Protocol(_))),
+            "{empty:?}: {got:?}"
+        );
+    }
+    // Packet id 0 (§2.3.1).
+    for zero in [
+        &[0x82u8, 6, 0, 0, 0, 1, b'a', 0][..],
+        &[0xA2, 5, 0, 0, 0, 1, b'a'],
+    ] {
+        let got = v4_open(zero);
+        assert!(
+            matches!(got[1], Err(CodecError::Protocol(_))),
+            "{zero:?}: {got:?}"
+        );
+    }
+    // v5: a SUBSCRIBE with properties but no filter is a protocol error (DISCONNECT 0x82).
+    let e = CodecError::Protocol(String::new());
+    assert_eq!(e.reason_code(), 0x82);
+    assert_eq!(CodecError::Malformed(String::new()).reason_code(), 0x81);
+    // Valid ones still decode.
+    let ok = v4_open(&[0x82u8, 6, 0, 1, 0, 1, b'a', 0]);
+    assert!(
+        matches!(ok[1], Ok(Inbound::Subscribe { pkid: 1, .. })),
+        "{ok:?}"
+    );
+}
+
+#[test]
+fn mqtt_3_1_connect_is_decoded_as_3_1_1() {
+    // CONNECT, "MQIsdp" level 3, clean session, keep-alive 30, client id "old-device".
+    let mut bytes = vec![
+        0x10u8, 0, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 0x02, 0, 30,
+    ];
+    bytes.extend_from_slice(&[0, 10]);
+    bytes.extend_from_slice(b"old-device");
+    bytes[1] = (bytes.len() - 2) as u8;
+    let got = decode_all(&bytes, None);
+    let Ok(Inbound::Connect(c)) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(c.level, Level::V4);
+    assert!(c.legacy_31);
+    assert_eq!(c.client_id, "old-device");
+    assert_eq!(c.keep_alive, 30);
+    // Level 3 under another name is still refused.
+    let mut other = bytes.clone();
+    other[4..10].copy_from_slice(b"MQIsdq");
+    assert!(matches!(
+        decode_all(&other, None)[0],
+        Err(CodecError::UnsupportedLevel(3))
+    ));
 }

@@ -400,7 +400,8 @@ impl Session {
         self.dirty = true;
         self.state = State::Open;
         let info = ConnAckInfo {
-            session_present,
+            // MQTT 3.1's CONNACK has no Session Present flag (its first byte is reserved).
+            session_present: session_present && !c.legacy_31,
             assigned_client_id: assigned.filter(|_| level == Level::V5),
             receive_maximum: Some(u16::MAX),
             topic_alias_max: Some(TOPIC_ALIAS_MAX),

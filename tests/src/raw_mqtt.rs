@@ -39,9 +39,10 @@ impl RawMqtt {
     /// Subscribes (v4, QoS 0) to `filter` and waits for the SUBACK.
     pub async fn subscribe_v4(&mut self, filter: &str) {
         let mut out = BytesMut::new();
-        mqttbytes::v4::Subscribe::new(filter, mqttbytes::QoS::AtMostOnce)
-            .write(&mut out)
-            .unwrap();
+        let mut s = mqttbytes::v4::Subscribe::new(filter, mqttbytes::QoS::AtMostOnce);
+        // A packet id of 0 is a protocol violation (§2.3.1): the broker would close.
+        s.pkid = 1;
+        s.write(&mut out).unwrap();
         self.send(&out).await;
         match self.recv_v4().await {
             Some(mqttbytes::v4::Packet::SubAck(_)) => {}

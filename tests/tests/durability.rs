@@ -188,9 +188,9 @@ async fn fill(p: &JunctionProcess) {
     // and a retained message.
     let (mut dev, _) = mqtt_connect(p, "dev-1", false).await;
     mqtt_send(&mut dev, |o| {
-        v4::Subscribe::new("sensors/#", QoS::AtLeastOnce)
-            .write(o)
-            .unwrap();
+        let mut s = v4::Subscribe::new("sensors/#", QoS::AtLeastOnce);
+        s.pkid = 1;
+        s.write(o).unwrap();
     })
     .await;
     assert!(matches!(mqtt_next(&mut dev).await, v4::Packet::SubAck(_)));
@@ -311,9 +311,9 @@ async fn check(p: &JunctionProcess, how: Stop) {
     }
     let (mut fresh, _) = mqtt_connect(p, "viewer-1", true).await;
     mqtt_send(&mut fresh, |o| {
-        v4::Subscribe::new("status/#", QoS::AtLeastOnce)
-            .write(o)
-            .unwrap();
+        let mut s = v4::Subscribe::new("status/#", QoS::AtLeastOnce);
+        s.pkid = 1;
+        s.write(o).unwrap();
     })
     .await;
     assert!(matches!(mqtt_next(&mut fresh).await, v4::Packet::SubAck(_)));
@@ -399,9 +399,9 @@ async fn mqtt_qos2_across_a_crash_is_exactly_once() {
     // A persistent subscriber at QoS 2, away.
     let (mut sub, _) = mqtt_connect(&p, "sub-2", false).await;
     mqtt_send(&mut sub, |o| {
-        v4::Subscribe::new("q2/#", QoS::ExactlyOnce)
-            .write(o)
-            .unwrap();
+        let mut s = v4::Subscribe::new("q2/#", QoS::ExactlyOnce);
+        s.pkid = 1;
+        s.write(o).unwrap();
     })
     .await;
     assert!(matches!(mqtt_next(&mut sub).await, v4::Packet::SubAck(_)));

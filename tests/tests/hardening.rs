@@ -378,3 +378,46 @@ async fn an_mqtt_subscriber_that_stops_reading_loses_qos0_messages_not_memory() 
     drop(stalled);
     b.stop().await;
 }
+
+/// What MQTT 3.1.1 and 5.0 say MUST close the connection is not acknowledged: SUBSCRIBE with
+/// reserved flags wrong, SUBSCRIBE/UNSUBSCRIBE with no filter or packet id 0 (v5: DISCONNECT
+/// 0x81 malformed / 0x82 protocol error).
+#[tokio::test]
+async fn mqtt_subscriptions_that_break_the_spec_close_the_connection() {
+    let b = TestBroker::start().await;
+    let addr = b.addrs.mqtt.unwrap();
+    for bad in [
+        &[0x80u8, 8, 0, 1, 0, 3, b'a', b'/', b'b', 0][..],
+        &[0x82, 2, 0, 1],
+        &[0xA2, 2, 0, 1],
+        &[0x82, 6, 0, 0, 0, 1, b'a', 0],
+    ] {
+        let mut m = within(RawMqtt::open(addr)).await;
+        within(m.connect_v4("strict", 0)).await;
+        m.send(bad).await;
+        assert!(
+            within(m.recv_v4()).await.is_none(),
+            "{bad:?}: closed, no ack"
+        );
+    }
+    // MQTT 5: [type/flags, length, pkid, pkid, properties length, ...filters].
+    for (bad, reason) in [
+        (&[0x80u8, 9, 0, 1, 0, 0, 3, b'a', b'/', b'b', 0][..], 0x81u8),
+        (&[0x82, 3, 0, 1, 0], 0x82),
+        (&[0xA2, 3, 0, 1, 0], 0x82),
+        (&[0x82, 7, 0, 0, 0, 0, 1, b'a', 0], 0x82),
+    ] {
+        let mut m = within(RawMqtt::open(addr)).await;
+        within(m.connect_v5("strict5")).await;
+        m.send(bad).await;
+        // mqttbytes decodes only the reason codes it lists: read the DISCONNECT's bytes.
+        let rest = within(m.rest()).await;
+        assert_eq!(
+            rest.first(),
+            Some(&0xE0),
+            "{bad:?}: a DISCONNECT, got {rest:?}"
+        );
+        assert_eq!(rest.get(2), Some(&reason), "{bad:?}: {rest:?}");
+    }
+    b.stop().await;
+}

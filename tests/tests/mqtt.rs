@@ -346,13 +346,28 @@ async fn a_takeover_of_a_persistent_session_resumes_it() {
 async fn connect_refusals_use_the_right_codes() {
     let b = TestBroker::start().await;
     let a = b.addrs.mqtt.unwrap();
-    // 3.1 (level 3) is refused with return code 1.
+    // An unknown level (6) is refused with return code 1.
+    let mut raw = RawMqtt::open(a).await;
+    let mut v6 = vec![0x10, 14, 0, 4];
+    v6.extend_from_slice(b"MQTT");
+    v6.extend_from_slice(&[6, 0x02, 0, 60, 0, 2, b'c', b'1']);
+    raw.send(&v6).await;
+    assert_eq!(within(raw.rest()).await, vec![0x20, 2, 0, 1]);
+    // MQTT 3.1 (MQIsdp, level 3) is accepted, as by Mosquitto and RabbitMQ, and served as 3.1.1;
+    // its CONNACK never sets Session Present (a reserved byte in 3.1).
     let mut raw = RawMqtt::open(a).await;
     let mut v3 = vec![0x10, 16, 0, 6];
     v3.extend_from_slice(b"MQIsdp");
-    v3.extend_from_slice(&[3, 0x02, 0, 60, 0, 2, b'c', b'1']);
+    v3.extend_from_slice(&[3, 0x00, 0, 60, 0, 2, b'c', b'3']);
     raw.send(&v3).await;
-    assert_eq!(within(raw.rest()).await, vec![0x20, 2, 0, 1]);
+    match within(raw.recv_v4()).await {
+        Some(mqttbytes::v4::Packet::ConnAck(ack)) => {
+            assert_eq!(ack.code, mqttbytes::v4::ConnectReturnCode::Success);
+            assert!(!ack.session_present);
+        }
+        other => panic!("{other:?}"),
+    }
+    raw.subscribe_v4("old/t").await;
     // Bad password: 4.
     let mut raw = RawMqtt::open(a).await;
     let mut c = mqttbytes::v4::Connect::new("x");

@@ -1,4 +1,4 @@
-"""paho-mqtt (3.1.1 and 5) against Junction: QoS 2 and a persistent session across a restart."""
+"""paho-mqtt (3.1, 3.1.1 and 5) against Junction: QoS 2 and a persistent session across a restart."""
 import os
 import queue
 import threading
@@ -15,7 +15,7 @@ PORT = int(os.environ.get("JUNCTION_MQTT_PORT", "1883"))
 
 def client(client_id, protocol, clean=True):
     kwargs = {"client_id": client_id, "protocol": protocol}
-    if protocol == mqtt.MQTTv311:
+    if protocol in (mqtt.MQTTv31, mqtt.MQTTv311):
         kwargs["clean_session"] = clean
     c = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
     c.inbox = queue.Queue()
@@ -49,7 +49,7 @@ def stop(c):
     c.loop_stop()
 
 
-@pytest.mark.parametrize("protocol", [mqtt.MQTTv311, mqtt.MQTTv5])
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv31, mqtt.MQTTv311, mqtt.MQTTv5])
 def test_qos2_exactly_once(protocol):
     sub = client(f"paho-sub-{protocol}", protocol)
     start(sub)
