@@ -355,3 +355,69 @@ async fn shutdown_sends_connection_forced_and_requeues() {
     c.send_method(0, &Method::ConnectionCloseOk).await;
     within(stop).await.unwrap();
 }
+
+/// A burst of publishes confirmed together comes back as `multiple` acks (amqplib's suite
+/// expects to see one), each tag confirmed exactly once and in order.
+#[tokio::test]
+async fn a_burst_of_confirms_is_acknowledged_with_multiple() {
+    let b = TestBroker::start().await;
+    let mut c = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
+    c.open_channel(1).await;
+    c.send_method(1, &Method::ConfirmSelect { no_wait: false })
+        .await;
+    assert!(matches!(
+        within(c.recv_method()).await,
+        Some((1, Method::ConfirmSelectOk))
+    ));
+    // 50 publishes in one write, to a queue-less key (routed nowhere, still confirmed).
+    let mut out = junction_core::WriteBuf::new();
+    for _ in 0..50 {
+        junction_amqp::codec::encode_method_frame(
+            1,
+            &Method::BasicPublish {
+                exchange: "amq.direct".into(),
+                routing_key: "nowhere".into(),
+                mandatory: false,
+                immediate: false,
+            },
+            out.buf(),
+        );
+        junction_amqp::codec::encode_content(
+            1,
+            60,
+            &Default::default(),
+            &Bytes::from_static(b"x"),
+            131_072,
+            &mut out,
+        );
+    }
+    out.write_to(&mut c.stream).await.unwrap();
+    let (mut confirmed, mut acks, mut multiples) = (0u64, 0, 0);
+    while confirmed < 50 {
+        match within(c.recv_method()).await {
+            Some((
+                1,
+                Method::BasicAck {
+                    delivery_tag,
+                    multiple,
+                },
+            )) => {
+                assert!(delivery_tag > confirmed, "in order, once each");
+                assert!(
+                    multiple || delivery_tag == confirmed + 1,
+                    "a single ack is the next tag"
+                );
+                confirmed = delivery_tag;
+                acks += 1;
+                multiples += usize::from(multiple);
+            }
+            other => panic!("expected basic.ack, got {other:?}"),
+        }
+    }
+    assert_eq!(confirmed, 50);
+    assert!(
+        multiples > 0 && acks < 50,
+        "{acks} acks, {multiples} multiple"
+    );
+    b.stop().await;
+}

@@ -974,6 +974,8 @@ impl Session {
                 // Stored: confirmed only once the store has synced (group commit); others
                 // keep their place behind held ones.
                 self.held.hold((ch, confirm));
+            } else if let Method::BasicAck { delivery_tag, .. } = confirm {
+                self.confirm(ch, delivery_tag);
             } else {
                 self.send(ch, &confirm);
             }
@@ -983,6 +985,8 @@ impl Session {
 
     /// Server-initiated channel.close: the channel's work is released at once.
     pub(super) fn close_channel_with(&mut self, ch: u16, e: AmqpError) {
+        // Confirms of what the channel published before the error go out first.
+        self.flush_confirms();
         tracing::debug!(channel = ch, code = e.code, text = %e.text, "closing channel");
         self.release_channel(ch);
         if let Some(c) = self.channels.get_mut(&ch) {

@@ -56,6 +56,9 @@ pub struct Session {
     out: WriteBuf,
     /// Publisher confirms waiting for the store's sync.
     held: Held<(u16, Method)>,
+    /// Confirms of consecutive tags on one channel not yet sent: (channel, first, last). They
+    /// go out as one `multiple` ack before any other frame and at the end of each read.
+    ack_run: Option<(u16, u64, u64)>,
     last_recv: u64,
     last_send: u64,
     client_properties: junction_core::FieldTable,
@@ -86,6 +89,7 @@ impl Session {
             sink,
             out: WriteBuf::new(),
             held: Held::default(),
+            ack_run: None,
             last_recv: now,
             last_send: now,
             client_properties: Default::default(),
@@ -114,7 +118,28 @@ impl Session {
     }
 
     fn send(&mut self, channel: u16, m: &Method) {
+        self.flush_confirms();
         encode_method_frame(channel, m, self.out.buf());
+    }
+
+    /// Confirms publish `tag` of channel `ch`, joining it to the run of consecutive confirms
+    /// not yet sent, so a burst of publishes is confirmed with one `multiple` ack.
+    pub(super) fn confirm(&mut self, ch: u16, tag: u64) {
+        if let Some((rch, _, last)) = &mut self.ack_run {
+            if *rch == ch && tag == *last + 1 {
+                *last = tag;
+                return;
+            }
+        }
+        self.flush_confirms();
+        self.ack_run = Some((ch, tag, tag));
+    }
+
+    /// Sends the pending run of confirms, if any.
+    pub(super) fn flush_confirms(&mut self) {
+        if let Some(run) = self.ack_run.take() {
+            self.flush_ack_run(Some(run));
+        }
     }
 
     /// Sends acks for tags `first..=last` of a channel: every earlier tag is already confirmed.
@@ -125,7 +150,7 @@ impl Session {
                 delivery_tag: last,
                 multiple: last > first,
             };
-            self.send(ch, &ack);
+            encode_method_frame(ch, &ack, self.out.buf());
         }
     }
 
@@ -236,6 +261,7 @@ impl Session {
         if matches!(self.state, State::Closing { .. } | State::Closed) {
             return;
         }
+        self.flush_confirms();
         tracing::info!(
             peer = %self.ctx.peer,
             code = e.code,
@@ -422,6 +448,7 @@ impl driver::Session for Session {
     /// The store has synced: send the confirms it covered, runs of consecutive acks on a
     /// channel as one `multiple` ack.
     fn synced(&mut self) {
+        self.flush_confirms();
         let mut run: Option<(u16, u64, u64)> = None;
         let held: Vec<(u16, Method)> = self.held.synced().collect();
         for (ch, m) in held {
@@ -495,14 +522,15 @@ impl driver::Session for Session {
         while !self.is_closed() {
             match codec::decode(buf, &self.codec_limits()) {
                 Ok(Some(frame)) => self.handle_frame(frame, now),
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
                     self.codec_error(&e, now);
                     buf.clear();
-                    return;
+                    break;
                 }
             }
         }
+        self.flush_confirms();
     }
 
     /// Handles what the core pushed to this connection's consumers.
