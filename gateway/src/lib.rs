@@ -142,6 +142,43 @@ async fn bind(
     Ok((listener, bound))
 }
 
+/// Binds `addr`, and when it is IPv4's any-address (the default) also IPv6's on the same port,
+/// as RabbitMQ listens on both: a client that resolves `localhost` to `::1` is served. A
+/// machine without IPv6 keeps the IPv4 listener (logged).
+async fn bind_all(
+    protocol: &'static str,
+    addr: SocketAddr,
+) -> Result<(Vec<TcpListener>, SocketAddr), StartError> {
+    let (listener, bound) = bind(protocol, addr).await?;
+    let mut all = vec![listener];
+    if addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+        let v6 = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), bound.port());
+        match ipv6_only_listener(v6) {
+            Ok(l) => {
+                tracing::info!(bound = %v6, protocol, "listening");
+                all.push(l);
+            }
+            Err(e) => tracing::warn!(addr = %v6, protocol, error = %e, "no IPv6 listener"),
+        }
+    }
+    Ok((all, bound))
+}
+
+/// A listener on an IPv6 address that takes IPv6 connections only (IPv4 has its own).
+fn ipv6_only_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV6,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_only_v6(true)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
 impl Gateway {
     /// Opens the data directory, builds the broker and binds every enabled listener.
     pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
@@ -177,20 +214,22 @@ impl Gateway {
             if !lc.enabled {
                 continue;
             }
-            let (listener, bound) = bind(protocol, lc.socket_addr()).await?;
+            let (listeners, bound) = bind_all(protocol, lc.socket_addr()).await?;
             tracing::info!(%bound, protocol, "listening");
             match protocol {
                 "AMQP" => addrs.amqp = Some(bound),
                 "STOMP" => addrs.stomp = Some(bound),
                 _ => addrs.mqtt = Some(bound),
             }
-            accept_tasks.push(tokio::spawn(accept_loop(
-                listener,
-                adapter,
-                broker.clone(),
-                limits.clone(),
-                connections.clone(),
-            )));
+            for listener in listeners {
+                accept_tasks.push(tokio::spawn(accept_loop(
+                    listener,
+                    adapter.clone(),
+                    broker.clone(),
+                    limits.clone(),
+                    connections.clone(),
+                )));
+            }
         }
         let stomp = adapters[1].1.clone();
         let mqtt = adapters[2].1.clone();
@@ -212,24 +251,26 @@ impl Gateway {
             if !lc.enabled {
                 continue;
             }
-            let (listener, bound) = bind(protocol, lc.socket_addr()).await?;
+            let (listeners, bound) = bind_all(protocol, lc.socket_addr()).await?;
             tracing::info!(%bound, path = %lc.path, protocol, "listening");
             if protocol.starts_with("STOMP") {
                 addrs.stomp_ws = Some(bound);
             } else {
                 addrs.mqtt_ws = Some(bound);
             }
-            accept_tasks.push(tokio::spawn(ws_accept_loop(
-                listener,
-                WsOptions {
-                    path: lc.path.clone(),
-                    subprotocols,
-                },
-                adapter,
-                broker.clone(),
-                limits.clone(),
-                connections.clone(),
-            )));
+            for listener in listeners {
+                accept_tasks.push(tokio::spawn(ws_accept_loop(
+                    listener,
+                    WsOptions {
+                        path: lc.path.clone(),
+                        subprotocols,
+                    },
+                    adapter.clone(),
+                    broker.clone(),
+                    limits.clone(),
+                    connections.clone(),
+                )));
+            }
         }
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));
         let disk_limits = disk_monitor::DiskLimits::new(

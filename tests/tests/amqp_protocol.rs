@@ -421,3 +421,29 @@ async fn a_burst_of_confirms_is_acknowledged_with_multiple() {
     );
     b.stop().await;
 }
+
+/// The default any-address listeners take IPv6 too, as RabbitMQ's: a client that resolves
+/// `localhost` to `::1` (Node does) is served, on every protocol.
+#[tokio::test]
+async fn any_address_listeners_serve_ipv6_clients_too() {
+    let b = TestBroker::start_with(|c| {
+        c.listeners.amqp.address = std::net::Ipv4Addr::UNSPECIFIED.into();
+        c.listeners.mqtt.address = std::net::Ipv4Addr::UNSPECIFIED.into();
+    })
+    .await;
+    let port = b.addrs.amqp.unwrap().port();
+    for host in ["127.0.0.1", "[::1]"] {
+        let uri = format!("amqp://guest:guest@{host}:{port}/%2f");
+        let (_c, ch) = junction_tests::amqp_channel(&uri).await;
+        within(ch.queue_declare("v6", Default::default(), Default::default()))
+            .await
+            .expect("declare");
+    }
+    let v6 = std::net::SocketAddr::new(
+        std::net::Ipv6Addr::LOCALHOST.into(),
+        b.addrs.mqtt.unwrap().port(),
+    );
+    let mut m = within(junction_tests::raw_mqtt::RawMqtt::open(v6)).await;
+    within(m.connect_v4("over-v6", 0)).await;
+    b.stop().await;
+}
