@@ -589,7 +589,8 @@ impl Queue {
             if st.ready == 0 {
                 return;
             }
-            let Some(ci) = Self::pick_consumer(st, skip, prioritised) else {
+            let single = self.args.single_active_consumer;
+            let Some(ci) = Self::pick_consumer(st, skip, prioritised, single) else {
                 return;
             };
             let Some((entry, message)) = self.take_head(st, after) else {
@@ -644,8 +645,21 @@ impl Queue {
         }
     }
 
-    /// The next consumer (round-robin, highest priority first) that takes a credit.
-    fn pick_consumer(st: &mut State, skip: &mut [bool], prioritised: bool) -> Option<usize> {
+    /// The next consumer (round-robin, highest priority first) that takes a credit; with a
+    /// single active consumer, only the oldest one.
+    fn pick_consumer(
+        st: &mut State,
+        skip: &mut [bool],
+        prioritised: bool,
+        single: bool,
+    ) -> Option<usize> {
+        if single {
+            if !skip[0] && st.consumers[0].try_acquire() {
+                return Some(0);
+            }
+            skip[0] = true;
+            return None;
+        }
         let n = st.consumers.len();
         let start = st.next_consumer % n;
         let order = (0..n).map(|i| (start + i) % n);

@@ -30,6 +30,9 @@ pub struct QueueArgs {
     /// are dropped on arrival and counted, while persistent ones are kept. MQTT clean sessions
     /// use it as Mosquitto's `max_queued_messages` for a subscriber that stops reading.
     pub max_transient_length: Option<u64>,
+    /// `x-single-active-consumer` (RabbitMQ 3.8+): only the oldest consumer receives; the next
+    /// takes over when it cancels or its connection goes.
+    pub single_active_consumer: bool,
 }
 
 fn bad(arg: &str, why: &str) -> CoreError {
@@ -91,6 +94,11 @@ impl QueueArgs {
             overflow,
             max_priority,
             max_transient_length: non_negative(args, "x-max-transient-length")?,
+            single_active_consumer: match args.get("x-single-active-consumer") {
+                None => false,
+                Some(FieldValue::Bool(b)) => *b,
+                Some(_) => return Err(bad("x-single-active-consumer", "must be a boolean")),
+            },
         })
     }
 }
@@ -137,6 +145,7 @@ mod tests {
             t(&[("x-overflow", FieldValue::string("explode"))]),
             t(&[("x-max-priority", FieldValue::I32(300))]),
             t(&[("x-dead-letter-routing-key", FieldValue::string("k"))]),
+            t(&[("x-single-active-consumer", FieldValue::string("yes"))]),
         ] {
             assert_eq!(
                 QueueArgs::parse(&args).unwrap_err().reply_code(),

@@ -501,3 +501,88 @@ async fn exchange_to_exchange_binding_and_alternate_exchange() {
     assert_eq!(get("m").await, None);
     b.stop().await;
 }
+
+/// `x-single-active-consumer`: only the first consumer receives; when it cancels, the next
+/// takes over, in order, and when that one's connection dies, the third.
+#[tokio::test]
+async fn a_single_active_consumer_receives_until_it_goes() {
+    let b = TestBroker::start().await;
+    let (_c, ch) = open(&b).await;
+    within(ch.confirm_select(ConfirmSelectOptions::default()))
+        .await
+        .unwrap();
+    declare_with(
+        &ch,
+        "sac",
+        table(&[("x-single-active-consumer", AMQPValue::Boolean(true))]),
+    )
+    .await;
+    let consume = |ch: Channel, tag: &'static str| async move {
+        within(ch.basic_consume(
+            "sac",
+            tag,
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ))
+        .await
+        .unwrap()
+    };
+    let (_c1, ch1) = open(&b).await;
+    let (c2, ch2) = open(&b).await;
+    let (_c3, ch3) = open(&b).await;
+    let mut first = consume(ch1.clone(), "first").await;
+    let mut second = consume(ch2, "second").await;
+    let mut third = consume(ch3, "third").await;
+    let publish = |from: u32| {
+        let ch = ch.clone();
+        async move {
+            for i in from..from + 5 {
+                publish_confirmed(&ch, "", "sac", format!("{i}").as_bytes(), false).await;
+            }
+        }
+    };
+    publish(0).await;
+    for i in 0..5 {
+        assert_eq!(take(&mut first).await, i.to_string());
+    }
+    within(ch1.basic_cancel("first", BasicCancelOptions::default()))
+        .await
+        .unwrap();
+    publish(5).await;
+    for i in 5..10 {
+        assert_eq!(take(&mut second).await, i.to_string());
+    }
+    // The second consumer's connection goes: the third takes over.
+    within(c2.close(200, "bye")).await.unwrap();
+    publish(10).await;
+    for i in 10..15 {
+        assert_eq!(take(&mut third).await, i.to_string());
+    }
+    // Nothing reached the inactive ones meanwhile.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), first.next())
+            .await
+            .map_or(true, |d| d.is_none())
+    );
+    // A non-boolean value is a 406, as in RabbitMQ.
+    let err = within(ch.queue_declare(
+        "sac-bad",
+        QueueDeclareOptions::default(),
+        table(&[(
+            "x-single-active-consumer",
+            AMQPValue::LongString("yes".into()),
+        )]),
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("PRECONDITION_FAILED"), "{err}");
+    b.stop().await;
+}
+
+async fn take(c: &mut lapin::Consumer) -> String {
+    let d = within(c.next()).await.expect("open").expect("delivery");
+    String::from_utf8(d.data).unwrap()
+}
