@@ -509,3 +509,103 @@ async fn default_user_can_be_turned_off() {
     assert!(within(c.recv()).await.is_none());
     b.stop().await;
 }
+
+/// NACK with `requeue:false` on a queue without a dead-letter exchange drops the message.
+#[tokio::test]
+async fn nack_without_requeue_and_without_dlx_drops_the_message() {
+    let b = TestBroker::start().await;
+    let (mut c, _) = within(StompClient::connect(b.addrs.stomp.unwrap())).await;
+    c.subscribe("s", "/queue/nodlx", &[("ack", "client-individual")])
+        .await;
+    c.send_with_receipt(send("/queue/nodlx", b"poison", &[]), "r")
+        .await;
+    let m = message(&mut c).await;
+    c.send_with_receipt(
+        frame(
+            Command::Nack,
+            &[("id", m.header("ack").unwrap()), ("requeue", "false")],
+            b"",
+        ),
+        "n",
+    )
+    .await;
+    c.expect_silence(Duration::from_millis(200)).await;
+    let q = b
+        .gateway()
+        .broker()
+        .vhost("/")
+        .unwrap()
+        .queue("nodlx", None)
+        .unwrap();
+    assert_eq!((q.message_count(), q.unacked_count()), (0, 0));
+    b.stop().await;
+}
+
+/// A queue that `/queue/x` created has RabbitMQ's STOMP properties (durable, not exclusive,
+/// not auto-delete, no arguments): an AMQP client declaring it the same way is not refused.
+#[tokio::test]
+async fn queues_made_by_stomp_match_an_amqp_declare_with_rabbitmqs_defaults() {
+    let b = TestBroker::start().await;
+    let (mut c, _) = within(StompClient::connect(b.addrs.stomp.unwrap())).await;
+    c.send_with_receipt(send("/queue/by-send", b"x", &[]), "r")
+        .await;
+    c.subscribe("s", "/queue/by-subscribe", &[]).await;
+    let (_conn, ch) = junction_tests::amqp_channel(&b.amqp_uri()).await;
+    for q in ["by-send", "by-subscribe"] {
+        within(ch.queue_declare(
+            q,
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            Default::default(),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    b.stop().await;
+}
+
+/// `host` names the vhost, as in RabbitMQ: one that does not exist is refused.
+#[tokio::test]
+async fn an_unknown_vhost_in_host_is_refused() {
+    let b = TestBroker::start().await;
+    let (mut c, reply) = within(StompClient::connect_with(
+        b.addrs.stomp.unwrap(),
+        &[("accept-version", "1.2"), ("host", "localhost")],
+    ))
+    .await;
+    assert_eq!(reply.command, Command::Error, "{reply:?}");
+    assert_eq!(reply.header("message"), Some("Bad CONNECT"));
+    assert_eq!(
+        std::str::from_utf8(&reply.body).unwrap(),
+        "Virtual host 'localhost' access denied"
+    );
+    assert!(within(c.recv()).await.is_none());
+    b.stop().await;
+}
+
+/// A SEND inside a transaction is receipted when it is taken (as RabbitMQ does); COMMIT's
+/// receipt comes once what it routed is durable, and only then are the messages delivered.
+#[tokio::test]
+async fn transactional_sends_are_receipted_when_taken() {
+    let b = TestBroker::start().await;
+    let (mut c, _) = within(StompClient::connect(b.addrs.stomp.unwrap())).await;
+    c.subscribe("s", "/queue/txr", &[]).await;
+    c.send(&frame(Command::Begin, &[("transaction", "t")], b""))
+        .await;
+    c.send_with_receipt(
+        send(
+            "/queue/txr",
+            b"in tx",
+            &[("transaction", "t"), ("persistent", "true")],
+        ),
+        "s1",
+    )
+    .await;
+    c.expect_silence(Duration::from_millis(100)).await;
+    c.send_with_receipt(frame(Command::Commit, &[("transaction", "t")], b""), "c")
+        .await;
+    assert_eq!(&message(&mut c).await.body[..], b"in tx");
+    b.stop().await;
+}

@@ -239,13 +239,21 @@ impl Session {
                 return;
             }
         };
-        // `host` names the vhost when it is one; otherwise the default vhost (clients often
-        // send their idea of the server's host name).
+        // `host` names the vhost, as in RabbitMQ: one that does not exist is refused, never
+        // quietly mapped to another vhost.
         let vhost_name = f
             .header("host")
-            .filter(|h| self.broker.vhost(h).is_ok())
             .unwrap_or(self.broker.default_vhost())
             .to_string();
+        if self.broker.vhost(&vhost_name).is_err() {
+            tracing::info!(peer = %self.ctx.peer, vhost = %vhost_name, "STOMP CONNECT to an unknown vhost refused");
+            self.error(
+                "Bad CONNECT",
+                &format!("Virtual host '{vhost_name}' access denied"),
+                None,
+            );
+            return;
+        }
         if let Err(e) = self.broker.auth().check_vhost(&user.name, &vhost_name) {
             self.error("Access refused", &e.to_string(), None);
             return;

@@ -21,6 +21,9 @@ class Collector(stomp.ConnectionListener):
 
 def connect(**kwargs):
     port = int(os.environ["JUNCTION_STOMP_PORT"])
+    # stomp.py sends the server's host name as `host` unless told the vhost; RabbitMQ and
+    # Junction take `host` as the vhost and refuse one that does not exist.
+    kwargs.setdefault("vhost", "/")
     conn = stomp.Connection12([("127.0.0.1", port)], **kwargs)
     listener = Collector()
     conn.set_listener("collector", listener)
