@@ -3,7 +3,8 @@
 //! Keys and patterns are split on `.`; the empty string has no words. In a pattern `*` matches
 //! exactly one word and `#` zero or more words.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The most words a routing key or binding pattern may have: Mosquitto's topic hierarchy limit.
 /// Longer ones are refused where they enter (a publish, a bind, an MQTT topic or filter).
@@ -51,36 +52,60 @@ pub struct TopicTrie<T> {
 
 #[derive(Debug)]
 struct Node<T> {
+    /// Children by literal word.
     children: HashMap<Box<str>, Node<T>>,
+    /// The `#` and `*` children, outside the map: matching meets them at every step.
+    hash: Option<Box<Node<T>>>,
+    star: Option<Box<Node<T>>>,
     values: Vec<T>,
-    /// Whether `children` holds a `#` / a `*` child: matching skips those lookups when not.
-    has_hash: bool,
-    has_star: bool,
 }
 
 impl<T> Default for Node<T> {
     fn default() -> Self {
         Node {
             children: HashMap::new(),
+            hash: None,
+            star: None,
             values: Vec::new(),
-            has_hash: false,
-            has_star: false,
         }
     }
 }
 
 impl<T> Node<T> {
-    fn wildcard(&self, present: bool, w: &str) -> Option<&Node<T>> {
-        if present {
-            self.children.get(w)
-        } else {
-            None
+    fn is_empty(&self) -> bool {
+        self.values.is_empty()
+            && self.children.is_empty()
+            && self.hash.is_none()
+            && self.star.is_none()
+    }
+
+    /// The child for word `w`, if there is one.
+    fn child_mut(&mut self, w: &str) -> Option<&mut Node<T>> {
+        match w {
+            "#" => self.hash.as_deref_mut(),
+            "*" => self.star.as_deref_mut(),
+            _ => self.children.get_mut(w),
         }
     }
 
-    fn note_children(&mut self) {
-        self.has_hash = self.children.contains_key("#");
-        self.has_star = self.children.contains_key("*");
+    /// The child for word `w`, made if absent.
+    fn child_or_new(&mut self, w: &str) -> &mut Node<T> {
+        match w {
+            "#" => self.hash.get_or_insert_with(Box::default),
+            "*" => self.star.get_or_insert_with(Box::default),
+            _ => self.children.entry(w.into()).or_default(),
+        }
+    }
+
+    /// Drops the child for word `w`.
+    fn drop_child(&mut self, w: &str) {
+        match w {
+            "#" => self.hash = None,
+            "*" => self.star = None,
+            _ => {
+                self.children.remove(w);
+            }
+        }
     }
 }
 
@@ -98,9 +123,7 @@ impl<T: PartialEq> TopicTrie<T> {
     pub fn insert(&mut self, pattern: &str, value: T) -> bool {
         let mut node = &mut self.root;
         for w in words(pattern) {
-            node.has_hash |= w == "#";
-            node.has_star |= w == "*";
-            node = node.children.entry(w.into()).or_default();
+            node = node.child_or_new(w);
         }
         if node.values.contains(&value) {
             return false;
@@ -130,13 +153,12 @@ impl<T: PartialEq> TopicTrie<T> {
                 None => false,
             },
             Some((w, rest)) => {
-                let Some(child) = node.children.get_mut(*w) else {
+                let Some(child) = node.child_mut(w) else {
                     return false;
                 };
                 let removed = Self::remove_at(child, rest, value);
-                if child.values.is_empty() && child.children.is_empty() {
-                    node.children.remove(*w);
-                    node.note_children();
+                if child.is_empty() {
+                    node.drop_child(w);
                 }
                 removed
             }
@@ -151,9 +173,16 @@ impl<T: PartialEq> TopicTrie<T> {
             *removed += before - node.values.len();
             node.children.retain(|_, c| {
                 walk(c, keep, removed);
-                !(c.values.is_empty() && c.children.is_empty())
+                !c.is_empty()
             });
-            node.note_children();
+            for wild in [&mut node.hash, &mut node.star] {
+                if let Some(c) = wild {
+                    walk(c, keep, removed);
+                    if c.is_empty() {
+                        *wild = None;
+                    }
+                }
+            }
         }
         let mut removed = 0;
         walk(&mut self.root, keep, &mut removed);
@@ -217,13 +246,13 @@ impl Walk {
     /// Matches the words `ws[pos..]` from `node`.
     fn at<T>(&mut self, node: &Node<T>, ws: &[&str], pos: usize, f: &mut impl FnMut(&T)) {
         self.steps += 1;
-        if let Some(hash) = node.wildcard(node.has_hash, "#") {
+        if let Some(hash) = &node.hash {
             self.hash(hash, ws, pos, f);
         }
         match ws.get(pos) {
             None => node.values.iter().for_each(&mut *f),
             Some(w) => {
-                if let Some(star) = node.wildcard(node.has_star, "*") {
+                if let Some(star) = &node.star {
                     self.at(star, ws, pos + 1, f);
                 }
                 // A literal `*`/`#` word in a key is met only by the wildcard branches.
@@ -238,57 +267,93 @@ impl Walk {
 
     /// Enters the `#` node `hash` with `ws[..pos]` consumed: it swallows zero words (continue
     /// from it at `pos`) or one more (enter it again at `pos + 1`). Each (node, position) is
-    /// walked once; a second path to it would report the same values again.
-    fn hash<T>(&mut self, hash: &Node<T>, ws: &[&str], mut pos: usize, f: &mut impl FnMut(&T)) {
+    /// walked once; a second path to it would report the same values again. The positions a
+    /// node was entered at are always a run to the key's end (entering at `p` walks on from
+    /// `p` until a position entered before), so one number per node remembers them.
+    fn hash<T>(&mut self, hash: &Node<T>, ws: &[&str], pos: usize, f: &mut impl FnMut(&T)) {
+        let Some(until) = self
+            .seen
+            .enter(hash as *const Node<T> as usize, pos, ws.len() + 1)
+        else {
+            return;
+        };
         // The self-loop runs as a loop, so the stack grows with the trie's depth, not the key.
-        loop {
-            if !self.seen.insert(hash as *const Node<T> as usize, pos) {
-                return;
-            }
-            self.at(hash, ws, pos, f);
-            if pos == ws.len() {
-                return;
-            }
-            pos += 1;
+        for p in pos..until {
+            self.at(hash, ws, p, f);
         }
     }
 }
 
-/// The (`#` node, key position) pairs a walk has entered. Most keys meet few `#` nodes, so a
-/// short list is searched first; a large set moves to a hash set, keeping the walk linear.
+/// For each `#` node a walk has entered, the lowest key position it was entered at. Most keys
+/// meet few `#` nodes, so a short list is searched first; many move to a hash map.
 #[derive(Default)]
 enum Seen {
     #[default]
     Empty,
     Few(Vec<(usize, usize)>),
-    Many(HashSet<(usize, usize)>),
+    Many(HashMap<usize, usize, BuildHasherDefault<AddressHasher>>),
 }
 
 impl Seen {
-    const FEW: usize = 32;
+    const FEW: usize = 16;
 
-    /// Records the pair; false if it was already there.
-    fn insert(&mut self, node: usize, pos: usize) -> bool {
-        match self {
+    /// Node `node` is entered at `pos`: returns the end (exclusive) of the positions not walked
+    /// from it yet (`end` when it is new), or None when `pos` was walked already.
+    fn enter(&mut self, node: usize, pos: usize, end: usize) -> Option<usize> {
+        let lowest = match self {
             Seen::Empty => {
                 *self = Seen::Few(vec![(node, pos)]);
-                true
+                return Some(end);
             }
-            Seen::Few(v) => {
-                if v.contains(&(node, pos)) {
-                    return false;
-                }
-                if v.len() < Self::FEW {
+            Seen::Few(v) => match v.iter().position(|(n, _)| *n == node) {
+                Some(i) => &mut v[i].1,
+                None if v.len() < Self::FEW => {
                     v.push((node, pos));
-                } else {
-                    let mut set: HashSet<(usize, usize)> = v.drain(..).collect();
-                    set.insert((node, pos));
-                    *self = Seen::Many(set);
+                    return Some(end);
                 }
-                true
-            }
-            Seen::Many(set) => set.insert((node, pos)),
+                None => {
+                    let mut map: HashMap<_, _, BuildHasherDefault<AddressHasher>> =
+                        v.drain(..).collect();
+                    map.insert(node, pos);
+                    *self = Seen::Many(map);
+                    return Some(end);
+                }
+            },
+            Seen::Many(map) => match map.entry(node) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(pos);
+                    return Some(end);
+                }
+            },
+        };
+        if pos >= *lowest {
+            return None;
         }
+        let until = *lowest;
+        *lowest = pos;
+        Some(until)
+    }
+}
+
+/// Hashes a node's address: ours, not a client's, so a multiply-mix is enough (the standard
+/// library's seeded hasher would double the walk's cost).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_usize(usize::from(b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(26) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -359,12 +424,14 @@ mod tests {
         assert_eq!(matching(&t, "a.b"), vec![2]);
         t.retain(&mut |v| *v != 2);
         assert!(t.is_empty());
-        assert!(t.root.children.is_empty());
+        assert!(t.root.is_empty());
     }
 
     /// Nodes in the trie, for the bound on a walk's work.
     fn nodes<T>(n: &Node<T>) -> usize {
         1 + n.children.values().map(nodes).sum::<usize>()
+            + n.hash.as_deref().map_or(0, nodes)
+            + n.star.as_deref().map_or(0, nodes)
     }
 
     #[test]

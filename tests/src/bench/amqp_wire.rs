@@ -614,3 +614,41 @@ pub async fn topic_sink(
     let sink = c.consume(&q, false, 0, expect).await?;
     Ok(sink)
 }
+
+/// Worst-case topic routing: `amq.topic` carries `hashes`-long `#.#.…` patterns that never
+/// match (bound to a queue of their own) while 1 producer publishes `n` messages with a
+/// `words`-word routing key to 1 consumer whose queue is bound by that exact key.
+pub async fn topic_worst(
+    uri: &str,
+    n: u64,
+    hashes: usize,
+    words: usize,
+    p: Publish,
+) -> anyhow::Result<Outcome> {
+    let mut admin = Wire::connect(uri).await?;
+    let trap = unique("bench-trap");
+    admin.declare_queue(&trap, false, false).await?;
+    let h = vec!["#"; hashes].join(".");
+    for pattern in [
+        format!("{h}.z"),
+        format!("#.a.{h}.a.#.z"),
+        format!("{h}.*.{h}.z"),
+    ] {
+        admin.bind(&trap, "amq.topic", &pattern).await?;
+    }
+    let key = vec!["a"; words].join(".");
+    let q = unique("bench-deep");
+    admin.declare_queue(&q, false, false).await?;
+    admin.bind(&q, "amq.topic", &key).await?;
+    let sink = Wire::connect(uri).await?.consume(&q, false, 0, n).await?;
+    let start = epoch().elapsed();
+    Wire::connect(uri)
+        .await?
+        .produce("amq.topic", &key, n, p)
+        .await?;
+    let seen = sink.await?;
+    let secs = (epoch().elapsed() - start).as_secs_f64();
+    admin.delete_queue(&q).await?;
+    admin.delete_queue(&trap).await?;
+    Ok(Outcome::from(&[seen], n, secs))
+}

@@ -32,6 +32,9 @@ enum Scenario {
     StompTopic,
     /// MQTT QoS 0 publish → an AMQP consumer and a STOMP subscriber.
     Cross,
+    /// AMQP 1 → 1 through `amq.topic` with a `--words`-word key while `--hashes`-long `#.#.…`
+    /// patterns that never match are bound (worst-case topic matching).
+    TopicWorst,
     /// `--connections` idle MQTT connections; broker memory per connection (`--broker-pid`).
     MqttIdle,
     /// `--messages` messages queued with no consumer (wire client; `--persistent`: on a
@@ -78,6 +81,12 @@ struct Args {
     /// amqp-depth: persistent messages on a durable queue.
     #[arg(long)]
     persistent: bool,
+    /// topic-worst: `#` words per hostile pattern.
+    #[arg(long, default_value_t = 20)]
+    hashes: usize,
+    /// topic-worst: words in the routing key (at most 127 fit AMQP's 255-byte short string).
+    #[arg(long, default_value_t = 100)]
+    words: usize,
     /// amqp-depth: leave the queue and its messages behind (to time a restart's recovery).
     #[arg(long)]
     keep: bool,
@@ -219,6 +228,13 @@ async fn main() -> anyhow::Result<()> {
                 Outcome::from(&seen, n, (epoch().elapsed() - start).as_secs_f64()),
             )
         }
+        Scenario::TopicWorst => (
+            format!(
+                "scenario=topic-worst size={size} hashes={} words={} persistent=no confirms=no ack=auto messages={n}",
+                a.hashes, a.words
+            ),
+            amqp_wire::topic_worst(uri, n, a.hashes, a.words, fast(false, 0)).await?,
+        ),
         Scenario::MqttIdle => return idle_connections(&a).await,
         Scenario::AmqpDepth => {
             let pid = a
