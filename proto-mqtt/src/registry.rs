@@ -90,6 +90,19 @@ fn record_key(vhost: &str, name: &str) -> String {
     format!("{vhost}\0{name}")
 }
 
+/// Whether a message's own expiry (its `expiration`, counted from its `timestamp`, which an
+/// MQTT 5 publish with a Message Expiry Interval carries) has passed at `now_ms`. The
+/// timestamp has whole seconds: the message is taken as sent at the end of its second, so it
+/// is never dropped early.
+fn has_expired(m: &Message, now_ms: u64) -> bool {
+    match (m.properties.ttl_ms(), m.properties.timestamp) {
+        (Some(ttl), Some(sent_s)) => {
+            now_ms.saturating_sub(sent_s.saturating_add(1).saturating_mul(1000)) >= ttl
+        }
+        _ => false,
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -341,16 +354,32 @@ impl Registry {
         self.retain(vhost, &topic, retained);
     }
 
-    /// Retained messages whose topic matches `filter`, in topic order.
+    /// Retained messages whose topic matches `filter`, in topic order. One whose MQTT 5
+    /// message expiry has passed is not sent (and is forgotten), as the spec requires.
     pub fn retained_matching(&self, vhost: &str, filter: &str) -> Vec<(String, Retained)> {
-        let r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-        r.get(vhost)
-            .map(|v| {
-                v.iter()
-                    .filter(|(t, _)| crate::topic::matches(t, filter))
-                    .map(|(t, m)| (t.clone(), m.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let now_ms = now_ms();
+        let mut expired = Vec::new();
+        let found = {
+            let r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+            r.get(vhost)
+                .map(|v| {
+                    v.iter()
+                        .filter(|(t, _)| crate::topic::matches(t, filter))
+                        .filter(|(t, m)| {
+                            let gone = has_expired(&m.message, now_ms);
+                            if gone {
+                                expired.push((*t).clone());
+                            }
+                            !gone
+                        })
+                        .map(|(t, m)| (t.clone(), m.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for topic in expired {
+            self.retain(vhost, &topic, None);
+        }
+        found
     }
 }

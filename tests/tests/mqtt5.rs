@@ -331,6 +331,46 @@ async fn resuming_with_expiry_zero_delivers_what_was_queued_then_ends_the_sessio
     b.stop().await;
 }
 
+/// A retained message's Message Expiry Interval applies: sent with the remaining interval while
+/// it lasts, not sent (and forgotten) once it has passed.
+#[tokio::test]
+async fn retained_messages_expire() {
+    let b = TestBroker::start().await;
+    let p = connect(&b, "ret-pub", |_| {}).await;
+    let short = PublishProperties {
+        message_expiry_interval: Some(1),
+        ..Default::default()
+    };
+    p.publish("ret/short", QoS::AtLeastOnce, true, b"brief", short)
+        .await;
+    let long = PublishProperties {
+        message_expiry_interval: Some(3600),
+        ..Default::default()
+    };
+    p.publish("ret/long", QoS::AtLeastOnce, true, b"lasting", long)
+        .await;
+    let mut early = connect(&b, "ret-early", |_| {}).await;
+    early
+        .subscribe(filter("ret/#", QoS::AtLeastOnce), None)
+        .await;
+    let mut got = vec![early.next().await, early.next().await];
+    got.sort_by(|a, b| a.topic.cmp(&b.topic));
+    assert_eq!(&got[1].payload[..], b"brief");
+    let left = got[1]
+        .properties
+        .as_ref()
+        .and_then(|p| p.message_expiry_interval);
+    assert_eq!(left, Some(1), "the remaining interval is forwarded");
+    // The expiry itself is under test: wait it out (plus the timestamp's whole second).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut late = connect(&b, "ret-late", |_| {}).await;
+    late.subscribe(filter("ret/#", QoS::AtLeastOnce), None)
+        .await;
+    assert_eq!(&late.next().await.payload[..], b"lasting");
+    late.quiet(Duration::from_millis(200)).await;
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn empty_client_id_is_assigned() {
     let b = TestBroker::start().await;
