@@ -353,7 +353,7 @@ async fn retained_messages_expire() {
     early
         .subscribe(filter("ret/#", QoS::AtLeastOnce), None)
         .await;
-    let mut got = vec![early.next().await, early.next().await];
+    let mut got = [early.next().await, early.next().await];
     got.sort_by(|a, b| a.topic.cmp(&b.topic));
     assert_eq!(&got[1].payload[..], b"brief");
     let left = got[1]
