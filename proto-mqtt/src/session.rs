@@ -29,6 +29,25 @@ pub const H_CLIENT: &str = "x-mqtt-client-id";
 pub const H_USER: &str = "x-mqtt-user";
 pub const H_REPLY_TOPIC: &str = "x-reply-to-topic";
 pub const H_CORRELATION: &str = "x-correlation-id";
+/// MQTT 5 user properties as the list they are (an array of `[key, value]` arrays), when a key
+/// came more than once; the headers then hold each key's first value.
+pub const H_USER_PROPERTIES: &str = "x-mqtt-user-properties";
+
+/// The list [`H_USER_PROPERTIES`] holds, if it is one.
+fn user_property_list(v: Option<&FieldValue>) -> Option<Vec<(String, String)>> {
+    let FieldValue::Array(items) = v? else {
+        return None;
+    };
+    items
+        .iter()
+        .map(|pair| match pair {
+            FieldValue::Array(kv) if kv.len() == 2 => {
+                Some((kv[0].as_str()?.to_string(), kv[1].as_str()?.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
 /// Topics under this prefix name a queue: `$reply/Q` publishes to the default exchange with
 /// routing key Q. It is the response topic MQTT clients see for an AMQP or STOMP `reply_to`.
 pub const REPLY_PREFIX: &str = "$reply/";
@@ -760,10 +779,29 @@ impl Session {
         props: &PubProps,
     ) -> Properties {
         let mut headers = FieldTable::new();
+        let mut repeated = false;
         for (k, v) in &props.user_properties {
             if headers.get(k).is_none() {
                 headers.insert(k.clone(), FieldValue::string(v.clone()));
+            } else {
+                repeated = true;
             }
+        }
+        if repeated {
+            // User properties are a list: a key may come more than once. Headers keep the first
+            // value of each key (what AMQP and STOMP consumers read); the whole list, in order,
+            // travels in H_USER_PROPERTIES as an array of [key, value] pairs.
+            let list = props
+                .user_properties
+                .iter()
+                .map(|(k, v)| {
+                    FieldValue::Array(vec![
+                        FieldValue::string(k.clone()),
+                        FieldValue::string(v.clone()),
+                    ])
+                })
+                .collect();
+            headers.insert(H_USER_PROPERTIES, FieldValue::Array(list));
         }
         headers.insert(H_QOS, FieldValue::U8(qos));
         if retain {
@@ -1003,9 +1041,20 @@ impl Session {
                 None => Some(format!("{REPLY_PREFIX}{r}")),
             });
         if let Some(h) = &p.headers {
+            // The full list, when a key came more than once; its keys are not repeated below.
+            let listed = user_property_list(h.get(H_USER_PROPERTIES));
+            if let Some(list) = &listed {
+                out.user_properties.extend(list.iter().cloned());
+            }
             for (k, v) in h.iter() {
+                if listed
+                    .as_ref()
+                    .is_some_and(|l| l.iter().any(|(lk, _)| lk == k))
+                {
+                    continue;
+                }
                 match k {
-                    H_QOS | H_RETAIN | H_CLIENT | H_USER => {}
+                    H_QOS | H_RETAIN | H_CLIENT | H_USER | H_USER_PROPERTIES => {}
                     H_REPLY_TOPIC => out.response_topic = v.as_str().map(str::to_string),
                     H_CORRELATION => {
                         if let FieldValue::ByteArray(b) | FieldValue::LongString(b) = v {

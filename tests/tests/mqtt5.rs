@@ -154,6 +154,56 @@ async fn properties_travel_and_subscription_ids_come_back() {
     b.stop().await;
 }
 
+/// User properties are a list: repeated keys and their order survive MQTT 5 → MQTT 5, and an
+/// AMQP consumer sees each key's first value plus the whole list in x-mqtt-user-properties.
+#[tokio::test]
+async fn user_properties_keep_repeated_keys_and_order() {
+    let b = TestBroker::start().await;
+    let mut s = connect(&b, "up-sub", |_| {}).await;
+    s.subscribe(filter("up/t", QoS::AtLeastOnce), None).await;
+    let (_c, ch) = junction_tests::amqp_channel(&b.amqp_uri()).await;
+    let q = within(ch.queue_declare("", Default::default(), Default::default()))
+        .await
+        .unwrap();
+    within(ch.queue_bind(
+        q.name().as_str(),
+        "amq.topic",
+        "up.t",
+        Default::default(),
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+    let list: Vec<(String, String)> = [("tag", "b"), ("zone", "1"), ("tag", "a"), ("tag", "b")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let p = connect(&b, "up-pub", |_| {}).await;
+    let props = PublishProperties {
+        user_properties: list.clone(),
+        ..Default::default()
+    };
+    p.publish("up/t", QoS::AtLeastOnce, false, b"x", props)
+        .await;
+    let got = s.next().await.properties.expect("properties");
+    assert_eq!(got.user_properties, list, "the list as sent, in order");
+    let got = within(ch.basic_get(q.name().as_str(), Default::default()))
+        .await
+        .unwrap()
+        .expect("a message");
+    let headers = got.properties.headers().clone().expect("headers");
+    let h = headers.inner();
+    assert_eq!(
+        h.get("tag"),
+        Some(&lapin::types::AMQPValue::LongString("b".into()))
+    );
+    match h.get("x-mqtt-user-properties") {
+        Some(lapin::types::AMQPValue::FieldArray(a)) => assert_eq!(a.as_slice().len(), 4),
+        other => panic!("the list travels as an array: {other:?}"),
+    }
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn no_local_retain_as_published_and_retain_handling() {
     let b = TestBroker::start().await;
