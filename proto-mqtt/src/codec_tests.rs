@@ -305,3 +305,24 @@ fn mqtt_3_1_connect_is_decoded_as_3_1_1() {
         Err(CodecError::UnsupportedLevel(3))
     ));
 }
+
+#[test]
+fn v5_acks_with_reason_0_and_no_properties_take_the_short_form() {
+    // MQTT 5 §3.4.2.1: the reason code and property length may be omitted when the reason is
+    // 0x00 and there are no properties; clients and the interop suite expect the short form.
+    for (kind, first) in [
+        (Ack::PubAck, 0x40u8),
+        (Ack::PubRec, 0x50),
+        (Ack::PubRel, 0x62),
+        (Ack::PubComp, 0x70),
+    ] {
+        let mut out = BytesMut::new();
+        ack(Level::V5, kind, 7, 0, &mut out);
+        assert_eq!(&out[..], &[first, 2, 0, 7], "{kind:?}");
+    }
+    // A non-zero reason is written out.
+    let mut out = BytesMut::new();
+    ack(Level::V5, Ack::PubAck, 7, 0x10, &mut out);
+    assert_eq!(&out[..4], &[0x40, 3, 0, 7]);
+    assert_eq!(out[4], 0x10);
+}
