@@ -622,3 +622,66 @@ async fn will_delay_is_cancelled_by_a_reconnect() {
     watcher.quiet(Duration::from_millis(600)).await;
     b.stop().await;
 }
+
+/// Flow control: the server never has more unacknowledged QoS 1 PUBLISHes out than the
+/// client's Receive Maximum; the rest wait until the client acknowledges.
+#[tokio::test]
+async fn receive_maximum_bounds_what_a_silent_client_is_sent() {
+    let b = TestBroker::start().await;
+    let mut raw = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    let mut c = mqttbytes::v5::Connect::new("slow-acker");
+    c.properties = Some(mqttbytes::v5::ConnectProperties {
+        session_expiry_interval: None,
+        receive_maximum: Some(2),
+        max_packet_size: None,
+        topic_alias_max: None,
+        request_response_info: None,
+        request_problem_info: None,
+        user_properties: vec![],
+        authentication_method: None,
+        authentication_data: None,
+    });
+    raw.send(&v5_bytes(|o| {
+        c.write(o).unwrap();
+    }))
+    .await;
+    assert!(matches!(
+        within(raw.recv_v5()).await,
+        Some(mqttbytes::v5::Packet::ConnAck(_))
+    ));
+    let mut sub = mqttbytes::v5::Subscribe::new("flow/t", mqttbytes::QoS::AtLeastOnce);
+    sub.pkid = 1;
+    raw.send(&v5_bytes(|o| {
+        sub.write(o).unwrap();
+    }))
+    .await;
+    assert!(matches!(
+        within(raw.recv_v5()).await,
+        Some(mqttbytes::v5::Packet::SubAck(_))
+    ));
+    let p = connect(&b, "flow-pub", |_| {}).await;
+    for i in 0..5u8 {
+        p.publish("flow/t", QoS::AtLeastOnce, false, &[i], Default::default())
+            .await;
+    }
+    let publish = |p: Option<mqttbytes::v5::Packet>| match p {
+        Some(mqttbytes::v5::Packet::Publish(p)) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    let first = publish(within(raw.recv_v5()).await);
+    let _second = publish(within(raw.recv_v5()).await);
+    // Two in flight: nothing more until one is acknowledged.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), raw.recv_v5())
+            .await
+            .is_err(),
+        "a third PUBLISH beyond Receive Maximum 2"
+    );
+    raw.send(&v5_bytes(|o| {
+        mqttbytes::v5::PubAck::new(first.pkid).write(o).unwrap();
+    }))
+    .await;
+    let third = publish(within(raw.recv_v5()).await);
+    assert_eq!(&third.payload[..], &[2]);
+    b.stop().await;
+}
