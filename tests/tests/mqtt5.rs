@@ -685,3 +685,65 @@ async fn receive_maximum_bounds_what_a_silent_client_is_sent() {
     assert_eq!(&third.payload[..], &[2]);
     b.stop().await;
 }
+
+/// Topic aliases from the server: with Topic Alias Maximum 1 a repeated topic is sent as the
+/// alias alone after its first PUBLISH; a second topic, with no alias left, goes out in full.
+#[tokio::test]
+async fn the_server_sends_topic_aliases_within_the_clients_maximum() {
+    let b = TestBroker::start().await;
+    let mut raw = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    let mut c = mqttbytes::v5::Connect::new("aliased");
+    c.properties = Some(mqttbytes::v5::ConnectProperties {
+        session_expiry_interval: None,
+        receive_maximum: None,
+        max_packet_size: None,
+        topic_alias_max: Some(1),
+        request_response_info: None,
+        request_problem_info: None,
+        user_properties: vec![],
+        authentication_method: None,
+        authentication_data: None,
+    });
+    raw.send(&v5_bytes(|o| {
+        c.write(o).unwrap();
+    }))
+    .await;
+    assert!(matches!(
+        within(raw.recv_v5()).await,
+        Some(mqttbytes::v5::Packet::ConnAck(_))
+    ));
+    let mut sub = mqttbytes::v5::Subscribe::new("alias/#", mqttbytes::QoS::AtMostOnce);
+    sub.pkid = 1;
+    raw.send(&v5_bytes(|o| {
+        sub.write(o).unwrap();
+    }))
+    .await;
+    assert!(matches!(
+        within(raw.recv_v5()).await,
+        Some(mqttbytes::v5::Packet::SubAck(_))
+    ));
+    let p = connect(&b, "alias-pub", |_| {}).await;
+    for t in ["alias/long/topic", "alias/long/topic", "alias/other"] {
+        p.publish(t, QoS::AtMostOnce, false, b"x", Default::default())
+            .await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match within(raw.recv_v5()).await {
+            Some(mqttbytes::v5::Packet::Publish(p)) => {
+                let alias = p.properties.and_then(|pp| pp.topic_alias);
+                seen.push((p.topic.clone(), alias));
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("alias/long/topic".to_string(), Some(1)),
+            (String::new(), Some(1)),
+            ("alias/other".to_string(), None),
+        ]
+    );
+    b.stop().await;
+}
