@@ -224,3 +224,66 @@ async fn paged_out_messages_are_dead_lettered_with_their_bodies() {
     assert_eq!(drain(&v, "dlq"), expected(0..50, false));
     data.close();
 }
+
+fn transient(queue: &str, body: String) -> Arc<Message> {
+    Message::new("", queue, Properties::default(), Bytes::from(body))
+}
+
+/// While memory is short, transient messages of a deep queue are paged out too (under the
+/// queue's transient id), read back in order, and forgotten by a restart, as transient
+/// messages must be.
+#[tokio::test]
+async fn transient_messages_beyond_the_window_are_paged_and_not_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (data, b) = open(dir.path(), Arc::new(Clock::system()));
+        let v = b.vhost("/").unwrap();
+        // Without memory pressure transient messages stay in memory.
+        v.declare_queue(QueueDef::new("roomy"), false, CONN)
+            .unwrap();
+        for i in 0..50 {
+            v.publish("", transient("roomy", format!("m{i}"))).unwrap();
+        }
+        assert_eq!(v.queue("roomy", None).unwrap().paged_out_count(), 0);
+        data.messages.set_transient_paging(true);
+        // A non-durable queue: paged, read back in order.
+        v.declare_queue(QueueDef::new("plain"), false, CONN)
+            .unwrap();
+        for i in 0..300 {
+            v.publish("", transient("plain", format!("m{i}"))).unwrap();
+        }
+        let q = v.queue("plain", None).unwrap();
+        assert_eq!(q.paged_out_count(), 300 - WINDOW);
+        assert_eq!(drain(&v, "plain"), expected(0..300, false));
+        // A durable queue with both kinds: persistent ones survive the restart, transient don't.
+        durable_queue(&v, "mixed", FieldTable::new());
+        for i in 0..200 {
+            let m = if i % 2 == 0 {
+                persistent("mixed", format!("m{i}"), None)
+            } else {
+                transient("mixed", format!("m{i}"))
+            };
+            v.publish("", m).unwrap();
+        }
+        let mixed = v.queue("mixed", None).unwrap();
+        assert_eq!(mixed.message_count(), 200);
+        assert!(mixed.paged_out_count() >= 180);
+        // A purge forgets paged transient messages in the store as well.
+        v.declare_queue(QueueDef::new("purged"), false, CONN)
+            .unwrap();
+        for i in 0..100 {
+            v.publish("", transient("purged", format!("m{i}"))).unwrap();
+        }
+        assert_eq!(v.queue("purged", None).unwrap().purge(), 100);
+        synced(&data).await;
+        data.close();
+    }
+    let (data, b) = open(dir.path(), Arc::new(Clock::system()));
+    let v = b.vhost("/").unwrap();
+    let want: Vec<(String, bool)> = (0..200)
+        .step_by(2)
+        .map(|i| (format!("m{i}"), false))
+        .collect();
+    assert_eq!(drain(&v, "mixed"), want);
+    data.close();
+}

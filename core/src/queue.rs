@@ -99,6 +99,9 @@ struct Entry {
     redelivered: bool,
     /// A persistent message in a durable queue: the message store has it.
     durable: bool,
+    /// A transient message paged out to the message store (under the queue's transient id,
+    /// which no queue claims at recovery, so a restart forgets it as it must).
+    paged_transient: bool,
     level: u8,
 }
 
@@ -106,10 +109,11 @@ impl Entry {
     /// A message that is not persistent (durable entries are persistent by definition).
     fn is_transient(&self) -> bool {
         !self.durable
-            && self
-                .msg
-                .as_ref()
-                .is_some_and(|m| !m.properties.is_persistent())
+            && (self.paged_transient
+                || self
+                    .msg
+                    .as_ref()
+                    .is_some_and(|m| !m.properties.is_persistent()))
     }
 }
 
@@ -147,6 +151,8 @@ struct State {
     deleted: bool,
     /// Messages dropped or refused because the queue was at its length limit.
     overflowed: u64,
+    /// A transient message was ever paged out to the store.
+    paged_any: bool,
 }
 
 /// Work to do once the queue's lock is released.
@@ -154,6 +160,8 @@ struct State {
 struct After {
     dead: Vec<(Arc<Message>, DeathReason)>,
     settled_persistent: Vec<u64>,
+    /// Paged transient messages to forget in the store.
+    settled_transient: Vec<u64>,
     auto_delete: bool,
 }
 
@@ -170,6 +178,12 @@ pub struct Queue {
     store: Option<Arc<dyn MessageStore>>,
     /// The queue's id in the message store.
     store_id: u64,
+    /// The id its paged transient messages are stored under
+    /// ([`crate::storage::transient_id`]).
+    transient_store_id: u64,
+    /// Durable and not exclusive: persistent messages are stored to survive a restart. (Every
+    /// queue has the store, to page out the transient messages of a deep queue.)
+    durable_store: bool,
     /// Ready persistent messages kept in memory; None: all of them.
     window: Option<MemoryWindow>,
     state: Mutex<State>,
@@ -287,6 +301,7 @@ impl Queue {
         let now = clock.now_ms();
         let store_id = crate::storage::queue_id(&vhost_name, &def.name);
         let window = store.as_ref().and_then(|s| s.memory_window());
+        let durable_store = def.durable && !def.exclusive;
         Queue {
             def,
             args,
@@ -296,6 +311,8 @@ impl Queue {
             clock,
             store,
             store_id,
+            transient_store_id: crate::storage::transient_id(store_id),
+            durable_store,
             window,
             state: Mutex::new(State {
                 levels: (0..levels).map(|_| VecDeque::new()).collect(),
@@ -331,7 +348,7 @@ impl Queue {
     }
 
     fn is_durable_message(&self, msg: &Message) -> bool {
-        self.def.durable && msg.properties.is_persistent() && self.store.is_some()
+        self.durable_store && msg.properties.is_persistent() && self.store.is_some()
     }
 
     /// Offers a published message; delivers it at once if a consumer can take it.
@@ -380,15 +397,27 @@ impl Queue {
         }
         let size = msg.body_size();
         // Beyond the window the store's copy is the only one (it holds the message in its
-        // pending batch until written, and reads it back from there or from disk).
-        let paged = durable && st.window_full(self.window, size);
+        // pending batch until written, and reads it back from there or from disk). While memory
+        // is short, transient messages of a deep queue are paged the same way, under the
+        // transient id.
+        let window_full = st.window_full(self.window, size);
+        let paged = durable && window_full;
+        let paged_transient =
+            !durable && window_full && self.store.as_ref().is_some_and(|s| s.transient_paging());
+        if paged_transient {
+            if let Some(store) = &self.store {
+                store.append(self.transient_store_id, seq, &msg);
+                st.paged_any = true;
+            }
+        }
         let entry = Entry {
             seq,
-            msg: (!paged).then_some(msg),
+            msg: (!paged && !paged_transient).then_some(msg),
             expires_at,
             size: size as u32,
             redelivered: false,
             durable,
+            paged_transient,
             level,
         };
         st.push_ready(entry);
@@ -446,6 +475,7 @@ impl Queue {
                 size: m.body_size as u32,
                 redelivered: m.redelivered,
                 durable: true,
+                paged_transient: false,
                 level,
             });
         }
@@ -463,19 +493,36 @@ impl Queue {
     /// A message leaves the queue without being acked: settled in the store, and kept for
     /// dead-lettering if the queue has a dead-letter exchange.
     fn drop_entry(&self, e: Entry, reason: DeathReason, after: &mut After) {
-        if e.durable {
-            after.settled_persistent.push(e.seq);
-        }
+        self.settle_entry(&e, after);
         if self.args.dead_letter_exchange.is_none() {
             return;
         }
+        let id = self.id_of(&e);
         let msg = match (e.msg, &self.store) {
             (Some(m), _) => Some(m),
-            (None, Some(store)) => store.read(self.store_id, &[e.seq]).pop().flatten(),
+            (None, Some(store)) => store.read(id, &[e.seq]).pop().flatten(),
             (None, None) => None,
         };
         if let Some(m) = msg {
             after.dead.push((m, reason));
+        }
+    }
+
+    /// The store id an entry's stored copy is under.
+    fn id_of(&self, e: &Entry) -> u64 {
+        if e.paged_transient {
+            self.transient_store_id
+        } else {
+            self.store_id
+        }
+    }
+
+    /// Notes that an entry leaving the queue must be forgotten by the store, if it has it.
+    fn settle_entry(&self, e: &Entry, after: &mut After) {
+        if e.durable {
+            after.settled_persistent.push(e.seq);
+        } else if e.paged_transient {
+            after.settled_transient.push(e.seq);
         }
     }
 
@@ -485,25 +532,39 @@ impl Queue {
         let run = self
             .window
             .map_or(PAGE_IN_RUN, |w| w.messages.clamp(1, PAGE_IN_RUN));
-        let seqs: Vec<u64> = st.levels[level]
-            .iter()
-            .take(run)
-            .filter(|e| e.msg.is_none())
-            .map(|e| e.seq)
-            .collect();
-        let found = match &self.store {
-            Some(store) if !seqs.is_empty() => store.read(self.store_id, &seqs),
+        let paged = |transient: bool| -> Vec<u64> {
+            st.levels[level]
+                .iter()
+                .take(run)
+                .filter(|e| e.msg.is_none() && e.paged_transient == transient)
+                .map(|e| e.seq)
+                .collect()
+        };
+        let (seqs, transient_seqs) = (paged(false), paged(true));
+        let read = |id: u64, seqs: &[u64]| match &self.store {
+            Some(store) if !seqs.is_empty() => store.read(id, seqs),
             _ => vec![None; seqs.len()],
         };
-        let mut found = found.into_iter();
+        let mut found = read(self.store_id, &seqs).into_iter();
+        let mut found_transient = read(self.transient_store_id, &transient_seqs).into_iter();
         let (mut loaded, mut loaded_bytes, mut lost) = (0, 0, 0);
         for e in st.levels[level].iter_mut().take(run) {
             if e.msg.is_none() {
-                match found.next().flatten() {
+                let got = if e.paged_transient {
+                    found_transient.next().flatten()
+                } else {
+                    found.next().flatten()
+                };
+                match got {
                     Some(m) => {
                         e.msg = Some(m);
                         loaded += 1;
                         loaded_bytes += e.size as usize;
+                        if e.paged_transient {
+                            // Back in memory: the store's copy has served its purpose.
+                            e.paged_transient = false;
+                            after.settled_transient.push(e.seq);
+                        }
                     }
                     None => lost += 1,
                 }
@@ -525,7 +586,7 @@ impl Queue {
                 Some(e) if e.msg.is_none() => {
                     if let Some(e) = st.levels[level].remove(i) {
                         st.count_out(&e);
-                        after.settled_persistent.push(e.seq);
+                        self.settle_entry(&e, after);
                     }
                 }
                 Some(_) => i += 1,
@@ -851,17 +912,12 @@ impl Queue {
     pub fn purge(&self) -> usize {
         let mut st = self.lock();
         let n = st.ready;
-        let settled = st
-            .take_all()
-            .into_iter()
-            .filter(|e| e.durable)
-            .map(|e| e.seq)
-            .collect();
+        let mut after = After::default();
+        for e in st.take_all() {
+            self.settle_entry(&e, &mut after);
+        }
         drop(st);
-        self.finish(After {
-            settled_persistent: settled,
-            ..After::default()
-        });
+        self.finish(after);
         n
     }
 
@@ -938,13 +994,21 @@ impl Queue {
         st.take_all();
         st.unacked.clear();
         let consumers = std::mem::take(&mut st.consumers);
+        let paged_any = st.paged_any;
         drop(st);
         for c in consumers {
             c.sink
                 .send_reliably(SinkEvent::Cancelled { consumer: c.key });
         }
         if let Some(store) = &self.store {
-            store.drop_queue(self.store_id);
+            // Only what was ever stored needs a drop record: a queue that never paged or
+            // stored anything (most private queues) costs the log nothing when it goes.
+            if self.durable_store {
+                store.drop_queue(self.store_id);
+            }
+            if paged_any {
+                store.drop_queue(self.transient_store_id);
+            }
         }
         n
     }
@@ -957,6 +1021,9 @@ impl Queue {
         if let Some(store) = &self.store {
             for seq in &after.settled_persistent {
                 store.settle(self.store_id, *seq);
+            }
+            for seq in &after.settled_transient {
+                store.settle(self.transient_store_id, *seq);
             }
         }
         if after.dead.is_empty() && !after.auto_delete {

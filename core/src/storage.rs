@@ -138,6 +138,19 @@ pub struct MemoryWindow {
     pub bytes: usize,
 }
 
+/// The store id of queue `queue_id`'s paged transient messages: the queue's id hashed on
+/// (FNV-1a) with a marker, so it collides with no queue's id any more than two queues' do.
+/// No queue claims it at recovery, so what is stored under it is dropped, and a restart
+/// forgets transient messages as it must.
+pub fn transient_id(queue_id: u64) -> u64 {
+    let mut h = queue_id;
+    for b in b"\0transient" {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// A queue's identity in the message store: a stable 64-bit hash (FNV-1a) of vhost and name.
 pub fn queue_id(vhost: &str, name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -168,6 +181,13 @@ pub trait MessageStore: Send + Sync + Debug {
     fn memory_window(&self) -> Option<MemoryWindow> {
         None
     }
+    /// Whether queues should page transient messages beyond their memory window out too
+    /// (memory is short: RabbitMQ's paging ratio of the high watermark has been passed).
+    fn transient_paging(&self) -> bool {
+        false
+    }
+    /// Turns transient paging on or off (the memory monitor's call).
+    fn set_transient_paging(&self, _on: bool) {}
     /// Every durable queue has loaded its messages: what no queue claimed is dropped.
     fn recovery_done(&self) {}
     /// Resolves once everything appended so far is durable (group commit).

@@ -351,7 +351,9 @@ impl VHost {
     }
 
     fn build_queue(&self, def: QueueDef, args: QueueArgs, owner: Option<u64>) -> Arc<Queue> {
-        let store = (def.durable && !def.exclusive).then(|| self.messages.clone());
+        // Every queue gets the store: durable ones keep persistent messages in it, and any deep
+        // queue pages transient messages out to it.
+        let store = Some(self.messages.clone());
         Arc::new(Queue::new(
             def,
             args,

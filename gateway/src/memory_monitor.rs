@@ -76,13 +76,31 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * rustix::param::page_size() as u64)
 }
 
+/// The fraction of the watermark above which queues page transient messages out (RabbitMQ's
+/// `vm_memory_high_watermark_paging_ratio`, 0.5 by default).
+pub const PAGING_RATIO: f64 = 0.5;
+
 /// Reads resident memory every [`CHECK_EVERY`] and whenever the watermark changes; raises or
-/// clears the broker's memory alarm with a log line each time.
+/// clears the broker's memory alarm with a log line each time, and has queues page transient
+/// messages out to the message store above [`PAGING_RATIO`] of the watermark, so memory is
+/// given up before publishers need to be blocked.
 pub fn spawn(broker: Arc<Broker>, limit: Arc<MemoryLimit>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut paging = false;
         loop {
             if let Some(rss) = resident_bytes() {
                 let high = limit.get();
+                let page = rss as f64 > high as f64 * PAGING_RATIO;
+                if page != paging {
+                    paging = page;
+                    broker.message_store().set_transient_paging(page);
+                    tracing::info!(
+                        resident_mib = rss >> 20,
+                        watermark_mib = high >> 20,
+                        "transient messages of deep queues {} paged to disk",
+                        if page { "now" } else { "no longer" }
+                    );
+                }
                 let reason = (rss > high).then_some(REASON);
                 if broker.set_resource_alarm(Alarm::Memory, reason) {
                     match reason {

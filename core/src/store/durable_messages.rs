@@ -187,6 +187,8 @@ struct Shared {
 pub struct DurableMessageStore {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Memory is short: queues page transient messages beyond their window out too.
+    transient_paging: std::sync::atomic::AtomicBool,
 }
 
 impl DurableMessageStore {
@@ -210,6 +212,7 @@ impl DurableMessageStore {
             DurableMessageStore {
                 shared,
                 writer: Mutex::new(Some(writer)),
+                transient_paging: std::sync::atomic::AtomicBool::new(false),
             },
             report,
         ))
@@ -394,6 +397,14 @@ impl MessageStore for DurableMessageStore {
         Some(self.shared.options.memory_window)
     }
 
+    fn transient_paging(&self) -> bool {
+        self.transient_paging.load(Ordering::Relaxed)
+    }
+
+    fn set_transient_paging(&self, on: bool) {
+        self.transient_paging.store(on, Ordering::Relaxed);
+    }
+
     fn recovery_done(&self) {
         let orphans: Vec<(u64, usize)> = lock(&self.shared.recovered)
             .drain()
@@ -406,7 +417,7 @@ impl MessageStore for DurableMessageStore {
         tracing::warn!(
             queues = orphans.len(),
             messages,
-            "dropped stored messages of queues that no longer exist"
+            "dropped stored messages of queues that no longer exist (or transient messages paged out before the restart)"
         );
         for (q, _) in orphans {
             self.push(Op::DropQueue { queue: q });
