@@ -107,3 +107,27 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) {
     })
     .await
 }
+
+/// The `#` words of the hostile topic patterns the hardening tests bind.
+pub const HOSTILE_HASHES: usize = 20;
+
+/// Binds a fresh server-named queue to `amq.topic` with worst-case patterns (`HOSTILE_HASHES`
+/// `#` words before a literal that never comes) on `ch`; returns the `#` run for more patterns.
+pub async fn bind_hostile_patterns(ch: &lapin::Channel) -> String {
+    let q = within(ch.queue_declare("", Default::default(), Default::default()))
+        .await
+        .expect("declare");
+    let hashes = vec!["#"; HOSTILE_HASHES].join(".");
+    for pattern in [format!("{hashes}.z"), format!("#.a.{hashes}.a.#.z")] {
+        within(ch.queue_bind(
+            q.name().as_str(),
+            "amq.topic",
+            &pattern,
+            Default::default(),
+            Default::default(),
+        ))
+        .await
+        .expect("bind");
+    }
+    hashes
+}

@@ -10,7 +10,7 @@ use junction_tests::raw_amqp::RawClient;
 use junction_tests::raw_mqtt::RawMqtt;
 use junction_tests::raw_stomp::StompClient;
 use junction_tests::{amqp_channel, eventually, within, TestBroker};
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -187,21 +187,7 @@ async fn stomp_random_bytes_get_an_error_frame_and_a_close() {
 async fn hostile_topic_patterns_do_not_stall_routing() {
     let b = TestBroker::start().await;
     let (_c, ch) = amqp_channel(&b.amqp_uri()).await;
-    let q = within(ch.queue_declare("", Default::default(), Default::default()))
-        .await
-        .unwrap();
-    let hashes = vec!["#"; 20].join(".");
-    for pattern in [format!("{hashes}.z"), format!("#.a.{hashes}.a.#.z")] {
-        within(ch.queue_bind(
-            q.name().as_str(),
-            "amq.topic",
-            &pattern,
-            QueueBindOptions::default(),
-            Default::default(),
-        ))
-        .await
-        .expect("bind");
-    }
+    let hashes = junction_tests::bind_hostile_patterns(&ch).await;
     let (mut stomp, _) = within(StompClient::connect(b.addrs.stomp.unwrap())).await;
     stomp
         .subscribe("hostile", &format!("/topic/{hashes}.q.{hashes}.z"), &[])

@@ -11,7 +11,7 @@ use junction_stomp::codec::Command;
 use junction_tests::raw_mqtt::RawMqtt;
 use junction_tests::raw_stomp::{frame, StompClient};
 use junction_tests::{amqp_channel, within, TestBroker};
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueBindOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,21 +49,7 @@ async fn the_broker_answers_and_stays_bounded_under_hostile_load() {
 
     // 1. Worst-case patterns bound over AMQP and STOMP, hit by deep MQTT topics.
     let (_hc, hostile) = amqp_channel(&b.amqp_uri()).await;
-    let hq = within(hostile.queue_declare("", Default::default(), Default::default()))
-        .await
-        .unwrap();
-    let hashes = vec!["#"; 20].join(".");
-    for p in [format!("{hashes}.z"), format!("#.a.{hashes}.a.#.z")] {
-        within(hostile.queue_bind(
-            hq.name().as_str(),
-            "amq.topic",
-            &p,
-            QueueBindOptions::default(),
-            Default::default(),
-        ))
-        .await
-        .unwrap();
-    }
+    let hashes = junction_tests::bind_hostile_patterns(&hostile).await;
     let (mut hs, _) = within(StompClient::connect(a.stomp.unwrap())).await;
     hs.subscribe("h", &format!("/topic/{hashes}.q.{hashes}.z"), &[])
         .await;
