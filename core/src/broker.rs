@@ -5,10 +5,9 @@ use crate::clock::Clock;
 use crate::connections::{Alarm, Connections, Registration};
 use crate::consumer::Notifier;
 use crate::error::{CoreError, CoreResult};
+use crate::meta::{Catalog, Materialize, MetaCommand};
 use crate::refusals::Refusals;
-use crate::storage::{
-    MemoryMessageStore, MemoryMetadataStore, MessageStore, MetaCommand, MetadataStore,
-};
+use crate::storage::{MemoryMessageStore, MemoryMetadataStore, MessageStore, MetadataStore};
 use crate::vhost::{PublishTap, Taps, VHost};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +44,8 @@ pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     auth: Arc<Authenticator>,
     clock: Arc<Clock>,
-    meta: Arc<dyn MetadataStore>,
+    /// The metadata state machine and its store.
+    catalog: Arc<Catalog>,
     messages: Arc<dyn MessageStore>,
     next_connection: AtomicU64,
     default_vhost: String,
@@ -59,13 +59,15 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Builds a broker and recovers whatever the stores hold.
+    /// Builds a broker and recovers whatever the stores hold: the stored metadata is replayed
+    /// as commands through the same state machine the live path uses.
     pub fn new(opts: BrokerOptions) -> CoreResult<Arc<Broker>> {
+        let snap = opts.meta.load()?;
         let broker = Arc::new(Broker {
             vhosts: RwLock::new(HashMap::new()),
             auth: Arc::new(Authenticator::new()),
             clock: opts.clock,
-            meta: opts.meta,
+            catalog: Arc::new(Catalog::new(opts.meta)),
             messages: opts.messages,
             next_connection: AtomicU64::new(1),
             default_vhost: opts.default_vhost.clone(),
@@ -74,28 +76,14 @@ impl Broker {
             connections: Connections::default(),
             refusals: Refusals::default(),
         });
-        let snap = broker.meta.load()?;
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
-        for v in &snap.vhosts {
-            broker.insert_vhost(v);
-        }
-        for (v, def) in snap.exchanges {
-            if let Some(vh) = broker.vhost_opt(&v) {
-                vh.restore_exchange(def);
+        for cmd in snap.commands() {
+            if let Err(e) = broker.catalog.replay(&cmd, &*broker) {
+                tracing::warn!(error = %e, command = ?cmd, "stored metadata not applied");
             }
         }
-        for (v, def) in snap.queues {
-            if let Some(vh) = broker.vhost_opt(&v) {
-                vh.restore_queue(def);
-            }
-        }
-        for (v, b) in snap.bindings {
-            if let Some(vh) = broker.vhost_opt(&v) {
-                vh.restore_binding(b);
-            }
-        }
-        for u in snap.users {
-            broker.auth.put(u);
+        for v in broker.vhost_list() {
+            v.recover_messages();
         }
         broker.messages.recovery_done();
         *broker.records.lock().unwrap_or_else(|e| e.into_inner()) = snap.records;
@@ -125,7 +113,7 @@ impl Broker {
                 VHost::new(
                     name,
                     self.clock.clone(),
-                    self.meta.clone(),
+                    self.catalog.clone(),
                     self.messages.clone(),
                     self.taps.clone(),
                 )
@@ -160,33 +148,30 @@ impl Broker {
         &self.default_vhost
     }
 
-    /// Creates a vhost (durably).
+    /// Creates a vhost (durable once [`Broker::sync`] resolves).
     pub fn add_vhost(&self, name: &str) -> CoreResult<Arc<VHost>> {
-        self.meta
-            .apply(&[MetaCommand::PutVHost(name.to_string())])?;
-        Ok(self.insert_vhost(name))
+        self.catalog
+            .commit(MetaCommand::PutVHost(name.to_string()), self)?;
+        self.vhost(name)
     }
 
     /// Deletes a vhost with everything in it.
     pub fn delete_vhost(&self, name: &str) -> CoreResult<()> {
-        let v = self
-            .vhosts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name)
-            .ok_or_else(|| CoreError::NotFound(format!("no vhost '{name}'")))?;
-        for q in v.queue_names() {
-            let _ = v.delete_queue(&q, None, false, false);
-        }
-        self.meta
-            .apply(&[MetaCommand::DeleteVHost(name.to_string())])
+        self.catalog
+            .commit(MetaCommand::DeleteVHost(name.to_string()), self)
+            .map(|_| ())
     }
 
-    /// Adds or replaces a user (durably).
+    /// Adds or replaces a user (durable once [`Broker::sync`] resolves).
     pub fn put_user(&self, user: crate::storage::UserRecord) -> CoreResult<()> {
-        self.meta.apply(&[MetaCommand::PutUser(user.clone())])?;
-        self.auth.put(user);
-        Ok(())
+        self.catalog
+            .commit(MetaCommand::PutUser(user), self)
+            .map(|_| ())
+    }
+
+    /// The metadata state machine.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     pub fn auth(&self) -> &Arc<Authenticator> {
@@ -207,7 +192,7 @@ impl Broker {
     }
 
     pub fn metadata_store(&self) -> &Arc<dyn MetadataStore> {
-        &self.meta
+        self.catalog.store()
     }
 
     /// Calls `tap` with every message published to `exchange` in any vhost.
@@ -227,7 +212,7 @@ impl Broker {
 
     /// Resolves once every message and metadata change so far is durable.
     pub async fn sync(&self) -> CoreResult<()> {
-        self.meta.sync().await?;
+        self.catalog.store().sync().await?;
         self.messages.sync().await
     }
 
@@ -305,5 +290,36 @@ impl Broker {
                 }
             }
         })
+    }
+}
+
+impl Materialize for Broker {
+    /// Vhosts and users live here; what is inside a vhost is the vhost's own business.
+    fn materialize(&self, cmd: &MetaCommand) {
+        match cmd {
+            MetaCommand::PutVHost(name) => {
+                self.insert_vhost(name);
+            }
+            MetaCommand::DeleteVHost(name) => {
+                let gone = self
+                    .vhosts
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(name);
+                if let Some(v) = gone {
+                    v.tear_down();
+                }
+            }
+            MetaCommand::PutUser(u) => self.auth.put(u.clone()),
+            MetaCommand::DeleteUser(name) => {
+                self.auth.remove(name);
+            }
+            MetaCommand::PutRecord { .. } | MetaCommand::DeleteRecord { .. } => {}
+            scoped => {
+                if let Some(v) = scoped.vhost().and_then(|v| self.vhost_opt(v)) {
+                    v.materialize(scoped);
+                }
+            }
+        }
     }
 }

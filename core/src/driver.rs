@@ -64,6 +64,11 @@ pub trait Session {
     fn resource_alarm(&mut self, _reason: Option<&str>) {}
     /// The peer's input is not being read (blocked by an alarm): count it as alive.
     fn peer_alive(&mut self, _now: u64) {}
+    /// The session takes no more input for now (a reply waits for the store): bytes already
+    /// read stay in the buffer and are handed over again once [`Session::synced`] lifted it.
+    fn input_paused(&self) -> bool {
+        false
+    }
     /// After a graceful close, wait briefly for the peer to close first (AMQP, as RabbitMQ).
     fn linger_after_close(&self) -> bool {
         false
@@ -80,6 +85,10 @@ pub struct Held<T> {
     /// A sync is wanted even with nothing held (state that must be durable first).
     wanted: bool,
     in_flight: bool,
+    /// The position in `items` of a reply that bars further input until it is released: a
+    /// metadata change is answered only once durable, and nothing the client sends after it
+    /// may be answered first.
+    barrier: Option<usize>,
 }
 
 impl<T> Default for Held<T> {
@@ -89,6 +98,7 @@ impl<T> Default for Held<T> {
             covered: 0,
             wanted: false,
             in_flight: false,
+            barrier: None,
         }
     }
 }
@@ -97,6 +107,19 @@ impl<T> Held<T> {
     /// Holds `item` until a sync started after now has finished.
     pub fn hold(&mut self, item: T) {
         self.items.push(item);
+    }
+
+    /// Holds `item` like [`Held::hold`] and takes no more input until it is released (see
+    /// [`Held::input_barred`]).
+    pub fn hold_barrier(&mut self, item: T) {
+        self.items.push(item);
+        self.barrier = Some(self.items.len() - 1);
+    }
+
+    /// True while a reply held by [`Held::hold_barrier`] waits for its sync: the session
+    /// handles no further input until then ([`Session::input_paused`]).
+    pub fn input_barred(&self) -> bool {
+        self.barrier.is_some()
     }
 
     /// Asks for a sync with nothing to release (e.g. session state written to the store).
@@ -124,6 +147,7 @@ impl<T> Held<T> {
     pub fn synced(&mut self) -> std::vec::Drain<'_, T> {
         self.in_flight = false;
         let n = std::mem::take(&mut self.covered);
+        self.barrier = self.barrier.and_then(|b| b.checked_sub(n));
         self.items.drain(..n)
     }
 }
@@ -316,7 +340,7 @@ pub async fn serve<S: Session>(
             timer.as_mut().reset(d);
         }
         // A publishing connection is not read while an alarm is set (RabbitMQ's "blocked").
-        let paused = alarm_raised.is_some() && session.has_published();
+        let paused = (alarm_raised.is_some() && session.has_published()) || session.input_paused();
         if !paused {
             reads.prepare(&mut rbuf);
         }
@@ -329,6 +353,9 @@ pub async fn serve<S: Session>(
                     break Err(ServeError::Protocol(format!("store sync failed: {e}")));
                 }
                 session.synced();
+                if !rbuf.is_empty() && !session.input_paused() {
+                    woken = noting_woken(|| session.handle_bytes(&mut rbuf, ms()));
+                }
             }
             read = io.read_buf(&mut rbuf), if !paused => match read {
                 Ok(0) => break Ok(()),

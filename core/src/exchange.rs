@@ -77,6 +77,32 @@ impl ExchangeDef {
     }
 }
 
+/// The exchanges every vhost has besides the default one.
+pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic),
+];
+
+/// Every exchange a vhost is created with: the default exchange (`""`) and [`PREDECLARED`].
+pub fn builtin_exchanges() -> Vec<ExchangeDef> {
+    let mut out = vec![ExchangeDef::new("", ExchangeKind::Direct)];
+    for (n, k) in PREDECLARED {
+        let mut def = ExchangeDef::new(n, k);
+        def.internal = n == "amq.rabbitmq.trace";
+        out.push(def);
+    }
+    out
+}
+
+/// True for the exchanges a vhost is created with, which cannot be declared or deleted.
+pub fn is_builtin(name: &str) -> bool {
+    name.is_empty() || PREDECLARED.iter().any(|(n, _)| *n == name)
+}
+
 /// Where a binding leads.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -104,7 +130,8 @@ pub struct Binding {
 }
 
 impl Binding {
-    fn same(&self, other: &Binding) -> bool {
+    /// The same binding (arguments compared as sets of entries).
+    pub fn same(&self, other: &Binding) -> bool {
         self.source == other.source
             && self.destination == other.destination
             && self.routing_key == other.routing_key
@@ -288,6 +315,16 @@ impl Exchange {
             .filter(|b| b.destination == *dest)
             .collect();
         doomed.iter().filter(|b| self.unbind(b)).count()
+    }
+
+    /// True when some binding of this exchange leads to `dest`.
+    pub fn has_destination(&self, dest: &Destination) -> bool {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .bindings
+            .iter()
+            .any(|b| b.destination == *dest)
     }
 
     /// A snapshot of the bindings whose source is this exchange.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exchange;
 pub mod id_hash;
 pub mod message;
+pub mod meta;
 pub mod queue;
 pub mod queue_args;
 pub mod refusals;

@@ -5,80 +5,13 @@
 //! The durable implementations live behind the same traits.
 
 use crate::error::CoreResult;
-use crate::exchange::{Binding, ExchangeDef};
 use crate::message::Message;
-use crate::queue::QueueDef;
+use crate::meta::MetaState;
+pub use crate::meta::{MetaCommand, MetaSnapshot, UserRecord};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
-
-/// A stored user.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct UserRecord {
-    pub name: String,
-    /// RabbitMQ's `rabbit_password_hashing_sha256` form: 4 salt bytes then SHA-256(salt ‖ password).
-    pub password_hash: Vec<u8>,
-    pub tags: Vec<String>,
-    /// Vhosts the user may open.
-    pub vhosts: Vec<String>,
-}
-
-/// A change to durable metadata. Every durable change goes through one of these.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetaCommand {
-    PutVHost(String),
-    DeleteVHost(String),
-    PutExchange {
-        vhost: String,
-        def: ExchangeDef,
-    },
-    DeleteExchange {
-        vhost: String,
-        name: String,
-    },
-    PutQueue {
-        vhost: String,
-        def: QueueDef,
-    },
-    DeleteQueue {
-        vhost: String,
-        name: String,
-    },
-    PutBinding {
-        vhost: String,
-        binding: Binding,
-    },
-    DeleteBinding {
-        vhost: String,
-        binding: Binding,
-    },
-    PutUser(UserRecord),
-    DeleteUser(String),
-    /// An adapter's own durable record (e.g. an MQTT session or retained message), opaque to
-    /// the core: `space` names the kind, `key` the record within it.
-    PutRecord {
-        space: String,
-        key: String,
-        value: Vec<u8>,
-    },
-    DeleteRecord {
-        space: String,
-        key: String,
-    },
-}
-
-/// Durable metadata as recovered at start.
-#[derive(Debug, Clone, Default)]
-pub struct MetaSnapshot {
-    pub vhosts: Vec<String>,
-    pub exchanges: Vec<(String, ExchangeDef)>,
-    pub queues: Vec<(String, QueueDef)>,
-    pub bindings: Vec<(String, Binding)>,
-    pub users: Vec<UserRecord>,
-    /// Adapter records: (space, key, value).
-    pub records: Vec<(String, String, Vec<u8>)>,
-}
 
 /// Where durable metadata goes.
 #[async_trait]
@@ -194,9 +127,8 @@ pub trait MessageStore: Send + Sync + Debug {
     async fn sync(&self) -> CoreResult<()>;
 }
 
-type QueueKey = (String, String);
-
-/// In-memory metadata store.
+/// In-memory metadata store: the durable commands applied to a [`MetaState`] of their own
+/// (the same state machine as the live path), and the adapter records.
 #[derive(Debug, Default)]
 pub struct MemoryMetadataStore {
     state: Mutex<MemoryMeta>,
@@ -204,11 +136,7 @@ pub struct MemoryMetadataStore {
 
 #[derive(Debug, Default)]
 struct MemoryMeta {
-    vhosts: Vec<String>,
-    exchanges: HashMap<QueueKey, ExchangeDef>,
-    queues: HashMap<QueueKey, QueueDef>,
-    bindings: Vec<(String, Binding)>,
-    users: BTreeMap<String, UserRecord>,
+    state: MetaState,
     records: BTreeMap<(String, String), Vec<u8>>,
 }
 
@@ -217,59 +145,16 @@ impl MetadataStore for MemoryMetadataStore {
     fn apply(&self, commands: &[MetaCommand]) -> CoreResult<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for c in commands {
-            match c.clone() {
-                MetaCommand::PutVHost(v) => {
-                    if !s.vhosts.contains(&v) {
-                        s.vhosts.push(v)
-                    }
-                }
-                MetaCommand::DeleteVHost(v) => {
-                    s.vhosts.retain(|x| *x != v);
-                    s.exchanges.retain(|(h, _), _| *h != v);
-                    s.queues.retain(|(h, _), _| *h != v);
-                    s.bindings.retain(|(h, _)| *h != v);
-                }
-                MetaCommand::PutExchange { vhost, def } => {
-                    s.exchanges.insert((vhost, def.name.clone()), def);
-                }
-                MetaCommand::DeleteExchange { vhost, name } => {
-                    s.exchanges.remove(&(vhost.clone(), name.clone()));
-                    s.bindings.retain(|(h, b)| {
-                        !(*h == vhost
-                            && (b.source == name
-                                || b.destination
-                                    == crate::exchange::Destination::Exchange(name.clone())))
-                    });
-                }
-                MetaCommand::PutQueue { vhost, def } => {
-                    s.queues.insert((vhost, def.name.clone()), def);
-                }
-                MetaCommand::DeleteQueue { vhost, name } => {
-                    s.queues.remove(&(vhost.clone(), name.clone()));
-                    s.bindings.retain(|(h, b)| {
-                        !(*h == vhost
-                            && b.destination == crate::exchange::Destination::Queue(name.clone()))
-                    });
-                }
-                MetaCommand::PutBinding { vhost, binding } => {
-                    if !s.bindings.iter().any(|(h, b)| *h == vhost && *b == binding) {
-                        s.bindings.push((vhost, binding));
-                    }
-                }
-                MetaCommand::DeleteBinding { vhost, binding } => {
-                    s.bindings.retain(|(h, b)| !(*h == vhost && *b == binding));
-                }
-                MetaCommand::PutUser(u) => {
-                    s.users.insert(u.name.clone(), u);
-                }
-                MetaCommand::DeleteUser(n) => {
-                    s.users.remove(&n);
-                }
+            match c {
                 MetaCommand::PutRecord { space, key, value } => {
-                    s.records.insert((space, key), value);
+                    s.records
+                        .insert((space.clone(), key.clone()), value.clone());
                 }
                 MetaCommand::DeleteRecord { space, key } => {
-                    s.records.remove(&(space, key));
+                    s.records.remove(&(space.clone(), key.clone()));
+                }
+                other => {
+                    s.state.apply(other)?;
                 }
             }
         }
@@ -278,26 +163,13 @@ impl MetadataStore for MemoryMetadataStore {
 
     fn load(&self) -> CoreResult<MetaSnapshot> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(MetaSnapshot {
-            vhosts: s.vhosts.clone(),
-            exchanges: s
-                .exchanges
-                .iter()
-                .map(|((v, _), d)| (v.clone(), d.clone()))
-                .collect(),
-            queues: s
-                .queues
-                .iter()
-                .map(|((v, _), d)| (v.clone(), d.clone()))
-                .collect(),
-            bindings: s.bindings.clone(),
-            users: s.users.values().cloned().collect(),
-            records: s
-                .records
-                .iter()
-                .map(|((sp, k), v)| (sp.clone(), k.clone(), v.clone()))
-                .collect(),
-        })
+        let mut snap = s.state.durable_snapshot();
+        snap.records = s
+            .records
+            .iter()
+            .map(|((sp, k), v)| (sp.clone(), k.clone(), v.clone()))
+            .collect();
+        Ok(snap)
     }
 }
 

@@ -267,7 +267,7 @@ fn delete_if_unused_if_empty_and_cancel_notification() {
             .reply_code(),
         406
     );
-    assert_eq!(v.delete_queue("q", None, false, false).unwrap(), 1);
+    assert_eq!(v.delete_queue("q", None, false, false).unwrap().messages, 1);
     assert!(matches!(
         rx.try_recv(),
         Some(SinkEvent::Cancelled { consumer: 9 })

@@ -2,11 +2,14 @@
 
 use crate::clock::{unix_seconds, Clock};
 use crate::error::{CoreError, CoreResult};
-use crate::exchange::{Binding, Destination, Exchange, ExchangeDef, ExchangeKind};
+use crate::exchange::{
+    builtin_exchanges, Binding, Destination, Exchange, ExchangeDef, ExchangeKind,
+};
 use crate::message::Message;
+use crate::meta::{Catalog, Materialize, MetaCommand, Outcome};
 use crate::queue::{DeathReason, Enqueued, Queue, QueueDef};
 use crate::queue_args::QueueArgs;
-use crate::storage::{MessageStore, MetaCommand, MetadataStore};
+use crate::storage::MessageStore;
 use crate::value::{FieldTable, FieldValue};
 use bytes::Bytes;
 use rand::Rng;
@@ -38,20 +41,23 @@ pub struct DeclaredQueue {
     pub name: String,
     pub messages: usize,
     pub consumers: usize,
+    /// The declaration went to the metadata store: answer it once the store has synced.
+    pub stored: bool,
+}
+
+/// The result of a queue deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deleted {
+    /// Ready messages deleted with the queue.
+    pub messages: usize,
+    /// The deletion went to the metadata store: answer it once the store has synced.
+    pub stored: bool,
 }
 
 /// Queues behind AMQP direct reply-to are named with this prefix.
 pub const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
 
-/// The exchanges every vhost has.
-pub const PREDECLARED: [(&str, ExchangeKind); 6] = [
-    ("amq.direct", ExchangeKind::Direct),
-    ("amq.fanout", ExchangeKind::Fanout),
-    ("amq.topic", ExchangeKind::Topic),
-    ("amq.headers", ExchangeKind::Headers),
-    ("amq.match", ExchangeKind::Headers),
-    ("amq.rabbitmq.trace", ExchangeKind::Topic),
-];
+pub use crate::exchange::PREDECLARED;
 
 /// A virtual host.
 #[derive(Debug)]
@@ -60,7 +66,7 @@ pub struct VHost {
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     clock: Arc<Clock>,
-    meta: Arc<dyn MetadataStore>,
+    catalog: Arc<Catalog>,
     messages: Arc<dyn MessageStore>,
     taps: Arc<Taps>,
     me: Weak<VHost>,
@@ -125,7 +131,7 @@ impl VHost {
     pub(crate) fn new(
         name: &str,
         clock: Arc<Clock>,
-        meta: Arc<dyn MetadataStore>,
+        catalog: Arc<Catalog>,
         messages: Arc<dyn MessageStore>,
         taps: Arc<Taps>,
     ) -> Arc<VHost> {
@@ -134,28 +140,22 @@ impl VHost {
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
             clock,
-            meta,
+            catalog,
             messages,
             taps,
             me: me.clone(),
         });
         {
             let mut ex = write(&v.exchanges);
-            ex.insert(
-                String::new(),
-                Arc::new(Exchange::new(ExchangeDef::new("", ExchangeKind::Direct))),
-            );
-            for (n, k) in PREDECLARED {
-                let mut def = ExchangeDef::new(n, k);
-                def.internal = n == "amq.rabbitmq.trace";
-                ex.insert(n.to_string(), Arc::new(Exchange::new(def)));
+            for def in builtin_exchanges() {
+                ex.insert(def.name.clone(), Arc::new(Exchange::new(def)));
             }
         }
         v
     }
 
-    fn persist(&self, cmd: MetaCommand) -> CoreResult<()> {
-        self.meta.apply(&[cmd])
+    fn commit(&self, cmd: MetaCommand) -> CoreResult<Outcome> {
+        self.catalog.commit(cmd, self)
     }
 
     fn not_found(&self, kind: &str, name: &str) -> CoreError {
@@ -177,9 +177,9 @@ impl VHost {
     }
 
     /// exchange.declare: creates, or checks an existing one is equivalent.
-    pub fn declare_exchange(&self, def: ExchangeDef, passive: bool) -> CoreResult<()> {
+    pub fn declare_exchange(&self, def: ExchangeDef, passive: bool) -> CoreResult<Outcome> {
         if passive {
-            return self.exchange(&def.name).map(|_| ());
+            return self.exchange(&def.name).map(|_| Outcome::Unchanged);
         }
         if let Ok(existing) = self.exchange(&def.name) {
             if existing.def.kind != def.kind {
@@ -189,7 +189,7 @@ impl VHost {
                 )));
             }
             if def.name.is_empty() || def.name.starts_with("amq.") {
-                return Ok(());
+                return Ok(Outcome::Unchanged);
             }
             if !existing.def.equivalent(&def) {
                 return Err(CoreError::PreconditionFailed(format!(
@@ -197,7 +197,7 @@ impl VHost {
                     def.name, self.name
                 )));
             }
-            return Ok(());
+            return Ok(Outcome::Unchanged);
         }
         if def.name.starts_with("amq.") {
             return Err(CoreError::AccessRefused(format!(
@@ -205,29 +205,21 @@ impl VHost {
                 def.name
             )));
         }
-        let mut map = write(&self.exchanges);
-        if map.contains_key(&def.name) {
-            return Ok(());
-        }
-        if def.durable {
-            self.persist(MetaCommand::PutExchange {
-                vhost: self.name.clone(),
-                def: def.clone(),
-            })?;
-        }
-        map.insert(def.name.clone(), Arc::new(Exchange::new(def)));
-        Ok(())
+        self.commit(MetaCommand::PutExchange {
+            vhost: self.name.clone(),
+            def,
+        })
     }
 
     /// exchange.delete (a missing exchange is not an error, as in RabbitMQ).
-    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> CoreResult<()> {
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> CoreResult<Outcome> {
         if name.is_empty() || name.starts_with("amq.") {
             return Err(CoreError::AccessRefused(format!(
                 "operation not permitted on exchange '{name}'"
             )));
         }
         let Ok(ex) = self.exchange(name) else {
-            return Ok(());
+            return Ok(Outcome::Unchanged);
         };
         if if_unused && ex.binding_count() > 0 {
             return Err(CoreError::PreconditionFailed(format!(
@@ -235,18 +227,15 @@ impl VHost {
                 self.name
             )));
         }
-        write(&self.exchanges).remove(name);
+        // Exchanges bound to it that are left without bindings go too (auto-delete).
         let dest = Destination::Exchange(name.to_string());
-        for other in read(&self.exchanges).values() {
-            other.unbind_destination(&dest);
-        }
-        if ex.def.durable {
-            self.persist(MetaCommand::DeleteExchange {
-                vhost: self.name.clone(),
-                name: name.to_string(),
-            })?;
-        }
-        Ok(())
+        let sources = self.sources_of(&dest);
+        let outcome = self.commit(MetaCommand::DeleteExchange {
+            vhost: self.name.clone(),
+            name: name.to_string(),
+        })?;
+        self.auto_delete_exchanges(sources);
+        Ok(outcome)
     }
 
     // ---- queues ----
@@ -308,6 +297,7 @@ impl VHost {
                 name: def.name,
                 messages: q.message_count(),
                 consumers: q.consumer_count(),
+                stored: false,
             });
         }
         if passive {
@@ -321,32 +311,22 @@ impl VHost {
                 def.name
             )));
         }
-        let args = QueueArgs::parse(&def.arguments)?;
+        QueueArgs::parse(&def.arguments)?;
         let owner = def.exclusive.then_some(connection);
-        let mut map = write(&self.queues);
-        if let Some(q) = map.get(&def.name) {
-            // Lost a race with another declaration of the same name.
-            return Ok(DeclaredQueue {
-                name: def.name.clone(),
-                messages: q.message_count(),
-                consumers: q.consumer_count(),
-            });
-        }
-        if def.durable && !def.exclusive {
-            self.persist(MetaCommand::PutQueue {
-                vhost: self.name.clone(),
-                def: def.clone(),
-            })?;
-        }
         let name = def.name.clone();
-        let q = self.build_queue(def, args, owner);
-        map.insert(name.clone(), q);
-        drop(map);
+        let outcome = self.commit(MetaCommand::PutQueue {
+            vhost: self.name.clone(),
+            def,
+            owner,
+        })?;
+        // Unchanged: another declaration of the same name won the race; answer with it.
+        let q = self.queue(&name, Some(connection))?;
         // Every queue is bound to the default exchange by its name (implicitly: see publish).
         Ok(DeclaredQueue {
             name,
-            messages: 0,
-            consumers: 0,
+            messages: q.message_count(),
+            consumers: q.consumer_count(),
+            stored: outcome.stored(),
         })
     }
 
@@ -372,9 +352,9 @@ impl VHost {
         connection: Option<u64>,
         if_unused: bool,
         if_empty: bool,
-    ) -> CoreResult<usize> {
+    ) -> CoreResult<Deleted> {
         let Some(q) = read(&self.queues).get(name).cloned() else {
-            return Ok(0);
+            return Ok(Deleted::default());
         };
         self.check_owner(&q, connection)?;
         if if_unused && q.consumer_count() > 0 {
@@ -389,32 +369,36 @@ impl VHost {
                 self.name
             )));
         }
-        {
-            let mut map = write(&self.queues);
-            match map.get(name) {
-                Some(cur) if Arc::ptr_eq(cur, &q) => {
-                    map.remove(name);
-                }
-                _ => return Ok(0),
-            }
-        }
-        let n = q.mark_deleted();
-        self.remove_bindings_to(&Destination::Queue(name.to_string()));
-        if q.def.durable && !q.def.exclusive {
-            self.persist(MetaCommand::DeleteQueue {
-                vhost: self.name.clone(),
-                name: name.to_string(),
-            })?;
-        }
-        Ok(n)
+        let sources = self.sources_of(&Destination::Queue(name.to_string()));
+        let messages = q.message_count();
+        let outcome = self.commit(MetaCommand::DeleteQueue {
+            vhost: self.name.clone(),
+            name: name.to_string(),
+        })?;
+        self.auto_delete_exchanges(sources);
+        Ok(Deleted {
+            messages: if outcome == Outcome::Unchanged {
+                0
+            } else {
+                messages
+            },
+            stored: outcome.stored(),
+        })
     }
 
-    fn remove_bindings_to(&self, dest: &Destination) {
-        let exchanges: Vec<Arc<Exchange>> = read(&self.exchanges).values().cloned().collect();
+    /// The exchanges with a binding to `dest`.
+    fn sources_of(&self, dest: &Destination) -> Vec<Arc<Exchange>> {
+        read(&self.exchanges)
+            .values()
+            .filter(|e| e.def.auto_delete && e.has_destination(dest))
+            .cloned()
+            .collect()
+    }
+
+    /// Deletes those of `exchanges` that are auto-delete and have lost their last binding.
+    fn auto_delete_exchanges(&self, exchanges: Vec<Arc<Exchange>>) {
         for ex in exchanges {
-            if ex.unbind_destination(dest) > 0 {
-                self.maybe_auto_delete_exchange(&ex);
-            }
+            self.maybe_auto_delete_exchange(&ex);
         }
     }
 
@@ -461,47 +445,35 @@ impl VHost {
     }
 
     /// queue.bind / exchange.bind.
-    pub fn bind(&self, b: Binding, connection: Option<u64>) -> CoreResult<()> {
+    pub fn bind(&self, b: Binding, connection: Option<u64>) -> CoreResult<Outcome> {
         self.check_not_default(&b.source)?;
         if let Destination::Exchange(d) = &b.destination {
             self.check_not_default(d)?;
         }
         let source = self.exchange(&b.source)?;
         self.check_destination(&b, connection)?;
-        let durable = source.def.durable && self.destination_durable(&b.destination);
-        if source.bind(b.clone())? && durable {
-            self.persist(MetaCommand::PutBinding {
-                vhost: self.name.clone(),
-                binding: b,
-            })?;
+        if source.def.kind == ExchangeKind::Topic {
+            crate::topic::check_limits(&b.routing_key).map_err(CoreError::PreconditionFailed)?;
         }
-        Ok(())
-    }
-
-    fn destination_durable(&self, d: &Destination) -> bool {
-        match d {
-            Destination::Queue(q) => read(&self.queues)
-                .get(q)
-                .is_some_and(|q| q.def.durable && !q.def.exclusive),
-            Destination::Exchange(e) => read(&self.exchanges).get(e).is_some_and(|e| e.def.durable),
-        }
+        self.commit(MetaCommand::PutBinding {
+            vhost: self.name.clone(),
+            binding: b,
+        })
     }
 
     /// queue.unbind / exchange.unbind (a missing binding is not an error).
-    pub fn unbind(&self, b: &Binding, connection: Option<u64>) -> CoreResult<()> {
+    pub fn unbind(&self, b: &Binding, connection: Option<u64>) -> CoreResult<Outcome> {
         self.check_not_default(&b.source)?;
         let source = self.exchange(&b.source)?;
         self.check_destination(b, connection)?;
-        if source.unbind(b) {
-            if source.def.durable {
-                self.persist(MetaCommand::DeleteBinding {
-                    vhost: self.name.clone(),
-                    binding: b.clone(),
-                })?;
-            }
+        let outcome = self.commit(MetaCommand::DeleteBinding {
+            vhost: self.name.clone(),
+            binding: b.clone(),
+        })?;
+        if outcome != Outcome::Unchanged {
             self.maybe_auto_delete_exchange(&source);
         }
-        Ok(())
+        Ok(outcome)
     }
 
     // ---- publishing ----
@@ -645,26 +617,23 @@ impl VHost {
         }
     }
 
-    /// Restores durable entities at start (no persistence calls: they are already stored).
-    pub(crate) fn restore_exchange(&self, def: ExchangeDef) {
-        write(&self.exchanges)
-            .entry(def.name.clone())
-            .or_insert_with(|| Arc::new(Exchange::new(def)));
+    /// Loads the stored messages of every durable queue (once, at start, after the replay).
+    pub(crate) fn recover_messages(&self) {
+        for q in self.queues() {
+            if q.def.durable && !q.def.exclusive {
+                let stored = self
+                    .messages
+                    .load(crate::storage::queue_id(&self.name, q.name()));
+                q.restore(stored);
+            }
+        }
     }
 
-    pub(crate) fn restore_queue(&self, def: QueueDef) {
-        let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
-        let stored = self
-            .messages
-            .load(crate::storage::queue_id(&self.name, &def.name));
-        let q = self.build_queue(def.clone(), args, None);
-        q.restore(stored);
-        write(&self.queues).insert(def.name, q);
-    }
-
-    pub(crate) fn restore_binding(&self, b: Binding) {
-        if let Ok(ex) = self.exchange(&b.source) {
-            let _ = ex.bind(b);
+    /// Tells every queue it is gone (the vhost was deleted).
+    pub(crate) fn tear_down(&self) {
+        let queues: Vec<Arc<Queue>> = write(&self.queues).drain().map(|(_, q)| q).collect();
+        for q in queues {
+            q.mark_deleted();
         }
     }
 
@@ -674,6 +643,54 @@ impl VHost {
             .values()
             .flat_map(|e| e.bindings())
             .collect()
+    }
+}
+
+impl Materialize for VHost {
+    /// The vhost's maps follow the state machine: no I/O here beyond telling a deleted
+    /// queue's consumers and store.
+    fn materialize(&self, cmd: &MetaCommand) {
+        match cmd {
+            MetaCommand::PutExchange { def, .. } => {
+                write(&self.exchanges)
+                    .entry(def.name.clone())
+                    .or_insert_with(|| Arc::new(Exchange::new(def.clone())));
+            }
+            MetaCommand::DeleteExchange { name, .. } => {
+                write(&self.exchanges).remove(name);
+                let dest = Destination::Exchange(name.clone());
+                for other in read(&self.exchanges).values() {
+                    other.unbind_destination(&dest);
+                }
+            }
+            MetaCommand::PutQueue { def, owner, .. } => {
+                let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
+                let q = self.build_queue(def.clone(), args, *owner);
+                write(&self.queues).insert(def.name.clone(), q);
+            }
+            MetaCommand::DeleteQueue { name, .. } => {
+                let q = write(&self.queues).remove(name);
+                let dest = Destination::Queue(name.clone());
+                for ex in read(&self.exchanges).values() {
+                    ex.unbind_destination(&dest);
+                }
+                if let Some(q) = q {
+                    q.mark_deleted();
+                }
+            }
+            MetaCommand::PutBinding { binding, .. } => {
+                if let Ok(ex) = self.exchange(&binding.source) {
+                    // Limits were checked before the command was made.
+                    let _ = ex.bind(binding.clone());
+                }
+            }
+            MetaCommand::DeleteBinding { binding, .. } => {
+                if let Ok(ex) = self.exchange(&binding.source) {
+                    ex.unbind(binding);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -94,6 +94,15 @@ pub struct PendingWill {
     pub generation: u64,
 }
 
+/// An acknowledgement held until the stores have synced.
+#[derive(Debug)]
+enum Reply {
+    /// PUBACK/PUBREC of a stored message: kind, packet id, reason code.
+    Ack(Ack, u16, u8),
+    /// SUBACK of a durable subscription: packet id, return codes.
+    SubAck(u16, Vec<u8>),
+}
+
 /// One MQTT connection.
 pub struct Session {
     ctx: ConnectionContext,
@@ -125,7 +134,7 @@ pub struct Session {
     out: WriteBuf,
     last_recv: u64,
     /// PUBACK/PUBRECs waiting for the stores' sync.
-    held: Held<(Ack, u16, u8)>,
+    held: Held<Reply>,
     /// The session state changed and must be stored again.
     dirty: bool,
     generation: u64,
@@ -523,6 +532,10 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
+        if d.stored {
+            // The SUBACK that follows waits for the store.
+            self.held.want_sync();
+        }
         let q = vh.queue(&d.name, Some(self.ctx.connection_id))?;
         self.consume(q.clone(), None)?;
         self.queue = Some(q.clone());
@@ -618,15 +631,21 @@ impl Session {
                 }
                 (Some(_), None) => self.consume_shared(&sub),
                 (None, None) => self.ensure_queue().and_then(|q| {
-                    self.vh().bind(
-                        Binding {
-                            source: "amq.topic".into(),
-                            destination: Destination::Queue(q.name().to_string()),
-                            routing_key: filter_to_binding(&filter),
-                            arguments: FieldTable::new(),
-                        },
-                        Some(self.ctx.connection_id),
-                    )
+                    self.vh()
+                        .bind(
+                            Binding {
+                                source: "amq.topic".into(),
+                                destination: Destination::Queue(q.name().to_string()),
+                                routing_key: filter_to_binding(&filter),
+                                arguments: FieldTable::new(),
+                            },
+                            Some(self.ctx.connection_id),
+                        )
+                        .map(|done| {
+                            if done.stored() {
+                                self.held.want_sync();
+                            }
+                        })
                 }),
             };
             match result {
@@ -652,7 +671,13 @@ impl Session {
                 }
             }
         }
-        codec::suback(self.lv(), pkid, &codes, self.out.buf());
+        if self.held.is_holding() {
+            // A durable subscription is acknowledged once the store has it (PUBLISHes of
+            // it may come first: MQTT allows that).
+            self.held.hold(Reply::SubAck(pkid, codes));
+        } else {
+            codec::suback(self.lv(), pkid, &codes, self.out.buf());
+        }
         for (topic, r, granted, id) in retained_to_send {
             let qos = r.qos.min(granted);
             self.send_publish(
@@ -894,7 +919,7 @@ impl Session {
         // Stored messages, and the QoS 2 packet ids of a persistent session, are
         // acknowledged once the stores have them; other acks keep their place behind those.
         if routed.stored > 0 || (p.qos == 2 && self.persistent()) || self.held.is_holding() {
-            self.held.hold((kind, p.pkid, reason));
+            self.held.hold(Reply::Ack(kind, p.pkid, reason));
         } else {
             codec::ack(level, kind, p.pkid, reason, self.out.buf());
         }
@@ -1146,8 +1171,13 @@ impl driver::Session for Session {
     /// The stores synced: send the PUBACK/PUBRECs the sync covered.
     fn synced(&mut self) {
         let level = self.level.unwrap_or(Level::V4);
-        for (kind, pkid, reason) in self.held.synced() {
-            codec::ack(level, kind, pkid, reason, self.out.buf());
+        for reply in self.held.synced() {
+            match reply {
+                Reply::Ack(kind, pkid, reason) => {
+                    codec::ack(level, kind, pkid, reason, self.out.buf())
+                }
+                Reply::SubAck(pkid, codes) => codec::suback(level, pkid, &codes, self.out.buf()),
+            }
         }
     }
 

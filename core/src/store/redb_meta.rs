@@ -111,7 +111,7 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
             remove_bindings(t, vhost, |b| b.source == *name || b.destination == as_dest)?;
             del(t, key(EXCHANGE, &[vhost.as_bytes(), name.as_bytes()]))
         }
-        MetaCommand::PutQueue { vhost, def } => put(
+        MetaCommand::PutQueue { vhost, def, .. } => put(
             t,
             key(QUEUE, &[vhost.as_bytes(), def.name.as_bytes()]),
             encode(def),

@@ -594,14 +594,17 @@ fn redb_metadata_round_trips_with_cascades() {
             MetaCommand::PutQueue {
                 vhost: "/".into(),
                 def: QueueDef::new("q1"),
+                owner: None,
             },
             MetaCommand::PutQueue {
                 vhost: "/".into(),
                 def: QueueDef::new("q2"),
+                owner: None,
             },
             MetaCommand::PutQueue {
                 vhost: "other".into(),
                 def: QueueDef::new("q3"),
+                owner: None,
             },
             MetaCommand::PutBinding {
                 vhost: "/".into(),

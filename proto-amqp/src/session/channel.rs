@@ -252,20 +252,18 @@ impl Session {
                     internal,
                     arguments,
                 };
-                vhost.declare_exchange(def, passive).map_err(core)?;
-                if !no_wait {
-                    self.send(ch, &Method::ExchangeDeclareOk);
-                }
+                let done = vhost.declare_exchange(def, passive).map_err(core)?;
+                let reply = (!no_wait).then_some(Method::ExchangeDeclareOk);
+                self.reply_after_store(ch, reply, done.stored());
             }
             Method::ExchangeDelete {
                 exchange,
                 if_unused,
                 no_wait,
             } => {
-                vhost.delete_exchange(&exchange, if_unused).map_err(core)?;
-                if !no_wait {
-                    self.send(ch, &Method::ExchangeDeleteOk);
-                }
+                let done = vhost.delete_exchange(&exchange, if_unused).map_err(core)?;
+                let reply = (!no_wait).then_some(Method::ExchangeDeleteOk);
+                self.reply_after_store(ch, reply, done.stored());
             }
             Method::ExchangeBind {
                 destination,
@@ -288,19 +286,17 @@ impl Session {
                     arguments,
                 };
                 let bind = ids.1 == 30;
-                if bind {
-                    vhost.bind(b, Some(conn)).map_err(core)?;
+                let done = if bind {
+                    vhost.bind(b, Some(conn)).map_err(core)?
                 } else {
-                    vhost.unbind(&b, Some(conn)).map_err(core)?;
-                }
-                if !no_wait {
-                    let ok = if bind {
-                        Method::ExchangeBindOk
-                    } else {
-                        Method::ExchangeUnbindOk
-                    };
-                    self.send(ch, &ok);
-                }
+                    vhost.unbind(&b, Some(conn)).map_err(core)?
+                };
+                let reply = (!no_wait).then_some(if bind {
+                    Method::ExchangeBindOk
+                } else {
+                    Method::ExchangeUnbindOk
+                });
+                self.reply_after_store(ch, reply, done.stored());
             }
             Method::QueueDeclare {
                 queue,
@@ -320,16 +316,12 @@ impl Session {
                 };
                 let d = vhost.declare_queue(def, passive, conn).map_err(core)?;
                 self.channel(ch).last_queue = Some(d.name.clone());
-                if !no_wait {
-                    self.send(
-                        ch,
-                        &Method::QueueDeclareOk {
-                            queue: d.name,
-                            message_count: d.messages as u32,
-                            consumer_count: d.consumers as u32,
-                        },
-                    );
-                }
+                let reply = (!no_wait).then(|| Method::QueueDeclareOk {
+                    queue: d.name,
+                    message_count: d.messages as u32,
+                    consumer_count: d.consumers as u32,
+                });
+                self.reply_after_store(ch, reply, d.stored);
             }
             Method::QueueBind {
                 queue,
@@ -351,10 +343,9 @@ impl Session {
                     routing_key,
                     arguments,
                 };
-                vhost.bind(b, Some(conn)).map_err(core)?;
-                if !no_wait {
-                    self.send(ch, &Method::QueueBindOk);
-                }
+                let done = vhost.bind(b, Some(conn)).map_err(core)?;
+                let reply = (!no_wait).then_some(Method::QueueBindOk);
+                self.reply_after_store(ch, reply, done.stored());
             }
             Method::QueueUnbind {
                 queue,
@@ -369,8 +360,8 @@ impl Session {
                     routing_key,
                     arguments,
                 };
-                vhost.unbind(&b, Some(conn)).map_err(core)?;
-                self.send(ch, &Method::QueueUnbindOk);
+                let done = vhost.unbind(&b, Some(conn)).map_err(core)?;
+                self.reply_after_store(ch, Some(Method::QueueUnbindOk), done.stored());
             }
             Method::QueuePurge { queue, no_wait } => {
                 let queue = self.resolve_queue(ch, queue, ids)?;
@@ -391,17 +382,13 @@ impl Session {
                 no_wait,
             } => {
                 let queue = self.resolve_queue(ch, queue, ids)?;
-                let n = vhost
+                let d = vhost
                     .delete_queue(&queue, Some(conn), if_unused, if_empty)
                     .map_err(core)?;
-                if !no_wait {
-                    self.send(
-                        ch,
-                        &Method::QueueDeleteOk {
-                            message_count: n as u32,
-                        },
-                    );
-                }
+                let reply = (!no_wait).then_some(Method::QueueDeleteOk {
+                    message_count: d.messages as u32,
+                });
+                self.reply_after_store(ch, reply, d.stored);
             }
             Method::BasicQos {
                 prefetch_size,

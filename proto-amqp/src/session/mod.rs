@@ -122,6 +122,22 @@ impl Session {
         encode_method_frame(channel, m, self.out.buf());
     }
 
+    /// Answers a method that changed metadata: at once, or, when the change went to the
+    /// metadata store (`stored`), once the store has synced — taking no further input until
+    /// then, so nothing the client sends after it is answered first. `None`: no reply
+    /// (`no-wait`), but the change is still made durable promptly.
+    pub(super) fn reply_after_store(&mut self, ch: u16, reply: Option<Method>, stored: bool) {
+        match (reply, stored) {
+            (Some(m), false) => self.send(ch, &m),
+            (Some(m), true) => {
+                self.flush_confirms();
+                self.held.hold_barrier((ch, m));
+            }
+            (None, true) => self.held.want_sync(),
+            (None, false) => {}
+        }
+    }
+
     /// Confirms publish `tag` of channel `ch`, joining it to the run of consecutive confirms
     /// not yet sent, so a burst of publishes is confirmed with one `multiple` ack.
     pub(super) fn confirm(&mut self, ch: u16, tag: u64) {
@@ -445,6 +461,10 @@ impl driver::Session for Session {
         self.held.sync_started();
     }
 
+    fn input_paused(&self) -> bool {
+        self.held.input_barred()
+    }
+
     /// The store has synced: send the confirms it covered, runs of consecutive acks on a
     /// channel as one `multiple` ack.
     fn synced(&mut self) {
@@ -519,7 +539,7 @@ impl driver::Session for Session {
     fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
         // Every complete frame in the buffer; it holds at most one read plus one partial frame
         // (bounded by frame_max).
-        while !self.is_closed() {
+        while !self.is_closed() && !self.held.input_barred() {
             match codec::decode(buf, &self.codec_limits()) {
                 Ok(Some(frame)) => self.handle_frame(frame, now),
                 Ok(None) => break,

@@ -152,7 +152,7 @@ impl Session {
     }
 
     /// Declares a `/queue/` queue unless it exists.
-    fn ensure_queue(&self, name: &str, f: Option<&Frame>) -> Result<(), Failure> {
+    fn ensure_queue(&mut self, name: &str, f: Option<&Frame>) -> Result<(), Failure> {
         let vh = self.vh();
         if vh.queue(name, Some(self.ctx.connection_id)).is_ok() {
             return Ok(());
@@ -164,9 +164,18 @@ impl Session {
             auto_delete: f.and_then(|f| truthy(f, "auto-delete")).unwrap_or(false),
             arguments: f.map(queue_arguments).unwrap_or_default(),
         };
-        vh.declare_queue(def, false, self.ctx.connection_id)
-            .map(|_| ())
-            .map_err(core_error)
+        let d = vh
+            .declare_queue(def, false, self.ctx.connection_id)
+            .map_err(core_error)?;
+        self.after_store(d.stored);
+        Ok(())
+    }
+
+    /// A metadata change went to the store: receipts from now on wait for its sync.
+    fn after_store(&mut self, stored: bool) {
+        if stored {
+            self.held.want_sync();
+        }
     }
 
     fn send_frame(&mut self, f: &Frame) -> Result<(), Failure> {
@@ -282,16 +291,18 @@ impl Session {
         let d = vh
             .declare_queue(def(name, durable), false, self.ctx.connection_id)
             .map_err(core_error)?;
-        vh.bind(
-            Binding {
-                source: exchange.to_string(),
-                destination: Target::Queue(d.name.clone()),
-                routing_key: key.to_string(),
-                arguments: FieldTable::new(),
-            },
-            Some(self.ctx.connection_id),
-        )
-        .map_err(core_error)?;
+        let bound = vh
+            .bind(
+                Binding {
+                    source: exchange.to_string(),
+                    destination: Target::Queue(d.name.clone()),
+                    routing_key: key.to_string(),
+                    arguments: FieldTable::new(),
+                },
+                Some(self.ctx.connection_id),
+            )
+            .map_err(core_error)?;
+        self.after_store(d.stored || bound.stored());
         Ok((d.name, durable))
     }
 
@@ -358,9 +369,11 @@ impl Session {
         let queue = sub.queue.name().to_string();
         self.end_subscription(&id);
         if delete {
-            self.vh()
+            let d = self
+                .vh()
                 .delete_queue(&queue, Some(self.ctx.connection_id), false, false)
                 .map_err(core_error)?;
+            self.after_store(d.stored);
         }
         Ok(())
     }

@@ -1,0 +1,163 @@
+//! The metadata commands: every change to vhosts, users, exchanges, queues, bindings and
+//! adapter records is one of these, whether it comes from a client, from recovery or (later)
+//! from a replicated log.
+
+use crate::exchange::{Binding, ExchangeDef};
+use crate::queue::QueueDef;
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserRecord {
+    /// The user name.
+    pub name: String,
+    /// RabbitMQ's `rabbit_password_hashing_sha256` form: 4 salt bytes then SHA-256(salt ‖ password).
+    pub password_hash: Vec<u8>,
+    /// RabbitMQ's user tags (`administrator`, `monitoring`, …).
+    pub tags: Vec<String>,
+    /// Vhosts the user may open.
+    pub vhosts: Vec<String>,
+}
+
+/// A change to metadata. Applied to [`crate::meta::MetaState`] first; the durable ones then go
+/// to the [`crate::storage::MetadataStore`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaCommand {
+    /// Creates a vhost (with its predeclared exchanges).
+    PutVHost(String),
+    /// Deletes a vhost and everything in it.
+    DeleteVHost(String),
+    /// Declares an exchange.
+    PutExchange {
+        /// The vhost it lives in.
+        vhost: String,
+        /// What it was declared with.
+        def: ExchangeDef,
+    },
+    /// Deletes an exchange and the bindings from and to it.
+    DeleteExchange {
+        /// The vhost it lives in.
+        vhost: String,
+        /// Its name.
+        name: String,
+    },
+    /// Declares a queue.
+    PutQueue {
+        /// The vhost it lives in.
+        vhost: String,
+        /// What it was declared with.
+        def: QueueDef,
+        /// The connection that owns it, for an exclusive queue.
+        owner: Option<u64>,
+    },
+    /// Deletes a queue and the bindings to it.
+    DeleteQueue {
+        /// The vhost it lives in.
+        vhost: String,
+        /// Its name.
+        name: String,
+    },
+    /// Adds a binding.
+    PutBinding {
+        /// The vhost it lives in.
+        vhost: String,
+        /// The binding.
+        binding: Binding,
+    },
+    /// Removes a binding.
+    DeleteBinding {
+        /// The vhost it lives in.
+        vhost: String,
+        /// The binding.
+        binding: Binding,
+    },
+    /// Adds or replaces a user.
+    PutUser(UserRecord),
+    /// Deletes a user.
+    DeleteUser(String),
+    /// An adapter's own durable record (e.g. an MQTT session or retained message), opaque to
+    /// the core: `space` names the kind, `key` the record within it.
+    PutRecord {
+        /// The kind of record (the adapter's name for it).
+        space: String,
+        /// The record within its space.
+        key: String,
+        /// The adapter's encoding of it.
+        value: Vec<u8>,
+    },
+    /// Forgets an adapter record.
+    DeleteRecord {
+        /// The kind of record.
+        space: String,
+        /// The record within its space.
+        key: String,
+    },
+}
+
+impl MetaCommand {
+    /// The vhost a command is scoped to, if it is.
+    pub fn vhost(&self) -> Option<&str> {
+        match self {
+            MetaCommand::PutExchange { vhost, .. }
+            | MetaCommand::DeleteExchange { vhost, .. }
+            | MetaCommand::PutQueue { vhost, .. }
+            | MetaCommand::DeleteQueue { vhost, .. }
+            | MetaCommand::PutBinding { vhost, .. }
+            | MetaCommand::DeleteBinding { vhost, .. } => Some(vhost),
+            _ => None,
+        }
+    }
+}
+
+/// Durable metadata as recovered at start.
+#[derive(Debug, Clone, Default)]
+pub struct MetaSnapshot {
+    /// Vhost names.
+    pub vhosts: Vec<String>,
+    /// Durable exchanges, by vhost.
+    pub exchanges: Vec<(String, ExchangeDef)>,
+    /// Durable queues, by vhost.
+    pub queues: Vec<(String, QueueDef)>,
+    /// Durable bindings, by vhost.
+    pub bindings: Vec<(String, Binding)>,
+    /// Users.
+    pub users: Vec<UserRecord>,
+    /// Adapter records: (space, key, value).
+    pub records: Vec<(String, String, Vec<u8>)>,
+}
+
+impl MetaSnapshot {
+    /// The commands that rebuild this state from nothing, in an order that applies cleanly
+    /// (vhosts, users, exchanges, queues, then bindings). Adapter records are not among them:
+    /// their adapters hold that state ([`crate::Broker::take_records`]).
+    pub fn commands(&self) -> Vec<MetaCommand> {
+        let mut out: Vec<MetaCommand> = Vec::new();
+        out.extend(self.vhosts.iter().cloned().map(MetaCommand::PutVHost));
+        out.extend(self.users.iter().cloned().map(MetaCommand::PutUser));
+        out.extend(
+            self.exchanges
+                .iter()
+                .map(|(vhost, def)| MetaCommand::PutExchange {
+                    vhost: vhost.clone(),
+                    def: def.clone(),
+                }),
+        );
+        out.extend(
+            self.queues
+                .iter()
+                .map(|(vhost, def)| MetaCommand::PutQueue {
+                    vhost: vhost.clone(),
+                    def: def.clone(),
+                    owner: None,
+                }),
+        );
+        out.extend(
+            self.bindings
+                .iter()
+                .map(|(vhost, binding)| MetaCommand::PutBinding {
+                    vhost: vhost.clone(),
+                    binding: binding.clone(),
+                }),
+        );
+        out
+    }
+}
