@@ -35,29 +35,19 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    /// The AMQP 0-9-1 reply code.
-    pub fn reply_code(&self) -> u16 {
+    /// The condition's name, as RabbitMQ spells it in every protocol's error text
+    /// (`NOT_FOUND`, `ACCESS_REFUSED`, …). Adapters map the variant to their own codes.
+    pub fn name(&self) -> &'static str {
         match self {
-            CoreError::NotFound(_) => 404,
-            CoreError::AccessRefused(_) => 403,
-            CoreError::ResourceLocked(_) => 405,
-            CoreError::PreconditionFailed(_) => 406,
-            CoreError::NotAllowed(_) => 530,
-            CoreError::NotImplemented(_) => 540,
-            CoreError::ResourceError(_) => 506,
-            CoreError::Internal(_) => 541,
+            CoreError::NotFound(_) => "NOT_FOUND",
+            CoreError::AccessRefused(_) => "ACCESS_REFUSED",
+            CoreError::ResourceLocked(_) => "RESOURCE_LOCKED",
+            CoreError::PreconditionFailed(_) => "PRECONDITION_FAILED",
+            CoreError::NotAllowed(_) => "NOT_ALLOWED",
+            CoreError::NotImplemented(_) => "NOT_IMPLEMENTED",
+            CoreError::ResourceError(_) => "RESOURCE_ERROR",
+            CoreError::Internal(_) => "INTERNAL_ERROR",
         }
-    }
-
-    /// True when the AMQP spec makes this a connection-level (hard) error.
-    pub fn is_connection_error(&self) -> bool {
-        matches!(
-            self,
-            CoreError::NotAllowed(_)
-                | CoreError::NotImplemented(_)
-                | CoreError::ResourceError(_)
-                | CoreError::Internal(_)
-        )
     }
 }
 

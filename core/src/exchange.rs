@@ -209,7 +209,10 @@ enum Routes {
 
 #[derive(Debug)]
 struct Table {
-    bindings: Vec<Binding>,
+    /// The bindings by destination: finding, adding and removing one costs the bindings of
+    /// its destination, not of the whole exchange (amq.topic holds one per MQTT subscription).
+    bindings: HashMap<Destination, Vec<Binding>>,
+    count: usize,
     routes: Routes,
 }
 
@@ -231,7 +234,8 @@ impl Exchange {
         Exchange {
             def,
             table: RwLock::new(Table {
-                bindings: Vec::new(),
+                bindings: HashMap::new(),
+                count: 0,
                 routes,
             }),
         }
@@ -243,7 +247,10 @@ impl Exchange {
             crate::topic::check_limits(&b.routing_key).map_err(CoreError::PreconditionFailed)?;
         }
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
-        if t.bindings.iter().any(|x| x.same(&b)) {
+        if t.bindings
+            .get(&b.destination)
+            .is_some_and(|v| v.iter().any(|x| x.same(&b)))
+        {
             return Ok(false);
         }
         match &mut t.routes {
@@ -259,21 +266,26 @@ impl Exchange {
             }
             Routes::Headers(v) => v.push(HeadersBinding::new(&b)?),
         }
-        t.bindings.push(b);
+        t.count += 1;
+        t.bindings.entry(b.destination.clone()).or_default().push(b);
         Ok(true)
     }
 
     /// Removes a binding; returns false if it was not there.
     pub fn unbind(&self, b: &Binding) -> bool {
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
-        let Some(pos) = t.bindings.iter().position(|x| x.same(b)) else {
+        let Some(list) = t.bindings.get_mut(&b.destination) else {
             return false;
         };
-        let removed = t.bindings.remove(pos);
-        let still_keyed = t
-            .bindings
-            .iter()
-            .any(|x| x.destination == removed.destination && x.routing_key == removed.routing_key);
+        let Some(pos) = list.iter().position(|x| x.same(b)) else {
+            return false;
+        };
+        let removed = list.remove(pos);
+        let still_keyed = list.iter().any(|x| x.routing_key == removed.routing_key);
+        if list.is_empty() {
+            t.bindings.remove(&b.destination);
+        }
+        t.count -= 1;
         match &mut t.routes {
             Routes::Direct(m) => {
                 if let Some(v) = m.get_mut(&removed.routing_key) {
@@ -309,11 +321,14 @@ impl Exchange {
 
     /// Removes every binding to `dest`; returns how many went.
     pub fn unbind_destination(&self, dest: &Destination) -> usize {
-        let doomed: Vec<Binding> = self
-            .bindings()
-            .into_iter()
-            .filter(|b| b.destination == *dest)
-            .collect();
+        let doomed = self
+            .table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .bindings
+            .get(dest)
+            .cloned()
+            .unwrap_or_default();
         doomed.iter().filter(|b| self.unbind(b)).count()
     }
 
@@ -323,8 +338,7 @@ impl Exchange {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .bindings
-            .iter()
-            .any(|b| b.destination == *dest)
+            .contains_key(dest)
     }
 
     /// A snapshot of the bindings whose source is this exchange.
@@ -333,15 +347,14 @@ impl Exchange {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .bindings
-            .clone()
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     pub fn binding_count(&self) -> usize {
-        self.table
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .bindings
-            .len()
+        self.table.read().unwrap_or_else(|e| e.into_inner()).count
     }
 
     /// Calls `f` for each destination this exchange's own bindings select for the message (a
@@ -501,6 +514,6 @@ mod tests {
                 arguments: table(&[("x-match", FieldValue::string("some"))]),
             })
             .unwrap_err();
-        assert_eq!(err.reply_code(), 406);
+        assert_eq!(err.name(), "PRECONDITION_FAILED");
     }
 }

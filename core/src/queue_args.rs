@@ -148,8 +148,8 @@ mod tests {
             t(&[("x-single-active-consumer", FieldValue::string("yes"))]),
         ] {
             assert_eq!(
-                QueueArgs::parse(&args).unwrap_err().reply_code(),
-                406,
+                QueueArgs::parse(&args).unwrap_err().name(),
+                "PRECONDITION_FAILED",
                 "{args:?}"
             );
         }

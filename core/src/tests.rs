@@ -255,24 +255,20 @@ fn delete_if_unused_if_empty_and_cancel_notification() {
         .unwrap();
     assert!(matches!(rx.try_recv(), Some(SinkEvent::Deliver(_))));
     assert_eq!(
-        v.delete_queue("q", None, true, false)
-            .unwrap_err()
-            .reply_code(),
-        406
+        v.delete_queue("q", None, true, false).unwrap_err().name(),
+        "PRECONDITION_FAILED"
     );
     publish(&v, "q", "y");
     assert_eq!(
-        v.delete_queue("q", None, false, true)
-            .unwrap_err()
-            .reply_code(),
-        406
+        v.delete_queue("q", None, false, true).unwrap_err().name(),
+        "PRECONDITION_FAILED"
     );
     assert_eq!(v.delete_queue("q", None, false, false).unwrap().messages, 1);
     assert!(matches!(
         rx.try_recv(),
         Some(SinkEvent::Cancelled { consumer: 9 })
     ));
-    assert_eq!(v.queue("q", None).unwrap_err().reply_code(), 404);
+    assert_eq!(v.queue("q", None).unwrap_err().name(), "NOT_FOUND");
 }
 
 #[test]
@@ -283,13 +279,16 @@ fn exclusive_queue_belongs_to_its_connection() {
     def.exclusive = true;
     v.declare_queue(def.clone(), false, 7).unwrap();
     assert_eq!(
-        v.declare_queue(def, false, 8).unwrap_err().reply_code(),
-        405
+        v.declare_queue(def, false, 8).unwrap_err().name(),
+        "RESOURCE_LOCKED"
     );
-    assert_eq!(v.queue("mine", Some(8)).unwrap_err().reply_code(), 405);
+    assert_eq!(
+        v.queue("mine", Some(8)).unwrap_err().name(),
+        "RESOURCE_LOCKED"
+    );
     assert!(v.queue("mine", Some(7)).is_ok());
     v.connection_closed(7);
-    assert_eq!(v.queue("mine", None).unwrap_err().reply_code(), 404);
+    assert_eq!(v.queue("mine", None).unwrap_err().name(), "NOT_FOUND");
 }
 
 #[test]
@@ -314,7 +313,7 @@ fn exclusive_consumer_refuses_others() {
     let mut other = spec;
     other.key = 2;
     other.exclusive = false;
-    assert_eq!(q.add_consumer(other).unwrap_err().reply_code(), 403);
+    assert_eq!(q.add_consumer(other).unwrap_err().name(), "ACCESS_REFUSED");
 }
 
 #[test]
@@ -330,7 +329,7 @@ fn auto_delete_after_last_consumer() {
     q.cancel_consumer(1, CONN);
     assert!(v.queue("ad", None).is_ok());
     q.cancel_consumer(2, CONN);
-    assert_eq!(v.queue("ad", None).unwrap_err().reply_code(), 404);
+    assert_eq!(v.queue("ad", None).unwrap_err().name(), "NOT_FOUND");
 }
 
 #[test]
@@ -344,22 +343,20 @@ fn server_named_and_redeclare_rules() {
     let mut other = QueueDef::new("q");
     other.durable = true;
     assert_eq!(
-        v.declare_queue(other, false, CONN)
-            .unwrap_err()
-            .reply_code(),
-        406
+        v.declare_queue(other, false, CONN).unwrap_err().name(),
+        "PRECONDITION_FAILED"
     );
     assert_eq!(
         v.declare_queue(QueueDef::new("nope"), true, CONN)
             .unwrap_err()
-            .reply_code(),
-        404
+            .name(),
+        "NOT_FOUND"
     );
     assert_eq!(
         v.declare_queue(QueueDef::new("amq.mine"), false, CONN)
             .unwrap_err()
-            .reply_code(),
-        403
+            .name(),
+        "ACCESS_REFUSED"
     );
 }
 
@@ -407,7 +404,7 @@ fn queue_expires_when_unused() {
     assert!(v.queue("gone", None).is_ok());
     b.clock().advance(1);
     b.sweep();
-    assert_eq!(v.queue("gone", None).unwrap_err().reply_code(), 404);
+    assert_eq!(v.queue("gone", None).unwrap_err().name(), "NOT_FOUND");
 }
 
 fn death(m: &Message) -> FieldTable {
@@ -669,7 +666,7 @@ fn routed_reports_unroutable_and_alternate_exchange_catches() {
     assert_eq!(get_bodies(&v, "unrouted"), vec!["stray"]);
     let r = v.publish("amq.direct", msg("lost").with_key("x")).unwrap();
     assert!(r.unroutable());
-    assert_eq!(v.publish("nope", msg("x")).unwrap_err().reply_code(), 404);
+    assert_eq!(v.publish("nope", msg("x")).unwrap_err().name(), "NOT_FOUND");
 }
 
 trait WithKey {
@@ -736,24 +733,25 @@ fn internal_and_reserved_exchanges() {
     let mut def = ExchangeDef::new("hidden", ExchangeKind::Fanout);
     def.internal = true;
     v.declare_exchange(def, false).unwrap();
-    assert_eq!(v.publish("hidden", msg("x")).unwrap_err().reply_code(), 403);
+    assert_eq!(
+        v.publish("hidden", msg("x")).unwrap_err().name(),
+        "ACCESS_REFUSED"
+    );
     assert_eq!(
         v.declare_exchange(ExchangeDef::new("amq.custom", ExchangeKind::Direct), false)
             .unwrap_err()
-            .reply_code(),
-        403
+            .name(),
+        "ACCESS_REFUSED"
     );
     assert_eq!(
-        v.delete_exchange("amq.topic", false)
-            .unwrap_err()
-            .reply_code(),
-        403
+        v.delete_exchange("amq.topic", false).unwrap_err().name(),
+        "ACCESS_REFUSED"
     );
     assert_eq!(
         v.declare_exchange(ExchangeDef::new("amq.topic", ExchangeKind::Direct), false)
             .unwrap_err()
-            .reply_code(),
-        406
+            .name(),
+        "PRECONDITION_FAILED"
     );
     declare(&v, "q", FieldTable::new());
     let e = v
@@ -767,7 +765,7 @@ fn internal_and_reserved_exchanges() {
             None,
         )
         .unwrap_err();
-    assert_eq!(e.reply_code(), 403);
+    assert_eq!(e.name(), "ACCESS_REFUSED");
 }
 
 #[test]
@@ -780,7 +778,7 @@ fn auto_delete_exchange_goes_with_last_binding() {
     declare(&v, "q", FieldTable::new());
     bind(&v, "tmp", "q", "");
     v.delete_queue("q", None, false, false).unwrap();
-    assert_eq!(v.exchange("tmp").unwrap_err().reply_code(), 404);
+    assert_eq!(v.exchange("tmp").unwrap_err().name(), "NOT_FOUND");
 }
 
 #[test]
@@ -791,9 +789,12 @@ fn exchange_delete_if_unused() {
         .unwrap();
     declare(&v, "q", FieldTable::new());
     bind(&v, "e", "q", "k");
-    assert_eq!(v.delete_exchange("e", true).unwrap_err().reply_code(), 406);
+    assert_eq!(
+        v.delete_exchange("e", true).unwrap_err().name(),
+        "PRECONDITION_FAILED"
+    );
     v.delete_exchange("e", false).unwrap();
-    assert_eq!(v.exchange("e").unwrap_err().reply_code(), 404);
+    assert_eq!(v.exchange("e").unwrap_err().name(), "NOT_FOUND");
 }
 
 #[test]

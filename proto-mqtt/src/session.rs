@@ -16,8 +16,9 @@ use junction_core::clock::unix_seconds;
 use junction_core::driver::{self, Held, Takeover};
 use junction_core::id_hash::IdHashBuilder;
 use junction_core::{
-    Binding, ConnectionContext, ConsumerSpec, Credit, Delivery, DeliverySink, Destination,
-    FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost, WriteBuf,
+    Binding, ConnectionContext, ConsumerSpec, CoreError, Credit, Delivery, DeliverySink,
+    Destination, FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost,
+    WriteBuf,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -525,7 +526,7 @@ impl Session {
         };
         let d = match vh.declare_queue(def.clone(), false, self.ctx.connection_id) {
             Ok(d) => d,
-            Err(e) if e.reply_code() == 406 => {
+            Err(CoreError::PreconditionFailed(_)) => {
                 // Declared earlier with another expiry: start it afresh.
                 vh.delete_queue(&def.name, None, false, false)?;
                 vh.declare_queue(def, false, self.ctx.connection_id)?

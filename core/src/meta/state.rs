@@ -51,8 +51,8 @@ pub struct VHostMeta {
     pub exchanges: BTreeMap<String, ExchangeDef>,
     /// Queues by name.
     pub queues: BTreeMap<String, QueueEntry>,
-    /// Bindings, in the order they were made.
-    pub bindings: Vec<Binding>,
+    /// Bindings by destination (finding one costs its destination's, not the vhost's).
+    pub bindings: BTreeMap<Destination, Vec<Binding>>,
 }
 
 impl VHostMeta {
@@ -157,9 +157,11 @@ impl MetaState {
                 let Some(def) = v.exchanges.remove(name) else {
                     return Ok(Outcome::Unchanged);
                 };
-                let as_dest = Destination::Exchange(name.clone());
-                v.bindings
-                    .retain(|b| b.source != *name && b.destination != as_dest);
+                v.bindings.remove(&Destination::Exchange(name.clone()));
+                v.bindings.retain(|_, list| {
+                    list.retain(|b| b.source != *name);
+                    !list.is_empty()
+                });
                 applied(def.durable)
             }
             C::PutQueue { vhost, def, owner } => {
@@ -187,8 +189,7 @@ impl MetaState {
                 let Some(entry) = v.queues.remove(name) else {
                     return Ok(Outcome::Unchanged);
                 };
-                let as_dest = Destination::Queue(name.clone());
-                v.bindings.retain(|b| b.destination != as_dest);
+                v.bindings.remove(&Destination::Queue(name.clone()));
                 applied(entry.durable())
             }
             C::PutBinding { vhost, binding } => {
@@ -203,20 +204,27 @@ impl MetaState {
                     };
                     return Err(missing(kind, binding.destination.name(), vhost));
                 }
-                if v.bindings.iter().any(|b| b.same(binding)) {
+                let durable = v.binding_durable(binding);
+                let list = v.bindings.entry(binding.destination.clone()).or_default();
+                if list.iter().any(|b| b.same(binding)) {
                     return Ok(Outcome::Unchanged);
                 }
-                let durable = v.binding_durable(binding);
-                v.bindings.push(binding.clone());
+                list.push(binding.clone());
                 applied(durable)
             }
             C::DeleteBinding { vhost, binding } => {
                 let v = self.vhost_mut(vhost)?;
-                let Some(pos) = v.bindings.iter().position(|b| b.same(binding)) else {
+                let durable = v.binding_durable(binding);
+                let Some(list) = v.bindings.get_mut(&binding.destination) else {
                     return Ok(Outcome::Unchanged);
                 };
-                let durable = v.binding_durable(&v.bindings[pos]);
-                v.bindings.remove(pos);
+                let Some(pos) = list.iter().position(|b| b.same(binding)) else {
+                    return Ok(Outcome::Unchanged);
+                };
+                list.remove(pos);
+                if list.is_empty() {
+                    v.bindings.remove(&binding.destination);
+                }
                 applied(durable)
             }
             C::PutUser(u) => {
@@ -248,7 +256,12 @@ impl MetaState {
             for q in v.queues.values().filter(|q| q.durable()) {
                 snap.queues.push((name.clone(), q.def.clone()));
             }
-            for b in v.bindings.iter().filter(|b| v.binding_durable(b)) {
+            for b in v
+                .bindings
+                .values()
+                .flatten()
+                .filter(|b| v.binding_durable(b))
+            {
                 snap.bindings.push((name.clone(), b.clone()));
             }
         }

@@ -79,7 +79,7 @@ fn command() -> impl Strategy<Value = MetaCommand> {
 fn bindings_are_whole(s: &MetaState) -> bool {
     s.vhost_names().all(|v| {
         let v = s.vhost(v).expect("listed");
-        v.bindings.iter().all(|b| {
+        v.bindings.values().flatten().all(|b| {
             v.exchanges.contains_key(&b.source) && v.queues.contains_key(b.destination.name())
         })
     })

@@ -8,6 +8,7 @@ pub mod code {
     pub const NO_ROUTE: u16 = 312;
     pub const ACCESS_REFUSED: u16 = 403;
     pub const NOT_FOUND: u16 = 404;
+    pub const RESOURCE_LOCKED: u16 = 405;
     pub const PRECONDITION_FAILED: u16 = 406;
     pub const FRAME_ERROR: u16 = 501;
     pub const COMMAND_INVALID: u16 = 503;
@@ -15,6 +16,22 @@ pub mod code {
     pub const UNEXPECTED_FRAME: u16 = 505;
     pub const NOT_ALLOWED: u16 = 530;
     pub const NOT_IMPLEMENTED: u16 = 540;
+    pub const RESOURCE_ERROR: u16 = 506;
+    pub const INTERNAL_ERROR: u16 = 541;
+}
+
+/// The reply code of a core error, and whether the spec makes it a connection (hard) error.
+fn reply_code(e: &CoreError) -> (u16, bool) {
+    match e {
+        CoreError::NotFound(_) => (code::NOT_FOUND, false),
+        CoreError::AccessRefused(_) => (code::ACCESS_REFUSED, false),
+        CoreError::ResourceLocked(_) => (code::RESOURCE_LOCKED, false),
+        CoreError::PreconditionFailed(_) => (code::PRECONDITION_FAILED, false),
+        CoreError::NotAllowed(_) => (code::NOT_ALLOWED, true),
+        CoreError::NotImplemented(_) => (code::NOT_IMPLEMENTED, true),
+        CoreError::ResourceError(_) => (code::RESOURCE_ERROR, true),
+        CoreError::Internal(_) => (code::INTERNAL_ERROR, true),
+    }
 }
 
 /// A failure and where it lands: on the channel, or on the whole connection.
@@ -45,14 +62,20 @@ impl AmqpError {
         }
     }
 
-    /// Maps a core error raised by the method `ids`.
+    /// Maps a core error raised by the method `ids`: its reply code, on the channel or —
+    /// where the spec makes it a hard error — on the connection.
     pub fn core(e: CoreError, ids: (u16, u16)) -> Self {
-        let text = e.to_string();
-        if e.is_connection_error() {
-            Self::connection(e.reply_code(), text, ids)
+        let (code, hard) = reply_code(&e);
+        if hard {
+            Self::connection(code, e.to_string(), ids)
         } else {
-            Self::channel(e.reply_code(), text, ids)
+            Self::channel(code, e.to_string(), ids)
         }
+    }
+
+    /// Maps a core error raised during the handshake, where every error closes the connection.
+    pub fn core_on_connection(e: CoreError, ids: (u16, u16)) -> Self {
+        Self::connection(reply_code(&e).0, e.to_string(), ids)
     }
 
     /// The reply text as sent: RabbitMQ prefixes it with the code's name.
@@ -61,7 +84,7 @@ impl AmqpError {
             code::CONNECTION_FORCED => "CONNECTION_FORCED",
             code::ACCESS_REFUSED => "ACCESS_REFUSED",
             code::NOT_FOUND => "NOT_FOUND",
-            405 => "RESOURCE_LOCKED",
+            code::RESOURCE_LOCKED => "RESOURCE_LOCKED",
             code::PRECONDITION_FAILED => "PRECONDITION_FAILED",
             code::FRAME_ERROR => "FRAME_ERROR",
             502 => "SYNTAX_ERROR",

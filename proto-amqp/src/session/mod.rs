@@ -317,7 +317,7 @@ impl Session {
                     &response,
                     Some(self.ctx.peer),
                 )
-                .map_err(|e| AmqpError::connection(e.reply_code(), e.to_string(), ids))?;
+                .map_err(|e| AmqpError::core_on_connection(e, ids))?;
                 self.user = Some(user);
                 self.client_properties = client_properties;
                 let l = self.limits().clone();
@@ -392,7 +392,7 @@ impl Session {
                 self.broker
                     .auth()
                     .check_vhost(&user, &vhost)
-                    .map_err(|e| AmqpError::connection(e.reply_code(), e.to_string(), ids))?;
+                    .map_err(|e| AmqpError::core_on_connection(e, ids))?;
                 self.vhost = Some(v);
                 self.send(0, &Method::ConnectionOpenOk);
                 self.state = State::Open;

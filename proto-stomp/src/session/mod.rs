@@ -307,11 +307,11 @@ fn parse_heartbeat(h: Option<&str>) -> (u64, u64) {
 
 /// Maps a core error to an ERROR frame's message and body.
 pub(crate) fn core_error(e: CoreError) -> (String, String) {
-    let message = match e.reply_code() {
-        404 => "not_found",
-        403 => "access_refused",
-        405 => "resource_locked",
-        406 => "precondition_failed",
+    let message = match e {
+        CoreError::NotFound(_) => "not_found",
+        CoreError::AccessRefused(_) => "access_refused",
+        CoreError::ResourceLocked(_) => "resource_locked",
+        CoreError::PreconditionFailed(_) => "precondition_failed",
         _ => "internal_error",
     };
     (message.to_string(), e.to_string())
