@@ -4,13 +4,11 @@
 //! vhosts and register consumers with bounded sinks; the core never learns which protocol is on
 //! the other side.
 
-pub mod adapter;
 pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod connections;
 pub mod consumer;
-pub mod driver;
 pub mod error;
 pub mod exchange;
 pub mod id_hash;
@@ -19,14 +17,13 @@ pub mod meta;
 pub mod queue;
 pub mod queue_args;
 pub mod refusals;
+pub mod runtime;
 pub mod storage;
 pub mod store;
 pub mod topic;
 pub mod value;
 pub mod vhost;
-pub mod write_buf;
 
-pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};
 pub use broker::{Broker, BrokerOptions};
 pub use consumer::{
     sink, ConsumerSpec, Credit, Delivery, DeliveryReceiver, DeliverySink, Notices, SinkEvent,
@@ -37,7 +34,6 @@ pub use message::{Message, Properties, SharedProperties};
 pub use queue::{Enqueued, Fetched, Queue, QueueDef};
 pub use value::{FieldTable, FieldValue};
 pub use vhost::{DeclaredQueue, Routed, VHost};
-pub use write_buf::WriteBuf;
 
 #[cfg(test)]
 mod consumer_tests;

@@ -172,7 +172,7 @@ pub struct MqttConfig {
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
-            max_queued_messages: junction_core::Limits::default().max_queued_messages,
+            max_queued_messages: junction_core::runtime::Limits::default().max_queued_messages,
         }
     }
 }
@@ -200,7 +200,7 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        let l = junction_core::Limits::default();
+        let l = junction_core::runtime::Limits::default();
         LimitsConfig {
             max_frame_size: l.max_frame_size,
             max_message_size: l.max_message_size,
@@ -444,8 +444,8 @@ impl Config {
     }
 
     /// The core's limits from this configuration.
-    pub fn core_limits(&self) -> junction_core::Limits {
-        junction_core::Limits {
+    pub fn core_limits(&self) -> junction_core::runtime::Limits {
+        junction_core::runtime::Limits {
             max_frame_size: self.limits.max_frame_size,
             max_message_size: self.limits.max_message_size,
             channel_max: self.limits.channel_max,
@@ -453,7 +453,7 @@ impl Config {
             delivery_buffer: self.limits.delivery_buffer,
             handshake_timeout: std::time::Duration::from_millis(self.limits.handshake_timeout),
             max_queued_messages: self.mqtt.max_queued_messages,
-            ..junction_core::Limits::default()
+            ..junction_core::runtime::Limits::default()
         }
     }
 }

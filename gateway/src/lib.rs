@@ -9,8 +9,9 @@ pub mod websocket;
 
 use config::Config;
 use junction_core::auth::new_user;
+use junction_core::runtime::ProtocolAdapter;
 use junction_core::store::DataDir;
-use junction_core::{Broker, BrokerOptions, ProtocolAdapter};
+use junction_core::{Broker, BrokerOptions};
 use listener::{accept_loop, ConnectionCount};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Listeners: accept connections and hand each to its protocol adapter.
 
 use junction_core::refusals::Refusal;
-use junction_core::{Broker, ConnectionContext, Limits, ProtocolAdapter};
+use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter};
+use junction_core::Broker;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

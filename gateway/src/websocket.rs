@@ -3,7 +3,8 @@
 
 use crate::listener::{accept_each, ConnectionCount};
 use futures::{SinkExt, StreamExt};
-use junction_core::{Broker, ConnectionContext, Limits, ProtocolAdapter};
+use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter};
+use junction_core::Broker;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -77,7 +78,7 @@ async fn serve_ws(
     let ws = match tokio::time::timeout_at(ctx.handshake_deadline(), upgrade).await {
         Ok(ws) => ws.map_err(|e| e.to_string())?,
         Err(_) => {
-            junction_core::driver::handshake_expired(&ctx.broker, ctx.peer);
+            junction_core::runtime::driver::handshake_expired(&ctx.broker, ctx.peer);
             return Ok(());
         }
     };

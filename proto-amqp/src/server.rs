@@ -4,8 +4,8 @@ use crate::codec::{decode_protocol_header, PROTOCOL_HEADER};
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver;
-use junction_core::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
+use junction_core::runtime::driver;
+use junction_core::runtime::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 

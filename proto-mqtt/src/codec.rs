@@ -5,7 +5,7 @@
 //! one packet type whatever the version.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use junction_core::WriteBuf;
+use junction_core::runtime::WriteBuf;
 use mqttbytes::{v4, v5, QoS};
 use thiserror::Error;
 

@@ -7,7 +7,7 @@
 //! [`SESSION_SPACE`] and [`RETAINED_SPACE`]) and recovered at start.
 
 use crate::codec::FilterReq;
-use junction_core::driver::Takeover;
+use junction_core::runtime::driver::Takeover;
 use junction_core::storage::{MetaCommand, MetadataStore};
 use junction_core::{Broker, FieldValue, Message};
 use serde::{Deserialize, Serialize};

@@ -13,12 +13,12 @@ use crate::topic::{
 };
 use bytes::{Bytes, BytesMut};
 use junction_core::clock::unix_seconds;
-use junction_core::driver::{self, Held, Takeover};
 use junction_core::id_hash::IdHashBuilder;
+use junction_core::runtime::driver::{self, Held, Takeover};
+use junction_core::runtime::{ConnectionContext, WriteBuf};
 use junction_core::{
-    Binding, ConnectionContext, ConsumerSpec, CoreError, Credit, Delivery, DeliverySink,
-    Destination, FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost,
-    WriteBuf,
+    Binding, ConsumerSpec, CoreError, Credit, Delivery, DeliverySink, Destination, FieldTable,
+    FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

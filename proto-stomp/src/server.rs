@@ -3,8 +3,8 @@
 use crate::session::{DefaultLogin, Session};
 use async_trait::async_trait;
 use bytes::BytesMut;
-use junction_core::driver;
-use junction_core::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
+use junction_core::runtime::driver;
+use junction_core::runtime::{ConnectionContext, ProtocolAdapter, ServeError, Transport};
 use tokio::time::Instant;
 
 /// The STOMP adapter.

@@ -152,7 +152,7 @@ impl RawClient {
         props: &junction_core::Properties,
         body: &[u8],
     ) {
-        let mut out = junction_core::WriteBuf::new();
+        let mut out = junction_core::runtime::WriteBuf::new();
         codec::encode_method_frame(
             ch,
             &Method::BasicPublish {

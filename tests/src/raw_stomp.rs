@@ -1,7 +1,7 @@
 //! A minimal STOMP client over a real socket, built on Junction's codec, for end-to-end tests.
 
 use bytes::BytesMut;
-use junction_core::WriteBuf;
+use junction_core::runtime::WriteBuf;
 use junction_stomp::codec::{self, Command, Decoded, Frame, Version};
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -370,7 +370,7 @@ async fn a_burst_of_confirms_is_acknowledged_with_multiple() {
         Some((1, Method::ConfirmSelectOk))
     ));
     // 50 publishes in one write, to a queue-less key (routed nowhere, still confirmed).
-    let mut out = junction_core::WriteBuf::new();
+    let mut out = junction_core::runtime::WriteBuf::new();
     for _ in 0..50 {
         junction_amqp::codec::encode_method_frame(
             1,

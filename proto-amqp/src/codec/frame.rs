@@ -4,7 +4,8 @@ use super::error::CodecError;
 use super::methods::{decode_method, encode_method, Method};
 use super::properties::{decode_content_header, encode_content_header, ContentHeader};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use junction_core::{Properties, WriteBuf};
+use junction_core::runtime::WriteBuf;
+use junction_core::Properties;
 
 /// `AMQP\0\0\9\1`: what a 0-9-1 client sends first, and what the server answers a wrong header with.
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";

@@ -3,7 +3,8 @@
 
 use super::*;
 use bytes::{Bytes, BytesMut};
-use junction_core::{FieldTable, FieldValue, Properties, WriteBuf};
+use junction_core::runtime::WriteBuf;
+use junction_core::{FieldTable, FieldValue, Properties};
 use proptest::prelude::*;
 
 const LIMITS: Limits = Limits {

@@ -11,8 +11,9 @@ use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, 
 use bytes::BytesMut;
 use channel::Channel;
 use junction_core::auth::AuthUser;
-use junction_core::driver::{self, Held};
-use junction_core::{Broker, ConnectionContext, DeliverySink, Limits, SinkEvent, VHost, WriteBuf};
+use junction_core::runtime::driver::{self, Held};
+use junction_core::runtime::{ConnectionContext, Limits, WriteBuf};
+use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
 use std::collections::HashMap;
 use std::sync::Arc;
 

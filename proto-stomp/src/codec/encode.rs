@@ -1,7 +1,7 @@
 //! Frame encoding.
 
 use super::{Frame, Version};
-use junction_core::WriteBuf;
+use junction_core::runtime::WriteBuf;
 
 fn escape_into(out: &mut bytes::BytesMut, s: &str, v: Version) {
     for &b in s.as_bytes() {

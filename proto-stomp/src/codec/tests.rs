@@ -2,7 +2,7 @@
 
 use super::*;
 use bytes::{Bytes, BytesMut};
-use junction_core::WriteBuf;
+use junction_core::runtime::WriteBuf;
 use proptest::prelude::*;
 use std::future::Future;
 

@@ -5,10 +5,9 @@ mod messaging;
 use crate::codec::{self, encode, Command, Frame, Version};
 use bytes::BytesMut;
 use junction_core::auth::AuthUser;
-use junction_core::driver::{self, Held};
-use junction_core::{
-    Broker, ConnectionContext, CoreError, DeliverySink, SinkEvent, VHost, WriteBuf,
-};
+use junction_core::runtime::driver::{self, Held};
+use junction_core::runtime::{ConnectionContext, WriteBuf};
+use junction_core::{Broker, CoreError, DeliverySink, SinkEvent, VHost};
 use messaging::Subscription;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,11 +2,11 @@
 //! session's coalesced output out, timers and shutdown in between. Protocol logic stays in the
 //! adapter's sans-IO session; this is only the plumbing, written once.
 
-use crate::adapter::{ConnectionContext, ServeError, Transport};
 use crate::consumer::{noting_woken, sink, DeliverySink, SinkEvent};
 use crate::error::CoreResult;
 use crate::refusals::Refusal;
-use crate::write_buf::WriteBuf;
+use crate::runtime::adapter::{ConnectionContext, ServeError, Transport};
+use crate::runtime::write_buf::WriteBuf;
 use bytes::BytesMut;
 use std::future::Future;
 use std::pin::Pin;
