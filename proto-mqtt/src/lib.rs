@@ -2,6 +2,7 @@
 //! compatible). Topics meet AMQP and STOMP traffic on `amq.topic`.
 
 pub mod codec;
+pub mod headers;
 pub mod registry;
 pub mod server;
 pub mod session;

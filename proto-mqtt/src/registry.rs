@@ -333,7 +333,7 @@ impl Registry {
         let Some(h) = message.properties.headers.as_ref() else {
             return;
         };
-        let retain = match h.get(crate::session::H_RETAIN) {
+        let retain = match h.get(crate::headers::H_RETAIN) {
             Some(FieldValue::Bool(b)) => *b,
             Some(v) => v.as_i64() == Some(1) || v.as_str() == Some("true"),
             None => false,
@@ -342,7 +342,7 @@ impl Registry {
             return;
         }
         let qos = h
-            .get_i64(crate::session::H_QOS)
+            .get_i64(crate::headers::H_QOS)
             .map_or(u8::from(message.properties.is_persistent()), |q| {
                 q.clamp(0, 2) as u8
             });

@@ -1,0 +1,186 @@
+//! PUBLISH both ways: a client's publish into the core with its acknowledgement, and a core
+//! delivery out as a PUBLISH within the client's in-flight window.
+
+use super::*;
+
+impl Session {
+    pub(super) fn publish_in(&mut self, mut p: Publish) {
+        let level = self.lv();
+        if let Some(alias) = p.props.topic_alias.take() {
+            if alias == 0 || alias > TOPIC_ALIAS_MAX {
+                return self.disconnect(0x94, "topic alias out of range");
+            }
+            if p.topic.is_empty() {
+                match self.aliases_in.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => return self.disconnect(0x82, "unknown topic alias"),
+                }
+            } else {
+                self.aliases_in.insert(alias, p.topic.clone());
+            }
+        }
+        if !valid_topic(&p.topic) {
+            return self.disconnect(0x90, "invalid topic name in PUBLISH");
+        }
+        if p.qos > 2 {
+            return self.disconnect(0x81, "invalid QoS");
+        }
+        if p.qos == 2 && self.session.incoming_qos2.contains(&p.pkid) {
+            // A resend of a message already taken: acknowledge, do not route it again.
+            codec::ack(level, Ack::PubRec, p.pkid, 0, self.out.buf());
+            return;
+        }
+        let properties = self.properties_for(p.qos, p.retain, &p.props);
+        let vh = self.vh();
+        // A retained message is stored by the registry's tap on amq.topic.
+        let msg = Self::message_with(&p.topic, properties, p.payload);
+        let routed = match vh.publish(route_of(&p.topic).0, msg) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "MQTT publish failed");
+                return self.disconnect(0x80, "publish failed");
+            }
+        };
+        let reason = if routed.unroutable() && level == Level::V5 {
+            0x10
+        } else {
+            0
+        };
+        let kind = match p.qos {
+            0 => return,
+            1 => Ack::PubAck,
+            _ => {
+                self.session.incoming_qos2.insert(p.pkid);
+                self.dirty = true;
+                Ack::PubRec
+            }
+        };
+        // Stored messages, and the QoS 2 packet ids of a persistent session, are
+        // acknowledged once the stores have them; other acks keep their place behind those.
+        if routed.stored > 0 || (p.qos == 2 && self.persistent()) || self.held.is_holding() {
+            self.held.hold(Reply::Ack(kind, p.pkid, reason));
+        } else {
+            codec::ack(level, kind, p.pkid, reason, self.out.buf());
+        }
+    }
+
+    pub(super) fn alloc_pkid(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
+            let id = self.next_pkid;
+            self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
+            if !self.inflight.contains_key(&id) && !self.session.outgoing_rel.contains(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    pub(super) fn deliver(&mut self, d: Delivery) {
+        let Some(consumer) = self.consumers.get(&d.consumer) else {
+            d.queue.reject(&[d.id], true);
+            return;
+        };
+        let topic = key_to_topic(&d.message.routing_key);
+        let headers = d.message.properties.headers.as_ref();
+        let from_self = headers.and_then(|h| h.get_str(H_CLIENT)) == Some(self.client_id.as_str());
+        // The subscriptions of this session the message came for: the highest QoS among them,
+        // whether one keeps the retain flag, and their MQTT 5 subscription identifiers.
+        let (mut any, mut granted, mut keep_retain, mut ids) = (false, 0, false, Vec::new());
+        for s in self.session.subscriptions.iter() {
+            let ours = match &consumer.shared_filter {
+                Some(f) => s.group.is_some() && s.req.filter == *f,
+                None => s.group.is_none(),
+            };
+            if ours && matches(&topic, &s.req.filter) && !(s.req.no_local && from_self) {
+                any = true;
+                granted = granted.max(s.req.qos);
+                keep_retain |= s.req.retain_as_published;
+                ids.extend(s.id);
+            }
+        }
+        if !any {
+            d.queue.ack(&[d.id]);
+            return;
+        }
+        let qos = qos_of_message(&d.message).min(granted);
+        let was_retained =
+            headers.is_some_and(|h| h.get(H_RETAIN) == Some(&FieldValue::Bool(true)));
+        let sent = self.send_publish(
+            topic,
+            &d.message,
+            qos,
+            was_retained && keep_retain,
+            d.redelivered,
+            ids,
+            Some((&d.queue, d.id)),
+        );
+        if !sent || qos == 0 {
+            d.queue.ack(&[d.id]);
+        }
+    }
+
+    /// Sends a PUBLISH; for QoS 1/2 with `track`, remembers it until acknowledged. Returns false
+    /// if nothing was sent (too large for the client, or no packet id free).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_publish(
+        &mut self,
+        topic: String,
+        m: &Message,
+        qos: u8,
+        retain: bool,
+        dup: bool,
+        subscription_ids: Vec<usize>,
+        track: Option<(&Arc<Queue>, u64)>,
+    ) -> bool {
+        let level = self.lv();
+        let pkid = if qos > 0 {
+            match self.alloc_pkid() {
+                Some(p) => p,
+                None => return false,
+            }
+        } else {
+            0
+        };
+        let mut p = Publish {
+            dup: dup && qos > 0,
+            qos,
+            retain,
+            topic,
+            pkid,
+            props: PubProps::default(),
+            payload: m.body.clone(),
+        };
+        if level == Level::V5 {
+            p.props = self.publish_properties(m);
+            p.props.subscription_ids = subscription_ids;
+            if self.alias_max_out > 0 {
+                match self.aliases_out.get(&p.topic) {
+                    Some(&a) => {
+                        p.props.topic_alias = Some(a);
+                        p.topic.clear();
+                    }
+                    None if (self.aliases_out.len() as u16) < self.alias_max_out => {
+                        let a = self.aliases_out.len() as u16 + 1;
+                        self.aliases_out.insert(p.topic.clone(), a);
+                        p.props.topic_alias = Some(a);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if !codec::publish(level, &p, self.max_packet_out, &mut self.out) {
+            // The client cannot take it: the spec says drop it as if delivered.
+            return false;
+        }
+        if let (true, Some((q, id))) = (qos > 0, track) {
+            self.inflight.insert(
+                pkid,
+                Inflight {
+                    queue: q.clone(),
+                    id,
+                },
+            );
+        }
+        true
+    }
+}

@@ -1,0 +1,155 @@
+//! SUBSCRIBE and UNSUBSCRIBE: bindings of the session queue, shared-subscription queues, retained
+//! messages sent on subscribe.
+
+use super::*;
+
+impl Session {
+    pub(super) fn subscribe(&mut self, pkid: u16, filters: Vec<FilterReq>, id: Option<usize>) {
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut retained_to_send = Vec::new();
+        for mut req in filters {
+            req.qos = req.qos.min(2);
+            let (group, filter) = match shared(&req.filter) {
+                Some((g, f)) => (Some(g.to_string()), f.to_string()),
+                None => (None, req.filter.clone()),
+            };
+            if !valid_filter(&filter) || (group.is_some() && req.no_local) {
+                codes.push(if self.lv() == Level::V5 { 0x8F } else { 0x80 });
+                continue;
+            }
+            req.filter = filter.clone();
+            let sub = Subscription {
+                req: req.clone(),
+                id,
+                group: group.clone(),
+            };
+            let existing = self
+                .session
+                .subscriptions
+                .iter()
+                .position(|s| s.req.filter == filter && s.group == group);
+            let result = match (&group, existing) {
+                (_, Some(i)) => {
+                    self.session.subscriptions[i] = sub.clone();
+                    self.dirty = true;
+                    Ok(())
+                }
+                (Some(_), None) => self.consume_shared(&sub),
+                (None, None) => self.ensure_queue().and_then(|q| {
+                    self.vh()
+                        .bind(
+                            Binding {
+                                source: "amq.topic".into(),
+                                destination: Destination::Queue(q.name().to_string()),
+                                routing_key: filter_to_binding(&filter),
+                                arguments: FieldTable::new(),
+                            },
+                            Some(self.ctx.connection_id),
+                        )
+                        .map(|done| {
+                            if done.stored() {
+                                self.held.want_sync();
+                            }
+                        })
+                }),
+            };
+            match result {
+                Ok(()) => {
+                    if existing.is_none() {
+                        self.session.subscriptions.push(sub);
+                        self.dirty = true;
+                    }
+                    codes.push(req.qos);
+                    let send = group.is_none()
+                        && (req.retain_handling == 0
+                            || (req.retain_handling == 1 && existing.is_none()));
+                    if send {
+                        let vhost = self.vh().name.clone();
+                        for (topic, r) in self.registry.retained_matching(&vhost, &filter) {
+                            retained_to_send.push((topic, r, req.qos, id));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(client = %self.client_id, filter, error = %e, "subscribe failed");
+                    codes.push(0x80);
+                }
+            }
+        }
+        if self.held.is_holding() {
+            // A durable subscription is acknowledged once the store has it (PUBLISHes of
+            // it may come first: MQTT allows that).
+            self.held.hold(Reply::SubAck(pkid, codes));
+        } else {
+            codec::suback(self.lv(), pkid, &codes, self.out.buf());
+        }
+        for (topic, r, granted, id) in retained_to_send {
+            let qos = r.qos.min(granted);
+            self.send_publish(
+                topic,
+                &r.message,
+                qos,
+                true,
+                false,
+                id.into_iter().collect(),
+                None,
+            );
+        }
+    }
+
+    pub(super) fn unsubscribe(&mut self, pkid: u16, filters: Vec<String>) {
+        let mut existed = Vec::with_capacity(filters.len());
+        for f in filters {
+            let (group, filter) = match shared(&f) {
+                Some((g, f)) => (Some(g.to_string()), f.to_string()),
+                None => (None, f.clone()),
+            };
+            let pos = self
+                .session
+                .subscriptions
+                .iter()
+                .position(|s| s.req.filter == filter && s.group == group);
+            existed.push(pos.is_some());
+            let Some(i) = pos else { continue };
+            self.session.subscriptions.remove(i);
+            self.dirty = true;
+            match group {
+                None => {
+                    if let Some(q) = &self.queue {
+                        let key = filter_to_binding(&filter);
+                        let still =
+                            self.session.subscriptions.iter().any(|s| {
+                                s.group.is_none() && filter_to_binding(&s.req.filter) == key
+                            });
+                        if !still {
+                            let _ = self.vh().unbind(
+                                &Binding {
+                                    source: "amq.topic".into(),
+                                    destination: Destination::Queue(q.name().to_string()),
+                                    routing_key: key,
+                                    arguments: FieldTable::new(),
+                                },
+                                Some(self.ctx.connection_id),
+                            );
+                        }
+                    }
+                }
+                Some(_) => {
+                    let doomed: Vec<u64> = self
+                        .consumers
+                        .iter()
+                        .filter(|(_, c)| c.shared_filter.as_deref() == Some(&filter))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in doomed {
+                        if let Some(c) = self.consumers.remove(&k) {
+                            c.queue.cancel_consumer(k, self.ctx.connection_id);
+                            c.queue.requeue_consumer(k);
+                        }
+                    }
+                }
+            }
+        }
+        codec::unsuback(self.lv(), pkid, &existed, self.out.buf());
+    }
+}
