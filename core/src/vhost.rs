@@ -1,6 +1,6 @@
 //! A virtual host: its exchanges, queues and bindings, and the publish path through them.
 
-use crate::clock::{unix_seconds, Clock};
+use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{
     builtin_exchanges, Binding, Destination, Exchange, ExchangeDef, ExchangeKind,
@@ -581,7 +581,14 @@ impl VHost {
         let mut props = crate::message::Properties::clone(&msg.properties);
         let original_expiration = props.expiration.take();
         let headers = props.headers_mut();
-        record_death(headers, queue.name(), reason, msg, original_expiration);
+        record_death(
+            self.clock.unix_seconds(),
+            headers,
+            queue.name(),
+            reason,
+            msg,
+            original_expiration,
+        );
         let routing_key = queue
             .args
             .dead_letter_routing_key
@@ -696,6 +703,7 @@ impl Materialize for VHost {
 
 /// Updates `x-death` as RabbitMQ does: one entry per (queue, reason), newest first, with a count.
 fn record_death(
+    now_s: u64,
     headers: &mut FieldTable,
     queue: &str,
     reason: DeathReason,
@@ -719,7 +727,7 @@ fn record_death(
             };
             let count = t.get_i64("count").unwrap_or(0) + 1;
             t.insert("count", FieldValue::I64(count));
-            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t.insert("time", FieldValue::Timestamp(now_s));
             t
         }
         None => {
@@ -727,7 +735,7 @@ fn record_death(
             t.insert("count", FieldValue::I64(1));
             t.insert("reason", FieldValue::string(reason.as_str()));
             t.insert("queue", FieldValue::string(queue));
-            t.insert("time", FieldValue::Timestamp(unix_seconds()));
+            t.insert("time", FieldValue::Timestamp(now_s));
             t.insert("exchange", FieldValue::string(msg.exchange.clone()));
             t.insert(
                 "routing-keys",

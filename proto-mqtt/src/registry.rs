@@ -7,8 +7,9 @@
 //! [`SESSION_SPACE`] and [`RETAINED_SPACE`]) and recovered at start.
 
 use crate::codec::FilterReq;
+use junction_core::clock::Clock;
+use junction_core::meta::{Catalog, MetaCommand};
 use junction_core::runtime::driver::Takeover;
-use junction_core::storage::{MetaCommand, MetadataStore};
 use junction_core::{Broker, FieldValue, Message};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -68,7 +69,10 @@ pub struct Retained {
 pub struct Registry {
     sessions: Mutex<HashMap<(String, String), Slot>>,
     retained: Mutex<HashMap<String, BTreeMap<String, Retained>>>,
-    store: Option<Arc<dyn MetadataStore>>,
+    /// Where records are committed (none: kept in memory only).
+    catalog: Option<Arc<Catalog>>,
+    /// The broker's clock (session expiry, retained message expiry).
+    clock: Arc<Clock>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,12 +107,6 @@ fn has_expired(m: &Message, now_ms: u64) -> bool {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// What a connecting client gets from the registry.
 pub struct Claim {
     /// The stored session, if one existed and was resumed.
@@ -123,7 +121,7 @@ impl Registry {
     /// starting from what it recovered.
     pub fn durable(broker: &Broker) -> Registry {
         let mut sessions = HashMap::new();
-        let now = now_ms();
+        let now = broker.clock().unix_ms();
         for (key, value) in broker.take_records(SESSION_SPACE) {
             match postcard::from_bytes::<StoredSession>(&value) {
                 Ok(mut s) => {
@@ -166,13 +164,16 @@ impl Registry {
         Registry {
             sessions: Mutex::new(sessions),
             retained: Mutex::new(retained),
-            store: Some(broker.metadata_store().clone()),
+            catalog: Some(broker.catalog().clone()),
+            clock: broker.clock().clone(),
         }
     }
 
     fn submit(&self, command: MetaCommand) {
-        if let Some(store) = &self.store {
-            store.submit(vec![command]);
+        if let Some(catalog) = &self.catalog {
+            if let Err(e) = catalog.commit_record(command) {
+                tracing::error!(error = %e, "MQTT record not stored");
+            }
         }
     }
 
@@ -197,7 +198,7 @@ impl Registry {
     }
 
     fn write_session(&self, vhost: &str, client_id: &str, state: &SessionState) {
-        if self.store.is_none() {
+        if self.catalog.is_none() {
             return;
         }
         let value = postcard::to_stdvec(&StoredSession {
@@ -224,7 +225,7 @@ impl Registry {
     /// Takes the client id for `connection`: the previous holder is told to go; a stored session
     /// is resumed unless `clean_start` (or it has expired).
     pub fn claim(&self, vhost: &str, client_id: &str, connection: u64, clean_start: bool) -> Claim {
-        let now = now_ms();
+        let now = self.clock.unix_ms();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let slot = map
             .entry((vhost.to_string(), client_id.to_string()))
@@ -260,7 +261,7 @@ impl Registry {
         connection: u64,
         state: Option<SessionState>,
     ) {
-        let now = now_ms();
+        let now = self.clock.unix_ms();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let key = (vhost.to_string(), client_id.to_string());
         let Some(slot) = map.get_mut(&key) else {
@@ -300,7 +301,7 @@ impl Registry {
         let key = record_key(vhost, topic);
         match retained {
             Some(m) => {
-                if self.store.is_some() {
+                if self.catalog.is_some() {
                     let value = postcard::to_stdvec(&StoredRetained {
                         vhost: vhost.to_string(),
                         topic: topic.to_string(),
@@ -357,7 +358,7 @@ impl Registry {
     /// Retained messages whose topic matches `filter`, in topic order. One whose MQTT 5
     /// message expiry has passed is not sent (and is forgotten), as the spec requires.
     pub fn retained_matching(&self, vhost: &str, filter: &str) -> Vec<(String, Retained)> {
-        let now_ms = now_ms();
+        let now_ms = self.clock.unix_ms();
         let mut expired = Vec::new();
         let found = {
             let r = self.retained.lock().unwrap_or_else(|e| e.into_inner());

@@ -55,6 +55,17 @@ impl Catalog {
         Ok(outcome)
     }
 
+    /// Commits an adapter record (MQTT sessions, retained messages): ordered with every other
+    /// command and queued to the store; no live object of the core follows it (the adapter
+    /// holds that state).
+    pub fn commit_record(&self, cmd: MetaCommand) -> CoreResult<Outcome> {
+        struct AdapterHeld;
+        impl Materialize for AdapterHeld {
+            fn materialize(&self, _: &MetaCommand) {}
+        }
+        self.commit(cmd, &AdapterHeld)
+    }
+
     /// Applies a command recovered from the store: the same road as [`Catalog::commit`]
     /// without writing it back.
     pub fn replay(&self, cmd: &MetaCommand, live: &dyn Materialize) -> CoreResult<Outcome> {

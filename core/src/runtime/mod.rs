@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod driver;
+pub mod harness;
 pub mod write_buf;
 
 pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};

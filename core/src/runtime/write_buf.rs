@@ -68,6 +68,16 @@ impl WriteBuf {
         v
     }
 
+    /// Takes the bytes waiting, in order, as if they had been written (no I/O: for tests and
+    /// the session harness).
+    pub fn take_vec(&mut self) -> Vec<u8> {
+        let v = self.to_vec();
+        self.chunks.clear();
+        self.head.clear();
+        self.len = 0;
+        v
+    }
+
     /// Writes everything out, many chunks per system call.
     pub async fn write_to<W: AsyncWrite + Unpin + ?Sized>(
         &mut self,

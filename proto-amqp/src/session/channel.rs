@@ -9,7 +9,6 @@ use junction_core::{
     Binding, ConsumerSpec, Credit, Delivery, Destination, ExchangeDef, ExchangeKind, Message,
     Properties, Queue, QueueDef, SharedProperties, VHost,
 };
-use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -131,10 +130,11 @@ fn by_queue(items: Vec<Unacked>) -> Vec<(Arc<Queue>, Vec<u64>)> {
     groups
 }
 
-fn random_tag(prefix: &str) -> String {
-    let mut rng = rand::thread_rng();
-    let n: u128 = rng.gen();
-    format!("{prefix}{n:032x}")
+/// A server-named consumer tag, unique in the broker (connection id, then the connection's
+/// consumer count): RabbitMQ's `amq.ctag-` prefix, no randomness, so a session replays the
+/// same way every time.
+fn server_tag(connection: u64, key: u64) -> String {
+    format!("amq.ctag-{connection:x}-{key}")
 }
 
 impl Session {
@@ -657,7 +657,7 @@ impl Session {
             .queue(&queue, Some(conn))
             .map_err(|e| AmqpError::core(e, ids))?;
         let tag = if consumer_tag.is_empty() {
-            random_tag("amq.ctag-")
+            server_tag(conn, self.next_consumer_key)
         } else {
             consumer_tag
         };

@@ -4,6 +4,8 @@
 mod channel;
 mod error;
 mod handshake;
+#[cfg(test)]
+mod tests;
 
 pub use error::{code, AmqpError, AmqpResult};
 

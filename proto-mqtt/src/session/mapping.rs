@@ -3,18 +3,11 @@
 use super::*;
 
 impl Session {
-    /// Builds the core message for an MQTT publish (also used for wills).
-    pub fn make_message(
-        client_id: &str,
-        user: &str,
-        topic: &str,
-        qos: u8,
-        retain: bool,
-        props: &PubProps,
-        payload: Bytes,
-    ) -> Arc<Message> {
-        let properties = Self::message_properties(client_id, user, qos, retain, props);
-        Self::message_with(topic, Arc::new(properties), payload)
+    /// Builds the core message of a will, published by `client_id` as `user` at `now_s`.
+    pub fn will_message(now_s: u64, client_id: &str, user: &str, w: Will) -> Arc<Message> {
+        let properties =
+            Self::message_properties(now_s, client_id, user, w.qos, w.retain, &w.props);
+        Self::message_with(&w.topic, Arc::new(properties), w.payload)
     }
 
     pub(super) fn message_with(
@@ -46,6 +39,7 @@ impl Session {
             }
         }
         let p = Arc::new(Self::message_properties(
+            self.ctx.broker.clock().unix_seconds(),
             &self.client_id,
             &self.user,
             qos,
@@ -59,8 +53,10 @@ impl Session {
     }
 
     /// The core properties of an MQTT publish (RabbitMQ's headers for QoS and retain, the
-    /// publisher's client id for no-local, MQTT 5 properties mapped).
+    /// publisher's client id for no-local, MQTT 5 properties mapped). `now_s`: wall-clock
+    /// seconds, the timestamp a message expiry counts from.
     pub(super) fn message_properties(
+        now_s: u64,
         client_id: &str,
         user: &str,
         qos: u8,
@@ -120,7 +116,7 @@ impl Session {
         }
         if let Some(e) = props.expiry {
             p.expiration = Some((u64::from(e) * 1000).to_string());
-            p.timestamp = Some(unix_seconds());
+            p.timestamp = Some(now_s);
         }
         if let Some(pf) = props.payload_format {
             headers.insert("x-mqtt-payload-format", FieldValue::U8(pf));
@@ -138,7 +134,8 @@ impl Session {
             ..Default::default()
         };
         if let Some(ttl) = p.ttl_ms() {
-            let elapsed = p.timestamp.map_or(0, |t| unix_seconds().saturating_sub(t));
+            let now_s = self.ctx.broker.clock().unix_seconds();
+            let elapsed = p.timestamp.map_or(0, |t| now_s.saturating_sub(t));
             out.expiry = Some(((ttl / 1000).saturating_sub(elapsed)).max(1) as u32);
         }
         out.response_topic = p

@@ -12,7 +12,6 @@ use crate::topic::{
     filter_to_binding, key_to_topic, matches, shared, topic_to_key, valid_filter, valid_topic,
 };
 use bytes::{Bytes, BytesMut};
-use junction_core::clock::unix_seconds;
 use junction_core::id_hash::IdHashBuilder;
 use junction_core::runtime::driver::{self, Held, Takeover};
 use junction_core::runtime::{ConnectionContext, WriteBuf};
@@ -89,6 +88,8 @@ pub struct PendingWill {
     pub client_id: String,
     pub user: String,
     pub generation: u64,
+    /// The broker's clock: the will's timestamp is taken when it is published.
+    clock: Arc<junction_core::clock::Clock>,
 }
 
 /// An acknowledgement held until the stores have synced.

@@ -33,6 +33,7 @@ impl Session {
             client_id: self.client_id.clone(),
             user: self.user.clone(),
             generation: self.generation,
+            clock: self.ctx.broker.clock().clone(),
         })
     }
 }
@@ -40,17 +41,14 @@ impl Session {
 impl PendingWill {
     /// Publishes the will (the registry's tap retains it if asked).
     pub fn publish(self) {
-        let w = self.will;
-        let msg = Session::make_message(
+        let topic = self.will.topic.clone();
+        let msg = Session::will_message(
+            self.clock.unix_seconds(),
             &self.client_id,
             &self.user,
-            &w.topic,
-            w.qos,
-            w.retain,
-            &w.props,
-            w.payload,
+            self.will,
         );
-        if let Err(e) = self.vhost.publish(route_of(&w.topic).0, msg) {
+        if let Err(e) = self.vhost.publish(route_of(&topic).0, msg) {
             tracing::warn!(error = %e, "will publish failed");
         }
     }
