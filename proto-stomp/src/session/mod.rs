@@ -1,6 +1,8 @@
 //! The STOMP session, sans I/O: frames and clock values in, core calls and frames out.
 
 mod messaging;
+#[cfg(test)]
+mod tests;
 
 use crate::codec::{self, encode, Command, Frame, Version};
 use bytes::BytesMut;
