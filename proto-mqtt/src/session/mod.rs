@@ -31,6 +31,8 @@ mod connect;
 mod mapping;
 mod publish;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 mod will;
 
 /// The list [`H_USER_PROPERTIES`] holds, if it is one.
