@@ -298,6 +298,48 @@ fn spec_fixtures() {
         &encode(1, &qd)[..],
         &[1, 0, 1, 0, 0, 0, 13, 0, 50, 0, 10, 0, 0, 1, b'q', 0b10, 0, 0, 0, 0, 0xCE]
     );
+    // basic.deliver: a bit between a longlong and a shortstr takes an octet of its own.
+    let deliver = Method::BasicDeliver {
+        consumer_tag: "t".into(),
+        delivery_tag: 2,
+        redelivered: true,
+        exchange: "".into(),
+        routing_key: "k".into(),
+    };
+    assert_eq!(
+        &encode(1, &deliver)[..],
+        &[
+            1, 0, 1, 0, 0, 0, 18, 0, 60, 0, 60, 1, b't', 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 1, b'k',
+            0xCE
+        ]
+    );
+    // connection.open "/" with its reserved shortstr and bit.
+    let open = Method::ConnectionOpen {
+        virtual_host: "/".into(),
+    };
+    assert_eq!(
+        &encode(0, &open)[..],
+        &[1, 0, 0, 0, 0, 0, 8, 0, 10, 0, 40, 1, b'/', 0, 0, 0xCE]
+    );
+    // exchange.declare: five bits in one octet, least significant first.
+    let xd = Method::ExchangeDeclare {
+        exchange: "x".into(),
+        kind: "topic".into(),
+        passive: true,
+        durable: false,
+        auto_delete: true,
+        internal: false,
+        no_wait: true,
+        arguments: FieldTable::new(),
+    };
+    let bytes = encode(1, &xd);
+    assert_eq!(bytes[bytes.len() - 6], 0b10101, "{bytes:?}");
+    // Every method's ids are its own.
+    let mut ids: Vec<(u16, u16)> = all_methods().iter().map(Method::ids).collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
     // Heartbeat.
     let mut hb = BytesMut::new();
     encode_heartbeat(&mut hb);
