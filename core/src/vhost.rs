@@ -7,7 +7,7 @@ use crate::exchange::{
 };
 use crate::message::Message;
 use crate::meta::{Catalog, Materialize, MetaCommand, Outcome};
-use crate::queue::{DeathReason, Enqueued, Queue, QueueDef};
+use crate::queue::{DeathReason, Enqueued, Queue, QueueDef, QueueHost};
 use crate::queue_args::QueueArgs;
 use crate::storage::MessageStore;
 use crate::value::{FieldTable, FieldValue};
@@ -334,11 +334,12 @@ impl VHost {
         // Every queue gets the store: durable ones keep persistent messages in it, and any deep
         // queue pages transient messages out to it.
         let store = Some(self.messages.clone());
+        let host: Weak<dyn QueueHost> = self.me.clone();
         Arc::new(Queue::new(
             def,
             args,
             owner,
-            self.me.clone(),
+            host,
             self.name.clone(),
             self.clock.clone(),
             store,
@@ -566,7 +567,7 @@ impl VHost {
     }
 
     /// Re-publishes a message that died in `queue` to its dead-letter exchange with `x-death`.
-    pub(crate) fn dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
+    fn route_dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
         let Some(dlx) = queue.args.dead_letter_exchange.as_deref() else {
             return;
         };
@@ -650,6 +651,16 @@ impl VHost {
             .values()
             .flat_map(|e| e.bindings())
             .collect()
+    }
+}
+
+impl QueueHost for VHost {
+    fn dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
+        self.route_dead_letter(queue, msg, reason);
+    }
+
+    fn auto_delete(&self, queue: &Queue) {
+        let _ = VHost::delete_queue(self, queue.name(), None, false, false);
     }
 }
 

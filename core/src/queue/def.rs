@@ -1,0 +1,84 @@
+//! What a queue is declared with, and what its operations report.
+
+use crate::message::Message;
+use crate::value::FieldTable;
+use std::sync::Arc;
+
+/// What a queue was declared with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QueueDef {
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+impl QueueDef {
+    pub fn new(name: impl Into<String>) -> Self {
+        QueueDef {
+            name: name.into(),
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        }
+    }
+
+    /// RabbitMQ's equivalence rule for redeclaration.
+    pub fn equivalent(&self, other: &QueueDef) -> bool {
+        self.durable == other.durable
+            && self.exclusive == other.exclusive
+            && self.auto_delete == other.auto_delete
+            && self.arguments.same_entries(&other.arguments)
+    }
+}
+
+/// Why a message left a queue without being acked (the `x-death` reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    MaxLen,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLen => "maxlen",
+        }
+    }
+}
+
+/// The result of offering a message to a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// Accepted and written to the message store: acknowledge it once the store has synced.
+    Stored,
+    /// Refused by `x-overflow: reject-publish`.
+    Rejected,
+}
+
+/// A message fetched with [`Queue::get`].
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The id to ack with; 0 when fetched with no-ack.
+    pub id: u64,
+    pub message: Arc<Message>,
+    pub redelivered: bool,
+    /// Ready messages left after this one.
+    pub remaining: usize,
+}
+
+/// What a queue reaches outside itself for, after its lock is released: the vhost that
+/// routes its dead letters and deletes it (auto-delete, `x-expires`). The queue knows its vhost
+/// only through this, so the queue module does not depend on the vhost's.
+pub trait QueueHost: Send + Sync + std::fmt::Debug {
+    /// Routes `msg`, which died in `queue` for `reason`, to the queue's dead-letter exchange.
+    fn dead_letter(&self, queue: &super::Queue, msg: &Message, reason: DeathReason);
+    /// Deletes `queue` (it has auto-deleted or expired).
+    fn auto_delete(&self, queue: &super::Queue);
+}
