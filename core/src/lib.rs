@@ -9,6 +9,7 @@ pub mod broker;
 pub mod clock;
 pub mod connections;
 pub mod consumer;
+mod dead_letter;
 pub mod error;
 pub mod exchange;
 pub mod id_hash;

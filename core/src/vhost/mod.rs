@@ -10,11 +10,13 @@ use crate::meta::{Catalog, Materialize, MetaCommand, Outcome};
 use crate::queue::{DeathReason, Enqueued, Queue, QueueDef, QueueHost};
 use crate::queue_args::QueueArgs;
 use crate::storage::MessageStore;
-use crate::value::{FieldTable, FieldValue};
 use bytes::Bytes;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
+
+mod materialize;
+mod routing;
 
 /// What became of a publish.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -477,139 +479,6 @@ impl VHost {
         Ok(outcome)
     }
 
-    // ---- publishing ----
-
-    /// Routes a message from `exchange` to every matching queue.
-    pub fn publish(&self, exchange: &str, message: Arc<Message>) -> CoreResult<Routed> {
-        if exchange.is_empty() {
-            // Only keys that look like an address pay for the queue lookup.
-            let target = address_target(&message.routing_key)
-                .filter(|_| !read(&self.queues).contains_key(&message.routing_key));
-            if let Some((x, k)) = target {
-                let mut m = (*message).clone();
-                m.exchange = x.to_string();
-                m.routing_key = k.to_string();
-                return self.publish(x, Arc::new(m));
-            }
-        }
-        let ex = self.exchange(exchange)?;
-        if ex.def.internal {
-            return Err(CoreError::AccessRefused(format!(
-                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
-                self.name
-            )));
-        }
-        if ex.def.kind == ExchangeKind::Topic {
-            crate::topic::check_limits(&message.routing_key)
-                .map_err(CoreError::PreconditionFailed)?;
-        }
-        self.taps.run(self, exchange, &message);
-        let mut targets = Vec::new();
-        self.route(&ex, &message, &mut targets, &mut Vec::new());
-        Ok(deliver_to(targets, message))
-    }
-
-    /// Collects the queues a message reaches from `ex`, each once, following exchange-to-exchange
-    /// bindings and alternate exchanges, each exchange visited once.
-    fn route(
-        &self,
-        ex: &Arc<Exchange>,
-        msg: &Message,
-        out: &mut Vec<Arc<Queue>>,
-        visited: &mut Vec<Arc<Exchange>>,
-    ) {
-        visited.push(ex.clone());
-        // Whether this exchange's bindings led to any queue (maybe one already collected).
-        let mut reached = false;
-        let mut onward: Vec<String> = Vec::new();
-        {
-            let queues = read(&self.queues);
-            let mut add = |name: &str| {
-                if let Some(q) = queues.get(name) {
-                    reached = true;
-                    if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
-                        out.push(q.clone());
-                    }
-                }
-            };
-            if ex.def.name.is_empty() {
-                add(&msg.routing_key);
-            } else {
-                ex.route(
-                    &msg.routing_key,
-                    msg.properties.headers.as_ref(),
-                    &mut |d| match d {
-                        Destination::Queue(q) => add(q),
-                        Destination::Exchange(e) => onward.push(e.clone()),
-                    },
-                );
-            }
-        }
-        for e in onward {
-            if visited.iter().any(|v| v.def.name == e) {
-                continue;
-            }
-            if let Ok(next) = self.exchange(&e) {
-                let before = out.len();
-                self.route(&next, msg, out, visited);
-                reached |= out.len() > before;
-            }
-        }
-        if !reached {
-            if let Some(ae) = ex.def.alternate_exchange() {
-                if !visited.iter().any(|v| v.def.name == ae) {
-                    if let Ok(next) = self.exchange(ae) {
-                        self.route(&next, msg, out, visited);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Re-publishes a message that died in `queue` to its dead-letter exchange with `x-death`.
-    fn route_dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
-        let Some(dlx) = queue.args.dead_letter_exchange.as_deref() else {
-            return;
-        };
-        let Ok(ex) = self.exchange(dlx) else {
-            tracing::debug!(
-                queue = queue.name(),
-                dlx,
-                "dead-letter exchange missing; message dropped"
-            );
-            return;
-        };
-        let mut props = crate::message::Properties::clone(&msg.properties);
-        let original_expiration = props.expiration.take();
-        let headers = props.headers_mut();
-        record_death(
-            self.clock.unix_seconds(),
-            headers,
-            queue.name(),
-            reason,
-            msg,
-            original_expiration,
-        );
-        let routing_key = queue
-            .args
-            .dead_letter_routing_key
-            .clone()
-            .unwrap_or_else(|| msg.routing_key.clone());
-        let dead = Arc::new(Message {
-            exchange: dlx.to_string(),
-            routing_key,
-            properties: Arc::new(props),
-            body: msg.body.clone(),
-        });
-        let mut targets = Vec::new();
-        self.route(&ex, &dead, &mut targets, &mut Vec::new());
-        // Cycle detection, as RabbitMQ: a message that already died in a target queue without
-        // ever being rejected would loop forever, so that queue is skipped.
-        let cyclic = cycle_queues(dead.properties.headers.as_ref());
-        targets.retain(|q| !cyclic.iter().any(|c| c == q.name()));
-        deliver_to(targets, dead);
-    }
-
     /// Expires messages and `x-expires` queues.
     pub fn sweep(&self) {
         let candidates: Vec<Arc<Queue>> = read(&self.queues)
@@ -654,128 +523,6 @@ impl VHost {
     }
 }
 
-impl QueueHost for VHost {
-    fn dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
-        self.route_dead_letter(queue, msg, reason);
-    }
-
-    fn auto_delete(&self, queue: &Queue) {
-        let _ = VHost::delete_queue(self, queue.name(), None, false, false);
-    }
-}
-
-impl Materialize for VHost {
-    /// The vhost's maps follow the state machine: no I/O here beyond telling a deleted
-    /// queue's consumers and store.
-    fn materialize(&self, cmd: &MetaCommand) {
-        match cmd {
-            MetaCommand::PutExchange { def, .. } => {
-                write(&self.exchanges)
-                    .entry(def.name.clone())
-                    .or_insert_with(|| Arc::new(Exchange::new(def.clone())));
-            }
-            MetaCommand::DeleteExchange { name, .. } => {
-                write(&self.exchanges).remove(name);
-                let dest = Destination::Exchange(name.clone());
-                for other in read(&self.exchanges).values() {
-                    other.unbind_destination(&dest);
-                }
-            }
-            MetaCommand::PutQueue { def, owner, .. } => {
-                let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
-                let q = self.build_queue(def.clone(), args, *owner);
-                write(&self.queues).insert(def.name.clone(), q);
-            }
-            MetaCommand::DeleteQueue { name, .. } => {
-                let q = write(&self.queues).remove(name);
-                let dest = Destination::Queue(name.clone());
-                for ex in read(&self.exchanges).values() {
-                    ex.unbind_destination(&dest);
-                }
-                if let Some(q) = q {
-                    q.mark_deleted();
-                }
-            }
-            MetaCommand::PutBinding { binding, .. } => {
-                if let Ok(ex) = self.exchange(&binding.source) {
-                    // Limits were checked before the command was made.
-                    let _ = ex.bind(binding.clone());
-                }
-            }
-            MetaCommand::DeleteBinding { binding, .. } => {
-                if let Ok(ex) = self.exchange(&binding.source) {
-                    ex.unbind(binding);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Updates `x-death` as RabbitMQ does: one entry per (queue, reason), newest first, with a count.
-fn record_death(
-    now_s: u64,
-    headers: &mut FieldTable,
-    queue: &str,
-    reason: DeathReason,
-    msg: &Message,
-    original_expiration: Option<String>,
-) {
-    let mut deaths = match headers.remove("x-death") {
-        Some(FieldValue::Array(a)) => a,
-        _ => Vec::new(),
-    };
-    let same = |t: &FieldTable| {
-        t.get_str("queue") == Some(queue) && t.get_str("reason") == Some(reason.as_str())
-    };
-    let existing = deaths
-        .iter()
-        .position(|d| matches!(d, FieldValue::Table(t) if same(t)));
-    let entry = match existing {
-        Some(i) => {
-            let FieldValue::Table(mut t) = deaths.remove(i) else {
-                unreachable!("position matched a table")
-            };
-            let count = t.get_i64("count").unwrap_or(0) + 1;
-            t.insert("count", FieldValue::I64(count));
-            t.insert("time", FieldValue::Timestamp(now_s));
-            t
-        }
-        None => {
-            let mut t = FieldTable::new();
-            t.insert("count", FieldValue::I64(1));
-            t.insert("reason", FieldValue::string(reason.as_str()));
-            t.insert("queue", FieldValue::string(queue));
-            t.insert("time", FieldValue::Timestamp(now_s));
-            t.insert("exchange", FieldValue::string(msg.exchange.clone()));
-            t.insert(
-                "routing-keys",
-                FieldValue::Array(vec![FieldValue::string(msg.routing_key.clone())]),
-            );
-            if let Some(exp) = original_expiration {
-                t.insert("original-expiration", FieldValue::string(exp));
-            }
-            t
-        }
-    };
-    deaths.insert(0, FieldValue::Table(entry));
-    headers.insert("x-death", FieldValue::Array(deaths));
-    if headers.get("x-first-death-reason").is_none() {
-        headers.insert("x-first-death-reason", FieldValue::string(reason.as_str()));
-        headers.insert("x-first-death-queue", FieldValue::string(queue));
-        headers.insert(
-            "x-first-death-exchange",
-            FieldValue::string(msg.exchange.clone()),
-        );
-    }
-    headers.insert("x-last-death-reason", FieldValue::string(reason.as_str()));
-    headers.insert("x-last-death-queue", FieldValue::string(queue));
-    headers.insert(
-        "x-last-death-exchange",
-        FieldValue::string(msg.exchange.clone()),
-    );
-}
-
 /// Enqueues `message` on each target queue.
 fn deliver_to(targets: Vec<Arc<Queue>>, message: Arc<Message>) -> Routed {
     let mut routed = Routed::default();
@@ -790,33 +537,6 @@ fn deliver_to(targets: Vec<Arc<Queue>>, message: Arc<Message>) -> Routed {
         }
     }
     routed
-}
-
-/// Queues a dead-lettered message must not re-enter: those in its `x-death` when no death in
-/// the history was a rejection (a fully automatic cycle).
-fn cycle_queues(headers: Option<&FieldTable>) -> Vec<String> {
-    let Some(FieldValue::Array(deaths)) = headers.and_then(|h| h.get("x-death")) else {
-        return Vec::new();
-    };
-    let tables: Vec<&FieldTable> = deaths
-        .iter()
-        .filter_map(|d| match d {
-            FieldValue::Table(t) => Some(t),
-            _ => None,
-        })
-        .collect();
-    if tables
-        .iter()
-        .any(|t| t.get_str("reason") == Some("rejected"))
-    {
-        return Vec::new();
-    }
-    // The newest entry is the queue the message just died in; a cycle means reaching any
-    // queue already in the history.
-    tables
-        .iter()
-        .filter_map(|t| t.get_str("queue").map(str::to_string))
-        .collect()
 }
 
 /// Body helper for tests and adapters: a transient message with no properties.

@@ -1,0 +1,62 @@
+//! The vhost as the metadata state machine and its queues see it: the live maps follow each
+//! applied command, and queues reach back for dead-lettering and deletion.
+
+use super::*;
+
+impl QueueHost for VHost {
+    fn dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
+        self.route_dead_letter(queue, msg, reason);
+    }
+
+    fn auto_delete(&self, queue: &Queue) {
+        let _ = VHost::delete_queue(self, queue.name(), None, false, false);
+    }
+}
+
+impl Materialize for VHost {
+    /// The vhost's maps follow the state machine: no I/O here beyond telling a deleted
+    /// queue's consumers and store.
+    fn materialize(&self, cmd: &MetaCommand) {
+        match cmd {
+            MetaCommand::PutExchange { def, .. } => {
+                write(&self.exchanges)
+                    .entry(def.name.clone())
+                    .or_insert_with(|| Arc::new(Exchange::new(def.clone())));
+            }
+            MetaCommand::DeleteExchange { name, .. } => {
+                write(&self.exchanges).remove(name);
+                let dest = Destination::Exchange(name.clone());
+                for other in read(&self.exchanges).values() {
+                    other.unbind_destination(&dest);
+                }
+            }
+            MetaCommand::PutQueue { def, owner, .. } => {
+                let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
+                let q = self.build_queue(def.clone(), args, *owner);
+                write(&self.queues).insert(def.name.clone(), q);
+            }
+            MetaCommand::DeleteQueue { name, .. } => {
+                let q = write(&self.queues).remove(name);
+                let dest = Destination::Queue(name.clone());
+                for ex in read(&self.exchanges).values() {
+                    ex.unbind_destination(&dest);
+                }
+                if let Some(q) = q {
+                    q.mark_deleted();
+                }
+            }
+            MetaCommand::PutBinding { binding, .. } => {
+                if let Ok(ex) = self.exchange(&binding.source) {
+                    // Limits were checked before the command was made.
+                    let _ = ex.bind(binding.clone());
+                }
+            }
+            MetaCommand::DeleteBinding { binding, .. } => {
+                if let Ok(ex) = self.exchange(&binding.source) {
+                    ex.unbind(binding);
+                }
+            }
+            _ => {}
+        }
+    }
+}

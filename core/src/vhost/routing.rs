@@ -1,0 +1,138 @@
+//! The publish path through a vhost: exchanges to queues, exchange-to-exchange bindings,
+//! alternate exchanges, and dead letters routed to their exchange.
+
+use super::*;
+use crate::dead_letter::{cycle_queues, record_death};
+
+impl VHost {
+    /// Routes a message from `exchange` to every matching queue.
+    pub fn publish(&self, exchange: &str, message: Arc<Message>) -> CoreResult<Routed> {
+        if exchange.is_empty() {
+            // Only keys that look like an address pay for the queue lookup.
+            let target = address_target(&message.routing_key)
+                .filter(|_| !read(&self.queues).contains_key(&message.routing_key));
+            if let Some((x, k)) = target {
+                let mut m = (*message).clone();
+                m.exchange = x.to_string();
+                m.routing_key = k.to_string();
+                return self.publish(x, Arc::new(m));
+            }
+        }
+        let ex = self.exchange(exchange)?;
+        if ex.def.internal {
+            return Err(CoreError::AccessRefused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        if ex.def.kind == ExchangeKind::Topic {
+            crate::topic::check_limits(&message.routing_key)
+                .map_err(CoreError::PreconditionFailed)?;
+        }
+        self.taps.run(self, exchange, &message);
+        let mut targets = Vec::new();
+        self.route(&ex, &message, &mut targets, &mut Vec::new());
+        Ok(deliver_to(targets, message))
+    }
+
+    /// Collects the queues a message reaches from `ex`, each once, following exchange-to-exchange
+    /// bindings and alternate exchanges, each exchange visited once.
+    pub(super) fn route(
+        &self,
+        ex: &Arc<Exchange>,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<Arc<Exchange>>,
+    ) {
+        visited.push(ex.clone());
+        // Whether this exchange's bindings led to any queue (maybe one already collected).
+        let mut reached = false;
+        let mut onward: Vec<String> = Vec::new();
+        {
+            let queues = read(&self.queues);
+            let mut add = |name: &str| {
+                if let Some(q) = queues.get(name) {
+                    reached = true;
+                    if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
+                        out.push(q.clone());
+                    }
+                }
+            };
+            if ex.def.name.is_empty() {
+                add(&msg.routing_key);
+            } else {
+                ex.route(
+                    &msg.routing_key,
+                    msg.properties.headers.as_ref(),
+                    &mut |d| match d {
+                        Destination::Queue(q) => add(q),
+                        Destination::Exchange(e) => onward.push(e.clone()),
+                    },
+                );
+            }
+        }
+        for e in onward {
+            if visited.iter().any(|v| v.def.name == e) {
+                continue;
+            }
+            if let Ok(next) = self.exchange(&e) {
+                let before = out.len();
+                self.route(&next, msg, out, visited);
+                reached |= out.len() > before;
+            }
+        }
+        if !reached {
+            if let Some(ae) = ex.def.alternate_exchange() {
+                if !visited.iter().any(|v| v.def.name == ae) {
+                    if let Ok(next) = self.exchange(ae) {
+                        self.route(&next, msg, out, visited);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-publishes a message that died in `queue` to its dead-letter exchange with `x-death`.
+    pub(super) fn route_dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
+        let Some(dlx) = queue.args.dead_letter_exchange.as_deref() else {
+            return;
+        };
+        let Ok(ex) = self.exchange(dlx) else {
+            tracing::debug!(
+                queue = queue.name(),
+                dlx,
+                "dead-letter exchange missing; message dropped"
+            );
+            return;
+        };
+        let mut props = crate::message::Properties::clone(&msg.properties);
+        let original_expiration = props.expiration.take();
+        let headers = props.headers_mut();
+        record_death(
+            self.clock.unix_seconds(),
+            headers,
+            queue.name(),
+            reason,
+            msg,
+            original_expiration,
+        );
+        let routing_key = queue
+            .args
+            .dead_letter_routing_key
+            .clone()
+            .unwrap_or_else(|| msg.routing_key.clone());
+        let dead = Arc::new(Message {
+            exchange: dlx.to_string(),
+            routing_key,
+            properties: Arc::new(props),
+            body: msg.body.clone(),
+        });
+        let mut targets = Vec::new();
+        self.route(&ex, &dead, &mut targets, &mut Vec::new());
+        // Cycle detection, as RabbitMQ: a message that already died in a target queue without
+        // ever being rejected would loop forever, so that queue is skipped.
+        let cyclic = cycle_queues(dead.properties.headers.as_ref());
+        targets.retain(|q| !cyclic.iter().any(|c| c == q.name()));
+        deliver_to(targets, dead);
+    }
+}
