@@ -6,6 +6,7 @@ use crate::consumer::{noting_woken, sink, DeliverySink, SinkEvent};
 use crate::error::CoreResult;
 use crate::refusals::Refusal;
 use crate::runtime::adapter::{ConnectionContext, ServeError, Transport};
+use crate::runtime::outbox::Outbox;
 use crate::runtime::write_buf::WriteBuf;
 use bytes::BytesMut;
 use std::future::Future;
@@ -28,18 +29,32 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// What the driver needs from a protocol session. Times are milliseconds since the connection
 /// started.
 pub trait Session {
+    /// What the session holds until a store sync (see [`Outbox`]).
+    type Held;
+    /// The session's outbound side.
+    fn outbox(&mut self) -> &mut Outbox<Self::Held>;
+    /// The session's outbound side, to look at.
+    fn outbox_ref(&self) -> &Outbox<Self::Held>;
     /// Output waiting to be written.
-    fn output(&mut self) -> &mut WriteBuf;
+    fn output(&mut self) -> &mut WriteBuf {
+        &mut self.outbox().out
+    }
     /// The output was written at `now`.
-    fn note_sent(&mut self, _now: u64) {}
+    fn note_sent(&mut self, now: u64) {
+        self.outbox().last_send = now;
+    }
     fn is_closed(&self) -> bool;
     /// True once the handshake is over (the client is logged in and, for AMQP, the connection
     /// open): until then the connection must finish it by [`ConnectionContext::handshake_deadline`].
     fn is_established(&self) -> bool;
     /// True when something waits for a store sync that has not been started yet.
-    fn needs_sync(&self) -> bool;
+    fn needs_sync(&self) -> bool {
+        self.outbox_ref().held.needs_sync()
+    }
     /// A store sync starts now: it covers everything held so far.
-    fn sync_started(&mut self);
+    fn sync_started(&mut self) {
+        self.outbox().held.sync_started();
+    }
     /// The sync started last has finished: release what it covered.
     fn synced(&mut self);
     /// When [`Session::handle_timeout`] should next run.
@@ -67,7 +82,7 @@ pub trait Session {
     /// The session takes no more input for now (a reply waits for the store): bytes already
     /// read stay in the buffer and are handed over again once [`Session::synced`] lifted it.
     fn input_paused(&self) -> bool {
-        false
+        self.outbox_ref().held.input_barred()
     }
     /// After a graceful close, wait briefly for the peer to close first (AMQP, as RabbitMQ).
     fn linger_after_close(&self) -> bool {

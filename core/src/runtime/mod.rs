@@ -6,7 +6,9 @@
 pub mod adapter;
 pub mod driver;
 pub mod harness;
+pub mod outbox;
 pub mod write_buf;
 
 pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};
+pub use outbox::Outbox;
 pub use write_buf::WriteBuf;

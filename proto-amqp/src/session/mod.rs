@@ -13,8 +13,8 @@ use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, 
 use bytes::BytesMut;
 use channel::Channel;
 use junction_core::auth::AuthUser;
-use junction_core::runtime::driver::{self, Held};
-use junction_core::runtime::{ConnectionContext, Limits, WriteBuf};
+use junction_core::runtime::driver;
+use junction_core::runtime::{ConnectionContext, Limits, Outbox};
 use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,14 +56,12 @@ pub struct Session {
     consumers: HashMap<u64, (u16, String)>,
     next_consumer_key: u64,
     sink: DeliverySink,
-    out: WriteBuf,
-    /// Publisher confirms waiting for the store's sync.
-    held: Held<(u16, Method)>,
+    /// The write buffer, held acknowledgements, last send.
+    outbox: Outbox<(u16, Method)>,
     /// Confirms of consecutive tags on one channel not yet sent: (channel, first, last). They
     /// go out as one `multiple` ack before any other frame and at the end of each read.
     ack_run: Option<(u16, u64, u64)>,
     last_recv: u64,
-    last_send: u64,
     client_properties: junction_core::FieldTable,
     /// The connection has published (a resource alarm blocks it).
     published: bool,
@@ -90,11 +88,9 @@ impl Session {
             consumers: HashMap::new(),
             next_consumer_key: 1,
             sink,
-            out: WriteBuf::new(),
-            held: Held::default(),
+            outbox: Outbox::new(now),
             ack_run: None,
             last_recv: now,
-            last_send: now,
             client_properties: Default::default(),
             published: false,
             alarm: None,
@@ -122,7 +118,7 @@ impl Session {
 
     fn send(&mut self, channel: u16, m: &Method) {
         self.flush_confirms();
-        encode_method_frame(channel, m, self.out.buf());
+        encode_method_frame(channel, m, self.outbox.out.buf());
     }
 
     /// Answers a method that changed metadata: at once, or, when the change went to the
@@ -134,9 +130,9 @@ impl Session {
             (Some(m), false) => self.send(ch, &m),
             (Some(m), true) => {
                 self.flush_confirms();
-                self.held.hold_barrier((ch, m));
+                self.outbox.held.hold_barrier((ch, m));
             }
-            (None, true) => self.held.want_sync(),
+            (None, true) => self.outbox.held.want_sync(),
             (None, false) => {}
         }
     }
@@ -169,7 +165,7 @@ impl Session {
                 delivery_tag: last,
                 multiple: last > first,
             };
-            encode_method_frame(ch, &ack, self.out.buf());
+            encode_method_frame(ch, &ack, self.outbox.out.buf());
         }
     }
 
@@ -437,14 +433,14 @@ impl Session {
 }
 
 impl driver::Session for Session {
-    /// Output waiting to be written.
-    fn output(&mut self) -> &mut WriteBuf {
-        &mut self.out
+    type Held = (u16, Method);
+
+    fn outbox(&mut self) -> &mut Outbox<Self::Held> {
+        &mut self.outbox
     }
 
-    /// The server wrote the output at `now`.
-    fn note_sent(&mut self, now: u64) {
-        self.last_send = now;
+    fn outbox_ref(&self) -> &Outbox<Self::Held> {
+        &self.outbox
     }
 
     fn is_closed(&self) -> bool {
@@ -455,25 +451,12 @@ impl driver::Session for Session {
         !matches!(self.state, State::Starting | State::Tuning | State::Opening)
     }
 
-    /// True when held confirms wait for a store sync not yet started.
-    fn needs_sync(&self) -> bool {
-        self.held.needs_sync()
-    }
-
-    fn sync_started(&mut self) {
-        self.held.sync_started();
-    }
-
-    fn input_paused(&self) -> bool {
-        self.held.input_barred()
-    }
-
     /// The store has synced: send the confirms it covered, runs of consecutive acks on a
     /// channel as one `multiple` ack.
     fn synced(&mut self) {
         self.flush_confirms();
         let mut run: Option<(u16, u64, u64)> = None;
-        let held: Vec<(u16, Method)> = self.held.synced().collect();
+        let held: Vec<(u16, Method)> = self.outbox.held.synced().collect();
         for (ch, m) in held {
             if let (
                 Some((rch, _, last)),
@@ -512,7 +495,7 @@ impl driver::Session for Session {
             _ if self.heartbeat == 0 => None,
             _ => {
                 let hb = u64::from(self.heartbeat) * 1000;
-                Some((self.last_send + hb / 2).min(self.last_recv + 2 * hb))
+                Some((self.outbox.last_send + hb / 2).min(self.last_recv + 2 * hb))
             }
         }
     }
@@ -531,9 +514,9 @@ impl driver::Session for Session {
                     tracing::info!(peer = %self.ctx.peer, "missed heartbeats from client, timeout: {}s", self.heartbeat);
                     self.release_all();
                     self.state = State::Closed;
-                } else if now >= self.last_send + hb / 2 && self.out.is_empty() {
-                    encode_heartbeat(self.out.buf());
-                    self.last_send = now;
+                } else if now >= self.outbox.last_send + hb / 2 && self.outbox.out.is_empty() {
+                    encode_heartbeat(self.outbox.out.buf());
+                    self.outbox.last_send = now;
                 }
             }
         }
@@ -542,7 +525,7 @@ impl driver::Session for Session {
     fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64) {
         // Every complete frame in the buffer; it holds at most one read plus one partial frame
         // (bounded by frame_max).
-        while !self.is_closed() && !self.held.input_barred() {
+        while !self.is_closed() && !self.outbox.held.input_barred() {
             match codec::decode(buf, &self.codec_limits()) {
                 Ok(Some(frame)) => self.handle_frame(frame, now),
                 Ok(None) => break,
@@ -588,7 +571,7 @@ impl driver::Session for Session {
                     &d.message.properties,
                     &d.message.body,
                     self.frame_max,
-                    &mut self.out,
+                    &mut self.outbox.out,
                 );
             }
             SinkEvent::Cancelled { consumer } => {

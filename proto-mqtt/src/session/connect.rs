@@ -77,7 +77,7 @@ impl Session {
             max_packet_size: Some(self.max_packet() as u32),
             ..Default::default()
         };
-        codec::connack(level, 0, &info, self.out.buf());
+        codec::connack(level, 0, &info, self.outbox.out.buf());
         if c.clean_start || !session_present {
             // A clean start throws away a stored durable queue too.
             let _ = self
@@ -115,7 +115,7 @@ impl Session {
             self.consume_shared(&s)?;
         }
         for pkid in self.session.outgoing_rel.clone() {
-            codec::ack(self.lv(), Ack::PubRel, pkid, 0, self.out.buf());
+            codec::ack(self.lv(), Ack::PubRel, pkid, 0, self.outbox.out.buf());
         }
         Ok(())
     }
@@ -175,7 +175,7 @@ impl Session {
         };
         if d.stored {
             // The SUBACK that follows waits for the store.
-            self.held.want_sync();
+            self.outbox.held.want_sync();
         }
         let q = vh.queue(&d.name, Some(self.ctx.connection_id))?;
         self.consume(q.clone(), None)?;

@@ -13,8 +13,8 @@ use crate::topic::{
 };
 use bytes::{Bytes, BytesMut};
 use junction_core::id_hash::IdHashBuilder;
-use junction_core::runtime::driver::{self, Held, Takeover};
-use junction_core::runtime::{ConnectionContext, WriteBuf};
+use junction_core::runtime::driver::{self, Takeover};
+use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{
     Binding, ConsumerSpec, CoreError, Credit, Delivery, DeliverySink, Destination, FieldTable,
     FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost,
@@ -96,7 +96,7 @@ pub struct PendingWill {
 
 /// An acknowledgement held until the stores have synced.
 #[derive(Debug)]
-enum Reply {
+pub enum Reply {
     /// PUBACK/PUBREC of a stored message: kind, packet id, reason code.
     Ack(Ack, u16, u8),
     /// SUBACK of a durable subscription: packet id, return codes.
@@ -131,10 +131,9 @@ pub struct Session {
     aliases_out: HashMap<String, u16>,
     aliases_in: HashMap<u16, String>,
     sink: DeliverySink,
-    out: WriteBuf,
+    /// The write buffer, held acknowledgements, last send.
+    outbox: Outbox<Reply>,
     last_recv: u64,
-    /// PUBACK/PUBRECs waiting for the stores' sync.
-    held: Held<Reply>,
     /// The session state changed and must be stored again.
     dirty: bool,
     generation: u64,
@@ -184,9 +183,8 @@ impl Session {
             aliases_out: HashMap::new(),
             aliases_in: HashMap::new(),
             sink,
-            out: WriteBuf::new(),
+            outbox: Outbox::new(now),
             last_recv: now,
-            held: Held::default(),
             dirty: false,
             generation: 0,
             kicked: None,
@@ -221,7 +219,7 @@ impl Session {
         }
         tracing::info!(peer = %self.ctx.peer, client = %self.client_id, reason, text, "closing MQTT connection");
         if let Some(level) = self.level.filter(|_| self.state == State::Open) {
-            codec::disconnect(level, reason, text, self.out.buf());
+            codec::disconnect(level, reason, text, self.outbox.out.buf());
         }
         self.state = State::Closed;
     }
@@ -234,7 +232,7 @@ impl Session {
             .count(junction_core::refusals::Refusal::MalformedFrame);
         if self.state == State::AwaitConnect {
             if let codec::CodecError::UnsupportedLevel(_) = e {
-                codec::connack_refused_level(self.out.buf());
+                codec::connack_refused_level(self.outbox.out.buf());
             }
             self.state = State::Closed;
             return;
@@ -266,7 +264,7 @@ impl Session {
                 self.ctx.connection_id,
                 &self.session,
             );
-            self.held.want_sync();
+            self.outbox.held.want_sync();
         } else {
             self.registry.forget_session(&vhost.name, &self.client_id);
         }
@@ -306,7 +304,7 @@ impl Session {
                 } else {
                     0x92
                 };
-                codec::ack(self.lv(), Ack::PubRel, pkid, reason, self.out.buf());
+                codec::ack(self.lv(), Ack::PubRel, pkid, reason, self.outbox.out.buf());
             }
             Inbound::PubComp(pkid) => {
                 self.session.outgoing_rel.retain(|p| *p != pkid);
@@ -319,11 +317,11 @@ impl Session {
                 } else {
                     0x92
                 };
-                codec::ack(self.lv(), Ack::PubComp, pkid, reason, self.out.buf());
+                codec::ack(self.lv(), Ack::PubComp, pkid, reason, self.outbox.out.buf());
             }
             Inbound::Subscribe { pkid, filters, id } => self.subscribe(pkid, filters, id),
             Inbound::Unsubscribe { pkid, filters } => self.unsubscribe(pkid, filters),
-            Inbound::PingReq => codec::pingresp(self.out.buf()),
+            Inbound::PingReq => codec::pingresp(self.outbox.out.buf()),
             Inbound::Disconnect {
                 reason,
                 session_expiry,
@@ -358,14 +356,20 @@ impl Session {
             reason_string: Some(why.to_string()),
             ..Default::default()
         };
-        codec::connack(level, code, &info, self.out.buf());
+        codec::connack(level, code, &info, self.outbox.out.buf());
         self.state = State::Closed;
     }
 }
 
 impl driver::Session for Session {
-    fn output(&mut self) -> &mut WriteBuf {
-        &mut self.out
+    type Held = Reply;
+
+    fn outbox(&mut self) -> &mut Outbox<Self::Held> {
+        &mut self.outbox
+    }
+
+    fn outbox_ref(&self) -> &Outbox<Self::Held> {
+        &self.outbox
     }
 
     fn is_closed(&self) -> bool {
@@ -376,23 +380,17 @@ impl driver::Session for Session {
         self.state != State::AwaitConnect
     }
 
-    fn needs_sync(&self) -> bool {
-        self.held.needs_sync()
-    }
-
-    fn sync_started(&mut self) {
-        self.held.sync_started();
-    }
-
     /// The stores synced: send the PUBACK/PUBRECs the sync covered.
     fn synced(&mut self) {
         let level = self.level.unwrap_or(Level::V4);
-        for reply in self.held.synced() {
+        for reply in self.outbox.held.synced() {
             match reply {
                 Reply::Ack(kind, pkid, reason) => {
-                    codec::ack(level, kind, pkid, reason, self.out.buf())
+                    codec::ack(level, kind, pkid, reason, self.outbox.out.buf())
                 }
-                Reply::SubAck(pkid, codes) => codec::suback(level, pkid, &codes, self.out.buf()),
+                Reply::SubAck(pkid, codes) => {
+                    codec::suback(level, pkid, &codes, self.outbox.out.buf())
+                }
             }
         }
     }

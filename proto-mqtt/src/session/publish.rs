@@ -27,7 +27,7 @@ impl Session {
         }
         if p.qos == 2 && self.session.incoming_qos2.contains(&p.pkid) {
             // A resend of a message already taken: acknowledge, do not route it again.
-            codec::ack(level, Ack::PubRec, p.pkid, 0, self.out.buf());
+            codec::ack(level, Ack::PubRec, p.pkid, 0, self.outbox.out.buf());
             return;
         }
         let properties = self.properties_for(p.qos, p.retain, &p.props);
@@ -57,10 +57,10 @@ impl Session {
         };
         // Stored messages, and the QoS 2 packet ids of a persistent session, are
         // acknowledged once the stores have them; other acks keep their place behind those.
-        if routed.stored > 0 || (p.qos == 2 && self.persistent()) || self.held.is_holding() {
-            self.held.hold(Reply::Ack(kind, p.pkid, reason));
+        if routed.stored > 0 || (p.qos == 2 && self.persistent()) || self.outbox.held.is_holding() {
+            self.outbox.held.hold(Reply::Ack(kind, p.pkid, reason));
         } else {
-            codec::ack(level, kind, p.pkid, reason, self.out.buf());
+            codec::ack(level, kind, p.pkid, reason, self.outbox.out.buf());
         }
     }
 
@@ -168,7 +168,7 @@ impl Session {
                 }
             }
         }
-        if !codec::publish(level, &p, self.max_packet_out, &mut self.out) {
+        if !codec::publish(level, &p, self.max_packet_out, &mut self.outbox.out) {
             // The client cannot take it: the spec says drop it as if delivered.
             return false;
         }

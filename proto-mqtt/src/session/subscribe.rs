@@ -48,7 +48,7 @@ impl Session {
                         )
                         .map(|done| {
                             if done.stored() {
-                                self.held.want_sync();
+                                self.outbox.held.want_sync();
                             }
                         })
                 }),
@@ -76,12 +76,12 @@ impl Session {
                 }
             }
         }
-        if self.held.is_holding() {
+        if self.outbox.held.is_holding() {
             // A durable subscription is acknowledged once the store has it (PUBLISHes of
             // it may come first: MQTT allows that).
-            self.held.hold(Reply::SubAck(pkid, codes));
+            self.outbox.held.hold(Reply::SubAck(pkid, codes));
         } else {
-            codec::suback(self.lv(), pkid, &codes, self.out.buf());
+            codec::suback(self.lv(), pkid, &codes, self.outbox.out.buf());
         }
         for (topic, r, granted, id) in retained_to_send {
             let qos = r.qos.min(granted);
@@ -150,6 +150,6 @@ impl Session {
                 }
             }
         }
-        codec::unsuback(self.lv(), pkid, &existed, self.out.buf());
+        codec::unsuback(self.lv(), pkid, &existed, self.outbox.out.buf());
     }
 }

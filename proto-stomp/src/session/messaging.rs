@@ -174,7 +174,7 @@ impl Session {
     /// A metadata change went to the store: receipts from now on wait for its sync.
     fn after_store(&mut self, stored: bool) {
         if stored {
-            self.held.want_sync();
+            self.outbox.held.want_sync();
         }
     }
 
@@ -209,7 +209,7 @@ impl Session {
         });
         let routed = self.vh().publish(&exchange, message).map_err(core_error)?;
         if routed.stored > 0 {
-            self.held.want_sync();
+            self.outbox.held.want_sync();
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ mod tests;
 use crate::codec::{self, encode, Command, Frame, Version};
 use bytes::BytesMut;
 use junction_core::auth::AuthUser;
-use junction_core::runtime::driver::{self, Held};
-use junction_core::runtime::{ConnectionContext, WriteBuf};
+use junction_core::runtime::driver;
+use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{Broker, CoreError, DeliverySink, SinkEvent, VHost};
 use messaging::Subscription;
 use std::collections::HashMap;
@@ -42,8 +42,9 @@ pub struct Session {
     version: Version,
     vhost: Option<Arc<VHost>>,
     user: Option<AuthUser>,
-    out: WriteBuf,
     sink: DeliverySink,
+    /// The write buffer, held acknowledgements, last send.
+    outbox: Outbox<String>,
     subscriptions: HashMap<String, Subscription>,
     /// Consumer key → subscription id.
     consumers: HashMap<u64, String>,
@@ -58,9 +59,6 @@ pub struct Session {
     hb_in: u64,
     hb_out: u64,
     last_recv: u64,
-    last_send: u64,
-    /// Receipts waiting for the message store's sync.
-    held: Held<String>,
     /// The client has sent a SEND (a resource alarm stops reading from it).
     published: bool,
     session_id: String,
@@ -82,8 +80,8 @@ impl Session {
             version: Version::V1_0,
             vhost: None,
             user: None,
-            out: WriteBuf::new(),
             sink,
+            outbox: Outbox::new(now),
             subscriptions: HashMap::new(),
             consumers: HashMap::new(),
             ack_index: HashMap::new(),
@@ -94,8 +92,6 @@ impl Session {
             hb_in: 0,
             hb_out: 0,
             last_recv: now,
-            last_send: now,
-            held: Held::default(),
             published: false,
         }
     }
@@ -120,15 +116,15 @@ impl Session {
 
     /// Sends a receipt now, or after the receipts held before it.
     fn receipt(&mut self, id: String) {
-        if self.held.is_holding() {
-            self.held.hold(id);
+        if self.outbox.held.is_holding() {
+            self.outbox.held.hold(id);
         } else {
             self.send(Frame::new(Command::Receipt).with("receipt-id", id));
         }
     }
 
     fn send(&mut self, f: Frame) {
-        encode(&f, self.version, &mut self.out);
+        encode(&f, self.version, &mut self.outbox.out);
     }
 
     /// Any bytes from the client count as life.
@@ -319,12 +315,14 @@ pub(crate) fn core_error(e: CoreError) -> (String, String) {
 }
 
 impl driver::Session for Session {
-    fn output(&mut self) -> &mut WriteBuf {
-        &mut self.out
+    type Held = String;
+
+    fn outbox(&mut self) -> &mut Outbox<Self::Held> {
+        &mut self.outbox
     }
 
-    fn note_sent(&mut self, now: u64) {
-        self.last_send = now;
+    fn outbox_ref(&self) -> &Outbox<Self::Held> {
+        &self.outbox
     }
 
     fn is_closed(&self) -> bool {
@@ -335,17 +333,9 @@ impl driver::Session for Session {
         self.state != State::AwaitConnect
     }
 
-    fn needs_sync(&self) -> bool {
-        self.held.needs_sync()
-    }
-
-    fn sync_started(&mut self) {
-        self.held.sync_started();
-    }
-
     /// The message store synced: send the receipts the sync covered.
     fn synced(&mut self) {
-        let held: Vec<String> = self.held.synced().collect();
+        let held: Vec<String> = self.outbox.held.synced().collect();
         for r in held {
             self.send(Frame::new(Command::Receipt).with("receipt-id", r));
         }
@@ -358,7 +348,7 @@ impl driver::Session for Session {
             State::AwaitConnect | State::Closed => return None,
             State::Open => {}
         }
-        let out = (self.hb_out > 0).then(|| self.last_send + self.hb_out);
+        let out = (self.hb_out > 0).then(|| self.outbox.last_send + self.hb_out);
         let inn = (self.hb_in > 0).then(|| self.last_recv + 2 * self.hb_in);
         match (out, inn) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -377,9 +367,12 @@ impl driver::Session for Session {
             self.state = State::Closed;
             return;
         }
-        if self.hb_out > 0 && now >= self.last_send + self.hb_out && self.out.is_empty() {
-            self.out.buf().extend_from_slice(b"\n");
-            self.last_send = now;
+        if self.hb_out > 0
+            && now >= self.outbox.last_send + self.hb_out
+            && self.outbox.out.is_empty()
+        {
+            self.outbox.out.buf().extend_from_slice(b"\n");
+            self.outbox.last_send = now;
         }
     }
 

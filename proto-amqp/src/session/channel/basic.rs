@@ -105,7 +105,7 @@ impl Session {
                             &f.message.properties,
                             &f.message.body,
                             self.frame_max,
-                            &mut self.out,
+                            &mut self.outbox.out,
                         );
                     }
                 }

@@ -243,7 +243,7 @@ impl Session {
                 &p.message.properties,
                 &p.message.body,
                 self.frame_max,
-                &mut self.out,
+                &mut self.outbox.out,
             );
         }
         let c = self.channel(ch);
@@ -262,10 +262,10 @@ impl Session {
                     multiple: false,
                 }
             };
-            if routed.stored > 0 || self.held.is_holding() {
+            if routed.stored > 0 || self.outbox.held.is_holding() {
                 // Stored: confirmed only once the store has synced (group commit); others
                 // keep their place behind held ones.
-                self.held.hold((ch, confirm));
+                self.outbox.held.hold((ch, confirm));
             } else if let Method::BasicAck { delivery_tag, .. } = confirm {
                 self.confirm(ch, delivery_tag);
             } else {
