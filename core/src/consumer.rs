@@ -501,12 +501,6 @@ impl ConsumerSpec {
         }
         true
     }
-
-    pub(crate) fn release(&self) {
-        if !self.no_ack {
-            release_credits(&self.credit, &self.shared_credit);
-        }
-    }
 }
 
 pub(crate) fn release_credits(own: &Option<Arc<Credit>>, shared: &Option<Arc<Credit>>) {

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 N=${N:-20000}
+# The broker binary to count (default: this checkout's release build); set it to compare builds.
+JUNCTION=${JUNCTION:-$root/target/release/junction}
 command -v valgrind >/dev/null || {
   apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
@@ -45,7 +47,7 @@ enabled = false
 enabled = false
 TOML
   valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$root/target/release/junction" --config "$work/j.toml" --log-level warn 2>/dev/null &
+    "$JUNCTION" --config "$work/j.toml" --log-level warn 2>/dev/null &
   local pid=$!
   wait_port 5690; wait_port 1895
   "$root/target/release/junction-bench" --scenario "$scenario" --messages "$messages" \

@@ -1,106 +1,35 @@
 //! A queue: ready messages in order, the unacked set, and consumers served round-robin by credit.
 //!
-//! All of a queue's state sits behind one short lock of its own; nothing here takes a vhost- or
-//! broker-wide lock. Work that reaches outside the queue (dead-lettering, auto-delete) is
-//! collected under the lock and done after it is released.
+//! What the queue decides is a deterministic state machine ([`QueueState::apply`] in
+//! `machine.rs`, its data in `state.rs`): a command and the time in, the new state and a list
+//! of effects out. [`Queue`] is its executor: it holds the state behind one short lock of its
+//! own, reads the clock, and performs the effects — store writes, deliveries into consumer
+//! sinks, reads of paged-out messages, whose answers it feeds back as commands. Nothing here
+//! takes a vhost- or broker-wide lock; work that reaches outside the queue (settling the store,
+//! dead-lettering, cancelling consumers, auto-delete) is done after its lock is released.
 //!
 //! A durable queue keeps only a window of its ready persistent messages in memory (see
-//! [`MemoryWindow`]); the others stay in the message store as entries without a body and are
-//! read back, a run at a time, when they near the head.
+//! [`MemoryWindow`](crate::storage::MemoryWindow)); the others stay in the message store as
+//! entries without a body and are read back, a run at a time, when they near the head.
 
 use crate::clock::{unix_ms, Clock};
-use crate::consumer::{release_credits, ConsumerSpec, Credit, Delivery, Offer, SinkEvent};
+use crate::consumer::{Delivery, Offer, SinkEvent};
 use crate::error::{CoreError, CoreResult};
 use crate::message::Message;
-use crate::queue_args::{Overflow, QueueArgs};
-use crate::storage::{MemoryWindow, MessageStore, StoredMessage};
-use std::collections::{HashMap, VecDeque};
+use crate::queue_args::QueueArgs;
+use crate::storage::{MessageStore, StoredMessage};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+mod command;
 mod def;
-mod deliver;
-mod lifecycle;
-mod paging;
-mod publish;
+mod machine;
+#[cfg(test)]
+mod model_tests;
+mod state;
 
+use command::{Bounce, Effect, Handout, QueueCommand, Reply};
 pub use def::{DeathReason, Enqueued, Fetched, QueueDef, QueueHost};
-
-#[derive(Debug, Clone)]
-struct Entry {
-    seq: u64,
-    /// None while paged out to the message store (only `durable` entries are).
-    msg: Option<Arc<Message>>,
-    expires_at: Option<u64>,
-    /// Body bytes (what `x-max-length-bytes` counts).
-    size: u32,
-    redelivered: bool,
-    /// A persistent message in a durable queue: the message store has it.
-    durable: bool,
-    /// A transient message paged out to the message store (under the queue's transient id,
-    /// which no queue claims at recovery, so a restart forgets it as it must).
-    paged_transient: bool,
-    level: u8,
-}
-
-impl Entry {
-    /// A message that is not persistent (durable entries are persistent by definition).
-    fn is_transient(&self) -> bool {
-        !self.durable
-            && (self.paged_transient
-                || self
-                    .msg
-                    .as_ref()
-                    .is_some_and(|m| !m.properties.is_persistent()))
-    }
-}
-
-/// Paged-out messages read back from the store at once.
-const PAGE_IN_RUN: usize = 256;
-
-#[derive(Debug)]
-struct Unacked {
-    entry: Entry,
-    consumer: Option<u64>,
-    credit: Option<Arc<Credit>>,
-    shared: Option<Arc<Credit>>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// Ready messages per priority level, each level ordered by `seq`.
-    levels: Vec<VecDeque<Entry>>,
-    ready: usize,
-    ready_bytes: usize,
-    /// Ready entries held in memory, and their body bytes (what the memory window measures).
-    loaded: usize,
-    loaded_bytes: usize,
-    /// Ready entries with an expiry.
-    expiring: usize,
-    /// Ready transient messages (what `x-max-transient-length` counts).
-    transient: usize,
-    unacked: HashMap<u64, Unacked, crate::id_hash::IdHashBuilder>,
-    consumers: Vec<ConsumerSpec>,
-    next_consumer: usize,
-    next_seq: u64,
-    next_delivery: u64,
-    last_used: u64,
-    had_consumer: bool,
-    deleted: bool,
-    /// Messages dropped or refused because the queue was at its length limit.
-    overflowed: u64,
-    /// A transient message was ever paged out to the store.
-    paged_any: bool,
-}
-
-/// Work to do once the queue's lock is released.
-#[derive(Default)]
-struct After {
-    dead: Vec<(Arc<Message>, DeathReason)>,
-    settled_persistent: Vec<u64>,
-    /// Paged transient messages to forget in the store.
-    settled_transient: Vec<u64>,
-    auto_delete: bool,
-}
+use state::{QueueState, Rules, StoredAs};
 
 /// A queue of one vhost.
 #[derive(Debug)]
@@ -119,110 +48,24 @@ pub struct Queue {
     /// The id its paged transient messages are stored under
     /// ([`crate::storage::transient_id`]).
     transient_store_id: u64,
-    /// Durable and not exclusive: persistent messages are stored to survive a restart. (Every
-    /// queue has the store, to page out the transient messages of a deep queue.)
-    durable_store: bool,
-    /// Ready persistent messages kept in memory; None: all of them.
-    window: Option<MemoryWindow>,
-    state: Mutex<State>,
+    inner: Mutex<Inner>,
 }
 
-impl State {
-    fn count_in(&mut self, e: &Entry) {
-        self.transient += usize::from(e.is_transient());
-        self.ready += 1;
-        self.ready_bytes += e.size as usize;
-        if e.msg.is_some() {
-            self.loaded += 1;
-            self.loaded_bytes += e.size as usize;
-        }
-        if e.expires_at.is_some() {
-            self.expiring += 1;
-        }
-    }
+/// What the lock guards: the state and the effects buffer it fills (kept to reuse its memory).
+#[derive(Debug)]
+struct Inner {
+    state: QueueState,
+    effects: Vec<Effect>,
+}
 
-    fn count_out(&mut self, e: &Entry) {
-        self.transient -= usize::from(e.is_transient());
-        self.ready -= 1;
-        self.ready_bytes -= e.size as usize;
-        if e.msg.is_some() {
-            self.loaded -= 1;
-            self.loaded_bytes -= e.size as usize;
-        }
-        if e.expires_at.is_some() {
-            self.expiring -= 1;
-        }
-    }
-
-    fn push_ready(&mut self, e: Entry) {
-        self.count_in(&e);
-        let level = &mut self.levels[e.level as usize];
-        if level.back().is_none_or(|last| last.seq < e.seq) {
-            level.push_back(e);
-        } else {
-            // A requeued message goes back to its original place.
-            let at = level.partition_point(|x| x.seq < e.seq);
-            level.insert(at, e);
-        }
-    }
-
-    /// Highest priority level with messages.
-    fn head_level(&self) -> Option<usize> {
-        (0..self.levels.len())
-            .rev()
-            .find(|&l| !self.levels[l].is_empty())
-    }
-
-    fn pop_front(&mut self, level: usize) -> Option<Entry> {
-        let e = self.levels[level].pop_front()?;
-        self.count_out(&e);
-        Some(e)
-    }
-
-    fn pop_head(&mut self) -> Option<Entry> {
-        let l = self.head_level()?;
-        self.pop_front(l)
-    }
-
-    fn unpop_head(&mut self, e: Entry) {
-        self.count_in(&e);
-        self.levels[e.level as usize].push_front(e);
-    }
-
-    fn peek_head(&self) -> Option<&Entry> {
-        self.head_level().and_then(|l| self.levels[l].front())
-    }
-
-    /// The oldest message (for drop-head): lowest priority level first, as RabbitMQ does.
-    fn pop_oldest(&mut self) -> Option<Entry> {
-        let l = (0..self.levels.len()).find(|&l| !self.levels[l].is_empty())?;
-        self.pop_front(l)
-    }
-
-    fn remove_seq(&mut self, level: u8, seq: u64) -> Option<Entry> {
-        let level = &mut self.levels[level as usize];
-        let pos = level.iter().rposition(|e| e.seq == seq)?;
-        let e = level.remove(pos)?;
-        self.count_out(&e);
-        Some(e)
-    }
-
-    /// Empties the ready list.
-    fn take_all(&mut self) -> Vec<Entry> {
-        let all: Vec<Entry> = self.levels.iter_mut().flat_map(|l| l.drain(..)).collect();
-        self.ready = 0;
-        self.transient = 0;
-        self.ready_bytes = 0;
-        self.loaded = 0;
-        self.loaded_bytes = 0;
-        self.expiring = 0;
-        all
-    }
-
-    /// Whether a new message should stay out of memory.
-    fn window_full(&self, window: Option<MemoryWindow>, size: usize) -> bool {
-        window.is_some_and(|w| self.loaded >= w.messages || self.loaded_bytes + size > w.bytes)
-    }
+/// Effects performed once the queue's lock is released.
+#[derive(Default)]
+struct Later {
+    settled: Vec<(u64, StoredAs)>,
+    dead: Vec<(Arc<Message>, DeathReason)>,
+    cancelled: Vec<crate::consumer::ConsumerSpec>,
+    drop_store: Option<(bool, bool)>,
+    auto_delete: bool,
 }
 
 impl Queue {
@@ -235,11 +78,15 @@ impl Queue {
         clock: Arc<Clock>,
         store: Option<Arc<dyn MessageStore>>,
     ) -> Self {
-        let levels = args.max_priority.map_or(1, |p| p as usize + 1);
-        let now = clock.now_ms();
         let store_id = crate::storage::queue_id(&vhost_name, &def.name);
-        let window = store.as_ref().and_then(|s| s.memory_window());
-        let durable_store = def.durable && !def.exclusive;
+        let rules = Rules {
+            args: args.clone(),
+            auto_delete: def.auto_delete,
+            durable_store: def.durable && !def.exclusive && store.is_some(),
+            has_store: store.is_some(),
+            window: store.as_ref().and_then(|s| s.memory_window()),
+        };
+        let state = QueueState::new(rules, clock.now_ms());
         Queue {
             def,
             args,
@@ -250,13 +97,9 @@ impl Queue {
             store,
             store_id,
             transient_store_id: crate::storage::transient_id(store_id),
-            durable_store,
-            window,
-            state: Mutex::new(State {
-                levels: (0..levels).map(|_| VecDeque::new()).collect(),
-                last_used: now,
-                next_delivery: 1,
-                ..State::default()
+            inner: Mutex::new(Inner {
+                state,
+                effects: Vec::new(),
             }),
         }
     }
@@ -269,7 +112,382 @@ impl Queue {
         &self.vhost_name
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Offers a published message; delivers it at once if a consumer can take it.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
+        let page_transient = self.store.as_ref().is_some_and(|s| s.transient_paging());
+        match self.run(QueueCommand::Enqueue {
+            message,
+            page_transient,
+        }) {
+            Reply::Enqueued(e) => e,
+            _ => Enqueued::Accepted,
+        }
+    }
+
+    /// Restores stored messages at recovery (no dispatch; consumers are not there yet).
+    pub(crate) fn restore(self: &Arc<Self>, stored: Vec<StoredMessage>) {
+        self.run(QueueCommand::Restore {
+            stored,
+            wall_ms: unix_ms(),
+        });
+    }
+
+    /// Hands ready messages to consumers with credit; called when a consumer's sink has
+    /// drained or its credit grew.
+    pub fn dispatch(self: &Arc<Self>) {
+        self.run(QueueCommand::Wake);
+    }
+
+    /// Registers a consumer and starts delivering to it.
+    pub fn add_consumer(self: &Arc<Self>, spec: crate::consumer::ConsumerSpec) -> CoreResult<()> {
+        match self.run(QueueCommand::AddConsumer(spec)) {
+            Reply::Gone => Err(CoreError::NotFound(format!(
+                "no queue '{}' in vhost '{}'",
+                self.def.name, self.vhost_name
+            ))),
+            Reply::InExclusiveUse => Err(CoreError::AccessRefused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.def.name, self.vhost_name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a consumer; its unacked messages stay unacked. Returns false if unknown.
+    pub fn cancel_consumer(self: &Arc<Self>, key: u64, connection: u64) -> bool {
+        matches!(
+            self.run(QueueCommand::CancelConsumer { key, connection }),
+            Reply::Yes(true)
+        )
+    }
+
+    /// Acknowledges deliveries; unknown ids are returned (a protocol error for most adapters).
+    pub fn ack(self: &Arc<Self>, ids: &[u64]) -> Vec<u64> {
+        unknown(self.run(QueueCommand::Ack(ids)))
+    }
+
+    /// Rejects deliveries: requeued to their original place (marked redelivered), or
+    /// dead-lettered / dropped. Unknown ids are returned.
+    pub fn reject(self: &Arc<Self>, ids: &[u64], requeue: bool) -> Vec<u64> {
+        unknown(self.run(QueueCommand::Reject { ids, requeue }))
+    }
+
+    /// Requeues every unacked delivery of a consumer (its connection or channel went away).
+    pub fn requeue_consumer(self: &Arc<Self>, key: u64) {
+        self.run(QueueCommand::RequeueConsumer(key));
+    }
+
+    /// Takes one message (AMQP basic.get).
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Fetched> {
+        match self.run(QueueCommand::Get { no_ack }) {
+            Reply::Taken(t) => t,
+            _ => None,
+        }
+    }
+
+    /// Drops every ready message; returns how many.
+    pub fn purge(self: &Arc<Self>) -> usize {
+        count(self.run(QueueCommand::Purge))
+    }
+
+    /// Marks the queue used (declare, get) for `x-expires`.
+    pub fn touch(self: &Arc<Self>) {
+        self.run(QueueCommand::Touch);
+    }
+
+    /// Drops expired messages and reports whether the queue itself has expired (`x-expires`).
+    pub fn expire(self: &Arc<Self>) -> bool {
+        matches!(self.run(QueueCommand::Expire), Reply::Yes(true))
+    }
+
+    /// Marks the queue deleted and tells its consumers. Returns the ready count it had.
+    pub(crate) fn mark_deleted(self: &Arc<Self>) -> usize {
+        count(self.run(QueueCommand::Delete))
+    }
+
+    /// Ready messages.
+    pub fn message_count(&self) -> usize {
+        self.lock().state.ready()
+    }
+
+    /// Messages dropped (drop-head) or refused (reject-publish) at the length limit so far.
+    pub fn overflowed_count(&self) -> u64 {
+        self.lock().state.overflowed
+    }
+
+    /// Ready messages whose body is only in the message store (RabbitMQ's
+    /// `messages_paged_out`).
+    pub fn paged_out_count(&self) -> usize {
+        let inner = self.lock();
+        inner.state.ready - inner.state.loaded
+    }
+
+    /// Delivered, not yet acked.
+    pub fn unacked_count(&self) -> usize {
+        self.lock().state.unacked()
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.lock().state.consumers.len()
+    }
+
+    /// True if the queue has something [`Queue::expire`] may act on.
+    pub fn needs_expiry(&self) -> bool {
+        self.args.message_ttl.is_some()
+            || self.args.expires.is_some()
+            || self.lock().state.expiring > 0
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.lock().state.deleted
+    }
+
+    /// Applies `cmd` and every command its effects lead to, performing the effects; returns
+    /// the reply that answers `cmd`.
+    fn run(self: &Arc<Self>, cmd: QueueCommand<'_>) -> Reply {
+        let mut later = Later::default();
+        let reply = {
+            let mut guard = self.lock();
+            let Inner { state, effects } = &mut *guard;
+            let now = self.clock.now_ms();
+            // What runs again after each page-in: a get or an expiry (whose reply then
+            // answers `cmd`), else a dispatch.
+            let (mut again, rerun_reply) = cmd.resumed();
+            let mut reply = state.apply(cmd, now, effects);
+            // Each round reads a page back (the head always moves on) or bounces deliveries
+            // (marking their consumers blocked), so this ends.
+            while let Some(follow) = self.perform(state, effects, &mut later) {
+                let after_page_in = matches!(follow, QueueCommand::Loaded { .. });
+                state.apply(follow, now, effects);
+                if after_page_in {
+                    let next = again.resumed().0;
+                    let r = state.apply(std::mem::replace(&mut again, next), now, effects);
+                    if rerun_reply {
+                        reply = r;
+                    }
+                }
+            }
+            reply
+        };
+        self.finish(later);
+        reply
+    }
+
+    /// Performs the effects in order, under the lock; returns the command that follows from
+    /// them (what a page-in read, or the deliveries sinks refused), if any.
+    fn perform(
+        self: &Arc<Self>,
+        state: &QueueState,
+        effects: &mut Vec<Effect>,
+        later: &mut Later,
+    ) -> Option<QueueCommand<'static>> {
+        let mut bounces: Vec<Bounce> = Vec::new();
+        let mut follow = None;
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Store { seq, message, at } => {
+                    if let Some(store) = &self.store {
+                        store.append(self.id_for(at), seq, &message);
+                    }
+                }
+                Effect::Settle { seq, at } => later.settled.push((seq, at)),
+                Effect::MarkDelivered { seq } => {
+                    if let Some(store) = &self.store {
+                        store.mark_delivered(self.store_id, seq);
+                    }
+                }
+                Effect::Deliver(h) => {
+                    if !bounces.is_empty() {
+                        // Decided after a refused one: given back too, so that every consumer
+                        // still gets its messages in queue order.
+                        bounces.push(h.bounce());
+                    } else if let Some(b) = self.hand_out(state, h, later) {
+                        bounces.push(b);
+                    }
+                }
+                Effect::DeadLetter {
+                    message,
+                    seq,
+                    at,
+                    reason,
+                } => {
+                    let message = message.or_else(|| {
+                        let (store, at) = (self.store.as_ref()?, at?);
+                        store.read(self.id_for(at), &[seq]).pop().flatten()
+                    });
+                    if let Some(m) = message {
+                        later.dead.push((m, reason));
+                    }
+                }
+                Effect::PageIn { level, seqs } => {
+                    follow = Some(QueueCommand::Loaded {
+                        level,
+                        found: self.read_back(&seqs),
+                    });
+                }
+                Effect::Lost(lost) => tracing::error!(
+                    queue = %self.def.name,
+                    lost,
+                    "stored messages could not be read back and were dropped"
+                ),
+                Effect::Cancel(spec) => later.cancelled.push(spec),
+                Effect::DropStore { durable, transient } => {
+                    later.drop_store = Some((durable, transient))
+                }
+                Effect::AutoDelete => later.auto_delete = true,
+            }
+        }
+        // A page-in comes last in a batch (the machine stops there), so bounces and a page-in
+        // never come together; if they did, the bounces would be answered first and the
+        // dispatch after them would ask for the page again.
+        if !bounces.is_empty() {
+            return Some(QueueCommand::Bounced(bounces));
+        }
+        follow
+    }
+
+    /// Offers a decided delivery to its consumer's sink; a full sink parks the queue and is
+    /// offered once more. Returns the delivery as a bounce if the sink refused it.
+    fn hand_out(
+        self: &Arc<Self>,
+        state: &QueueState,
+        h: Handout,
+        later: &mut Later,
+    ) -> Option<Bounce> {
+        let Handout {
+            consumer,
+            key,
+            id,
+            message,
+            redelivered,
+            mark_delivered,
+            entry,
+        } = h;
+        let delivery = Delivery {
+            consumer: key,
+            queue: self.clone(),
+            id,
+            message,
+            redelivered,
+        };
+        let sink = &state.consumers[consumer].spec.sink;
+        let sent = match sink.offer(SinkEvent::Deliver(delivery)) {
+            Offer::Sent => true,
+            Offer::Closed => false,
+            Offer::Full(ev) => {
+                sink.park(self);
+                matches!(sink.offer(ev), Offer::Sent)
+            }
+        };
+        if !sent {
+            return Some(Bounce {
+                consumer,
+                id,
+                entry,
+            });
+        }
+        if let Some(seq) = mark_delivered {
+            if let Some(store) = &self.store {
+                store.mark_delivered(self.store_id, seq);
+            }
+        }
+        // A no-ack delivery is settled once sent.
+        if let Some(e) = entry {
+            if let Some(at) = e.stored_as() {
+                later.settled.push((e.seq, at));
+            }
+        }
+        None
+    }
+
+    /// Reads paged-out messages back, one answer per sequence number, in their order.
+    fn read_back(&self, seqs: &[(u64, StoredAs)]) -> Vec<(u64, Option<Arc<Message>>)> {
+        let Some(store) = &self.store else {
+            return seqs.iter().map(|&(s, _)| (s, None)).collect();
+        };
+        let of = |want: StoredAs| -> Vec<u64> {
+            seqs.iter()
+                .filter(|(_, at)| *at == want)
+                .map(|&(s, _)| s)
+                .collect()
+        };
+        let (durable, transient) = (of(StoredAs::Durable), of(StoredAs::Transient));
+        let read = |at: StoredAs, seqs: &[u64]| {
+            if seqs.is_empty() {
+                Vec::new()
+            } else {
+                store.read(self.id_for(at), seqs)
+            }
+        };
+        let mut durable = read(StoredAs::Durable, &durable).into_iter();
+        let mut transient = read(StoredAs::Transient, &transient).into_iter();
+        seqs.iter()
+            .map(|&(s, at)| {
+                let got = match at {
+                    StoredAs::Durable => durable.next(),
+                    StoredAs::Transient => transient.next(),
+                };
+                (s, got.flatten())
+            })
+            .collect()
+    }
+
+    /// The store id for a stored copy.
+    fn id_for(&self, at: StoredAs) -> u64 {
+        match at {
+            StoredAs::Durable => self.store_id,
+            StoredAs::Transient => self.transient_store_id,
+        }
+    }
+
+    /// Performs what waited for the lock to be released.
+    fn finish(&self, later: Later) {
+        if let Some(store) = &self.store {
+            for &(seq, at) in &later.settled {
+                store.settle(self.id_for(at), seq);
+            }
+            if let Some((durable, transient)) = later.drop_store {
+                if durable {
+                    store.drop_queue(self.store_id);
+                }
+                if transient {
+                    store.drop_queue(self.transient_store_id);
+                }
+            }
+        }
+        for c in later.cancelled {
+            c.sink
+                .send_reliably(SinkEvent::Cancelled { consumer: c.key });
+        }
+        if later.dead.is_empty() && !later.auto_delete {
+            return;
+        }
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        for (msg, reason) in later.dead {
+            host.dead_letter(self, &msg, reason);
+        }
+        if later.auto_delete {
+            host.auto_delete(self);
+        }
+    }
+}
+
+fn unknown(reply: Reply) -> Vec<u64> {
+    match reply {
+        Reply::Unknown(ids) => ids,
+        _ => Vec::new(),
+    }
+}
+
+fn count(reply: Reply) -> usize {
+    match reply {
+        Reply::Count(n) => n,
+        _ => 0,
     }
 }
