@@ -73,14 +73,38 @@ impl Handout {
 }
 
 impl QueueCommand<'_> {
-    /// What to apply after an [`Effect::PageIn`] was answered: a get or an expiry runs again
-    /// (its reply is the rerun's), anything else continues as a dispatch.
-    pub(crate) fn resumed(&self) -> (QueueCommand<'static>, bool) {
+    /// What to apply after an [`Effect::PageIn`] was answered.
+    pub(crate) fn resume(&self) -> Resume {
         match self {
-            QueueCommand::Get { no_ack } => (QueueCommand::Get { no_ack: *no_ack }, true),
-            QueueCommand::Expire => (QueueCommand::Expire, true),
-            _ => (QueueCommand::Dispatch, false),
+            QueueCommand::Get { no_ack } => Resume::Get { no_ack: *no_ack },
+            QueueCommand::Expire => Resume::Expire,
+            _ => Resume::Dispatch,
         }
+    }
+}
+
+/// How a command goes on once a page it asked for is read back: a get or an expiry runs again
+/// (and its reply is the rerun's), anything else continues as a dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resume {
+    Get { no_ack: bool },
+    Expire,
+    Dispatch,
+}
+
+impl Resume {
+    /// The command to apply.
+    pub(crate) fn command(self) -> QueueCommand<'static> {
+        match self {
+            Resume::Get { no_ack } => QueueCommand::Get { no_ack },
+            Resume::Expire => QueueCommand::Expire,
+            Resume::Dispatch => QueueCommand::Dispatch,
+        }
+    }
+
+    /// Whether the rerun's reply answers the original command.
+    pub(crate) fn answers(self) -> bool {
+        self != Resume::Dispatch
     }
 }
 
@@ -140,7 +164,7 @@ pub enum Effect {
         reason: DeathReason,
     },
     /// Read these paged-out messages of `level` back, then apply [`QueueCommand::Loaded`] and
-    /// [`QueueCommand::resumed`].
+    /// the command's [`Resume`].
     PageIn {
         level: usize,
         seqs: Vec<(u64, StoredAs)>,
@@ -156,6 +180,9 @@ pub enum Effect {
     },
     /// The queue should delete itself (auto-delete).
     AutoDelete,
+    /// A dispatch decided a full batch: once its deliveries are offered (and none was
+    /// refused), dispatch again.
+    Continue,
 }
 
 /// What a command answers.

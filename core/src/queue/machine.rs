@@ -14,6 +14,9 @@ use crate::queue_args::Overflow;
 use crate::storage::StoredMessage;
 use std::sync::Arc;
 
+/// Deliveries one dispatch decides before it lets them be offered.
+const DISPATCH_BATCH: usize = 64;
+
 impl QueueState {
     /// Applies `cmd` at `now` (ms on the broker's clock), pushing what must be done to `out`.
     pub fn apply(&mut self, cmd: QueueCommand<'_>, now: u64, out: &mut Vec<Effect>) -> Reply {
@@ -235,8 +238,10 @@ impl QueueState {
         }
     }
 
-    /// Hands ready messages to consumers with credit until one or the other runs out, or the
-    /// head must be read back from the store first.
+    /// Hands ready messages to consumers with credit until one or the other runs out, the
+    /// head must be read back from the store first, or a batch is decided
+    /// ([`Effect::Continue`]: offer these, then dispatch again — so a full sink costs the
+    /// give-back of one batch at most, not of everything its consumer's credit allows).
     fn dispatch(&mut self, now: u64, out: &mut Vec<Effect>) {
         if self.consumers.is_empty() || self.deleted {
             return;
@@ -250,12 +255,15 @@ impl QueueState {
             many.resize(self.consumers.len(), false);
             &mut many
         };
-        for (s, c) in skip.iter_mut().zip(&self.consumers) {
-            *s = c.blocked;
-        }
         let first = self.consumers[0].spec.priority;
         let prioritised = self.consumers.iter().any(|c| c.spec.priority != first);
+        let mut decided = 0;
         loop {
+            if decided == DISPATCH_BATCH {
+                out.push(Effect::Continue);
+                return;
+            }
+            decided += 1;
             // Expired messages at the head are never delivered. (A message expiring this very
             // millisecond may still go: that is how a zero TTL means "now or never".)
             while self
@@ -323,7 +331,7 @@ impl QueueState {
     /// single active consumer, only the oldest one.
     fn pick_consumer(&mut self, skip: &mut [bool], prioritised: bool) -> Option<usize> {
         if self.rules.args.single_active_consumer {
-            if !skip[0] && self.consumers[0].spec.try_acquire() {
+            if !skip[0] && !self.consumers[0].blocked && self.consumers[0].spec.try_acquire() {
                 return Some(0);
             }
             skip[0] = true;
@@ -334,7 +342,7 @@ impl QueueState {
         let order = (0..n).map(|i| (start + i) % n);
         if !prioritised {
             for i in order {
-                if !skip[i] {
+                if !skip[i] && !self.consumers[i].blocked {
                     if self.consumers[i].spec.try_acquire() {
                         return Some(i);
                     }
@@ -343,7 +351,9 @@ impl QueueState {
             }
             return None;
         }
-        let mut candidates: Vec<usize> = order.filter(|&i| !skip[i]).collect();
+        let mut candidates: Vec<usize> = order
+            .filter(|&i| !skip[i] && !self.consumers[i].blocked)
+            .collect();
         candidates.sort_by_key(|&i| std::cmp::Reverse(self.consumers[i].spec.priority));
         for i in candidates {
             if self.consumers[i].spec.try_acquire() {
@@ -416,7 +426,8 @@ impl QueueState {
     }
 
     fn bounced(&mut self, bounces: Vec<Bounce>) {
-        for b in bounces {
+        // Last decided first: each goes back in front of the ones after it, in O(1).
+        for b in bounces.into_iter().rev() {
             let entry = if b.id == 0 {
                 b.entry
             } else {

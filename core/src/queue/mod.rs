@@ -58,14 +58,17 @@ struct Inner {
     effects: Vec<Effect>,
 }
 
-/// Effects performed once the queue's lock is released.
-#[derive(Default)]
-struct Later {
-    settled: Vec<(u64, StoredAs)>,
-    dead: Vec<(Arc<Message>, DeathReason)>,
-    cancelled: Vec<crate::consumer::ConsumerSpec>,
-    drop_store: Option<(bool, bool)>,
-    auto_delete: bool,
+/// Effects performed once the queue's lock is released, in order (one list: most commands
+/// leave nothing here, and an empty list costs nothing to drop).
+type Later = Vec<Deferred>;
+
+/// One effect performed after the lock.
+enum Deferred {
+    Settle(u64, StoredAs),
+    DeadLetter(Arc<Message>, DeathReason),
+    Cancel(crate::consumer::ConsumerSpec),
+    DropStore { durable: bool, transient: bool },
+    AutoDelete,
 }
 
 impl Queue {
@@ -249,24 +252,23 @@ impl Queue {
     /// Applies `cmd` and every command its effects lead to, performing the effects; returns
     /// the reply that answers `cmd`.
     fn run(self: &Arc<Self>, cmd: QueueCommand<'_>) -> Reply {
-        let mut later = Later::default();
+        let mut later = Later::new();
         let reply = {
             let mut guard = self.lock();
             let Inner { state, effects } = &mut *guard;
             let now = self.clock.now_ms();
             // What runs again after each page-in: a get or an expiry (whose reply then
             // answers `cmd`), else a dispatch.
-            let (mut again, rerun_reply) = cmd.resumed();
+            let again = cmd.resume();
             let mut reply = state.apply(cmd, now, effects);
-            // Each round reads a page back (the head always moves on) or bounces deliveries
-            // (marking their consumers blocked), so this ends.
+            // Each round reads a page back (the head always moves on), hands out a batch, or
+            // bounces deliveries (marking their consumers blocked), so this ends.
             while let Some(follow) = self.perform(state, effects, &mut later) {
                 let after_page_in = matches!(follow, QueueCommand::Loaded { .. });
                 state.apply(follow, now, effects);
                 if after_page_in {
-                    let next = again.resumed().0;
-                    let r = state.apply(std::mem::replace(&mut again, next), now, effects);
-                    if rerun_reply {
+                    let r = state.apply(again.command(), now, effects);
+                    if again.answers() {
                         reply = r;
                     }
                 }
@@ -285,7 +287,8 @@ impl Queue {
         effects: &mut Vec<Effect>,
         later: &mut Later,
     ) -> Option<QueueCommand<'static>> {
-        let mut bounces: Vec<Bounce> = Vec::new();
+        // Allocated only when a sink refuses.
+        let mut bounces: Option<Vec<Bounce>> = None;
         let mut follow = None;
         for effect in effects.drain(..) {
             match effect {
@@ -294,21 +297,22 @@ impl Queue {
                         store.append(self.id_for(at), seq, &message);
                     }
                 }
-                Effect::Settle { seq, at } => later.settled.push((seq, at)),
+                Effect::Settle { seq, at } => later.push(Deferred::Settle(seq, at)),
                 Effect::MarkDelivered { seq } => {
                     if let Some(store) = &self.store {
                         store.mark_delivered(self.store_id, seq);
                     }
                 }
-                Effect::Deliver(h) => {
-                    if !bounces.is_empty() {
-                        // Decided after a refused one: given back too, so that every consumer
-                        // still gets its messages in queue order.
-                        bounces.push(h.bounce());
-                    } else if let Some(b) = self.hand_out(state, h, later) {
-                        bounces.push(b);
+                Effect::Deliver(h) => match &mut bounces {
+                    // Decided after a refused one: given back too, so that every consumer still
+                    // gets its messages in queue order.
+                    Some(bounces) => bounces.push(h.bounce()),
+                    None => {
+                        if let Some(b) = self.hand_out(state, h, later) {
+                            bounces = Some(vec![b]);
+                        }
                     }
-                }
+                },
                 Effect::DeadLetter {
                     message,
                     seq,
@@ -320,7 +324,7 @@ impl Queue {
                         store.read(self.id_for(at), &[seq]).pop().flatten()
                     });
                     if let Some(m) = message {
-                        later.dead.push((m, reason));
+                        later.push(Deferred::DeadLetter(m, reason));
                     }
                 }
                 Effect::PageIn { level, seqs } => {
@@ -334,17 +338,18 @@ impl Queue {
                     lost,
                     "stored messages could not be read back and were dropped"
                 ),
-                Effect::Cancel(spec) => later.cancelled.push(spec),
+                Effect::Cancel(spec) => later.push(Deferred::Cancel(spec)),
                 Effect::DropStore { durable, transient } => {
-                    later.drop_store = Some((durable, transient))
+                    later.push(Deferred::DropStore { durable, transient })
                 }
-                Effect::AutoDelete => later.auto_delete = true,
+                Effect::AutoDelete => later.push(Deferred::AutoDelete),
+                Effect::Continue => follow = Some(QueueCommand::Dispatch),
             }
         }
         // A page-in comes last in a batch (the machine stops there), so bounces and a page-in
         // never come together; if they did, the bounces would be answered first and the
         // dispatch after them would ask for the page again.
-        if !bounces.is_empty() {
+        if let Some(bounces) = bounces {
             return Some(QueueCommand::Bounced(bounces));
         }
         follow
@@ -398,7 +403,7 @@ impl Queue {
         // A no-ack delivery is settled once sent.
         if let Some(e) = entry {
             if let Some(at) = e.stored_as() {
-                later.settled.push((e.seq, at));
+                later.push(Deferred::Settle(e.seq, at));
             }
         }
         None
@@ -444,36 +449,45 @@ impl Queue {
         }
     }
 
-    /// Performs what waited for the lock to be released.
+    /// Performs what waited for the lock to be released; deleting the queue comes last.
     fn finish(&self, later: Later) {
-        if let Some(store) = &self.store {
-            for &(seq, at) in &later.settled {
-                store.settle(self.id_for(at), seq);
-            }
-            if let Some((durable, transient)) = later.drop_store {
-                if durable {
-                    store.drop_queue(self.store_id);
-                }
-                if transient {
-                    store.drop_queue(self.transient_store_id);
-                }
-            }
-        }
-        for c in later.cancelled {
-            c.sink
-                .send_reliably(SinkEvent::Cancelled { consumer: c.key });
-        }
-        if later.dead.is_empty() && !later.auto_delete {
+        if later.is_empty() {
             return;
         }
-        let Some(host) = self.host.upgrade() else {
-            return;
-        };
-        for (msg, reason) in later.dead {
-            host.dead_letter(self, &msg, reason);
+        let mut auto_delete = false;
+        let mut host = None;
+        for d in later {
+            match d {
+                Deferred::Settle(seq, at) => {
+                    if let Some(store) = &self.store {
+                        store.settle(self.id_for(at), seq);
+                    }
+                }
+                Deferred::DropStore { durable, transient } => {
+                    if let Some(store) = &self.store {
+                        if durable {
+                            store.drop_queue(self.store_id);
+                        }
+                        if transient {
+                            store.drop_queue(self.transient_store_id);
+                        }
+                    }
+                }
+                Deferred::Cancel(c) => c
+                    .sink
+                    .send_reliably(SinkEvent::Cancelled { consumer: c.key }),
+                Deferred::DeadLetter(msg, reason) => {
+                    if let Some(h) = host.get_or_insert_with(|| self.host.upgrade()) {
+                        h.dead_letter(self, &msg, reason);
+                    }
+                }
+                Deferred::AutoDelete => auto_delete = true,
+            }
         }
-        if later.auto_delete {
-            host.auto_delete(self);
+        if auto_delete {
+            if let Some(h) = host.unwrap_or_else(|| self.host.upgrade()) {
+                h.auto_delete(self);
+            }
         }
     }
 }

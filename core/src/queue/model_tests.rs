@@ -160,7 +160,7 @@ impl World {
     /// Applies a command and everything it leads to, as [`super::Queue::run`] does.
     fn run(&mut self, cmd: QueueCommand<'_>) -> Reply {
         let mut out = Vec::new();
-        let (mut again, rerun_reply) = cmd.resumed();
+        let again = cmd.resume();
         let mut reply = self.state.apply(cmd, self.now, &mut out);
         let mut rounds = 0;
         while let Some(follow) = self.perform(&mut out) {
@@ -169,11 +169,8 @@ impl World {
             let after_page_in = matches!(follow, QueueCommand::Loaded { .. });
             self.state.apply(follow, self.now, &mut out);
             if after_page_in {
-                let next = again.resumed().0;
-                let r = self
-                    .state
-                    .apply(std::mem::replace(&mut again, next), self.now, &mut out);
-                if rerun_reply {
+                let r = self.state.apply(again.command(), self.now, &mut out);
+                if again.answers() {
                     reply = r;
                 }
             }
@@ -264,6 +261,7 @@ impl World {
                     follow = Some(QueueCommand::Loaded { level, found });
                 }
                 Effect::Lost(n) => panic!("{n} messages lost by a store that loses nothing"),
+                Effect::Continue => follow = Some(QueueCommand::Dispatch),
                 Effect::Cancel(_) | Effect::DropStore { .. } | Effect::AutoDelete => {}
             }
         }

@@ -198,6 +198,8 @@ impl QueueState {
         let level = &mut self.levels[e.level as usize];
         if level.back().is_none_or(|last| last.seq < e.seq) {
             level.push_back(e);
+        } else if level.front().is_some_and(|first| e.seq < first.seq) {
+            level.push_front(e);
         } else {
             let at = level.partition_point(|x| x.seq < e.seq);
             level.insert(at, e);
