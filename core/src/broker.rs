@@ -24,6 +24,9 @@ pub struct BrokerOptions {
     pub default_vhost: String,
     /// The user created on first start (RabbitMQ's guest/guest), if any.
     pub default_user: Option<(String, String)>,
+    /// This node's number in its cluster (0 for a single node): the prefix of its connection
+    /// ids ([`crate::connection_id`]).
+    pub node: u16,
 }
 
 impl Default for BrokerOptions {
@@ -34,6 +37,7 @@ impl Default for BrokerOptions {
             clock: Arc::new(Clock::system()),
             default_vhost: "/".to_string(),
             default_user: Some(("guest".to_string(), "guest".to_string())),
+            node: 0,
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct Broker {
     catalog: Arc<Catalog>,
     messages: Arc<dyn MessageStore>,
     next_connection: AtomicU64,
+    /// This node's number, the prefix of its connection ids.
+    node: u16,
     default_vhost: String,
     /// Adapter records recovered at start, until their adapter takes them.
     records: Mutex<Vec<(String, String, Vec<u8>)>>,
@@ -70,6 +76,7 @@ impl Broker {
             catalog: Arc::new(Catalog::new(opts.meta)),
             messages: opts.messages,
             next_connection: AtomicU64::new(1),
+            node: opts.node,
             default_vhost: opts.default_vhost.clone(),
             records: Mutex::new(Vec::new()),
             taps: Arc::default(),
@@ -245,9 +252,11 @@ impl Broker {
         self.connections.shut_down();
     }
 
-    /// A fresh connection id (owner of exclusive queues, key of consumers).
+    /// A fresh connection id (owner of exclusive queues, key of consumers), prefixed with
+    /// this node's number ([`crate::connection_id`]).
     pub fn next_connection_id(&self) -> u64 {
-        self.next_connection.fetch_add(1, Ordering::Relaxed)
+        let local = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        crate::connection_id::compose(self.node, local)
     }
 
     /// Every vhost (a snapshot).

@@ -1,19 +1,39 @@
 //! Consumers as the core sees them: a bounded sink into the adapter's connection task and a credit.
 
 use crate::message::Message;
-use crate::queue::Queue;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 
+/// The queue a delivery came from, as its consumer's connection sees it: where the delivery is
+/// acked or given back, and what a sink that drained wakes. (A trait, so this module does not
+/// depend on the queue's.)
+pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
+    /// Acknowledges deliveries; returns the ids the queue did not know.
+    fn ack(&self, ids: &[u64]) -> Vec<u64>;
+    /// Requeues (to their original place) or dead-letters / drops deliveries; returns the ids
+    /// the queue did not know.
+    fn reject(&self, ids: &[u64], requeue: bool) -> Vec<u64>;
+    /// Offers ready messages to consumers again: a sink the queue found full has drained.
+    fn resume(&self);
+    /// The queue's name.
+    fn name(&self) -> &str;
+}
+
+/// Whether two handles name the same queue.
+pub fn same_queue(a: &Arc<dyn DeliveryQueue>, b: &Arc<dyn DeliveryQueue>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
 /// A message handed to a consumer.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// The adapter's key for the consumer (unique within its connection's sink).
     pub consumer: u64,
-    pub queue: Arc<Queue>,
+    /// The queue it came from, to ack it into.
+    pub queue: Arc<dyn DeliveryQueue>,
     /// The queue's id for this delivery, used to ack it; 0 for no-ack deliveries.
     pub id: u64,
     pub message: Arc<Message>,
@@ -59,7 +79,7 @@ struct ChanState {
         clippy::box_collection,
         reason = "8 bytes instead of 24 in every connection's sink; parking is rare"
     )]
-    parked: Option<Box<Vec<Weak<Queue>>>>,
+    parked: Option<Box<Vec<Weak<dyn DeliveryQueue>>>>,
     receiver: Option<Waker>,
     /// The receiver registered `receiver` while waiting and has not begun a turn since
     /// ([`DeliveryReceiver::begin_turn`]).
@@ -253,14 +273,14 @@ impl DeliverySink {
     }
 
     /// Parks `queue` until the receiver drains; the caller must retry once after parking.
-    pub(crate) fn park(&self, queue: &Arc<Queue>) {
+    pub(crate) fn park(&self, queue: &Weak<dyn DeliveryQueue>) {
         let mut st = self.chan.lock();
         let parked = st.parked.get_or_insert_default();
         if !parked
             .iter()
-            .any(|q| std::ptr::eq(q.as_ptr(), Arc::as_ptr(queue)))
+            .any(|q| std::ptr::addr_eq(q.as_ptr(), queue.as_ptr()))
         {
-            parked.push(Arc::downgrade(queue));
+            parked.push(queue.clone());
         }
     }
 
@@ -398,7 +418,7 @@ impl DeliveryReceiver {
             return;
         };
         for q in parked.iter().filter_map(Weak::upgrade) {
-            q.dispatch();
+            q.resume();
         }
     }
 }

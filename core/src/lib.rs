@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod broker;
 pub mod clock;
+pub mod connection_id;
 pub mod connections;
 pub mod consumer;
 mod dead_letter;
@@ -27,7 +28,8 @@ pub mod vhost;
 
 pub use broker::{Broker, BrokerOptions};
 pub use consumer::{
-    sink, ConsumerSpec, Credit, Delivery, DeliveryReceiver, DeliverySink, Notices, SinkEvent,
+    same_queue, sink, ConsumerSpec, Credit, Delivery, DeliveryQueue, DeliveryReceiver,
+    DeliverySink, Notices, SinkEvent,
 };
 pub use error::{CoreError, CoreResult};
 pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind};

@@ -969,3 +969,19 @@ fn only_persistent_messages_in_durable_queues_are_stored() {
     let r = v.publish("", to("transient", persistent)).unwrap();
     assert_eq!((r.queues, r.stored), (1, 0));
 }
+
+#[test]
+fn connection_ids_carry_their_node() {
+    let b = Broker::new(BrokerOptions {
+        node: 3,
+        ..BrokerOptions::default()
+    })
+    .unwrap();
+    let (a, c) = (b.next_connection_id(), b.next_connection_id());
+    assert_ne!(a, c);
+    assert_eq!(crate::connection_id::node_of(a), 3);
+    assert_eq!(crate::connection_id::node_of(c), 3);
+    // A single node's ids are the plain count.
+    let single = Broker::in_memory();
+    assert_eq!(single.next_connection_id(), 1);
+}

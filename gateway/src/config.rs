@@ -172,7 +172,9 @@ pub struct MqttConfig {
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
-            max_queued_messages: junction_core::runtime::Limits::default().max_queued_messages,
+            max_queued_messages: junction_core::runtime::Limits::default()
+                .mqtt
+                .max_queued_messages,
         }
     }
 }
@@ -204,7 +206,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_frame_size: l.max_frame_size,
             max_message_size: l.max_message_size,
-            channel_max: l.channel_max,
+            channel_max: l.amqp.channel_max,
             heartbeat: l.heartbeat,
             delivery_buffer: l.delivery_buffer,
             handshake_timeout: l.handshake_timeout.as_millis() as u64,
@@ -445,15 +447,21 @@ impl Config {
 
     /// The core's limits from this configuration.
     pub fn core_limits(&self) -> junction_core::runtime::Limits {
+        let defaults = junction_core::runtime::Limits::default();
         junction_core::runtime::Limits {
             max_frame_size: self.limits.max_frame_size,
             max_message_size: self.limits.max_message_size,
-            channel_max: self.limits.channel_max,
             heartbeat: self.limits.heartbeat,
             delivery_buffer: self.limits.delivery_buffer,
             handshake_timeout: std::time::Duration::from_millis(self.limits.handshake_timeout),
-            max_queued_messages: self.mqtt.max_queued_messages,
-            ..junction_core::runtime::Limits::default()
+            amqp: junction_core::runtime::AmqpLimits {
+                channel_max: self.limits.channel_max,
+                ..defaults.amqp
+            },
+            mqtt: junction_core::runtime::MqttLimits {
+                max_queued_messages: self.mqtt.max_queued_messages,
+            },
+            ..defaults
         }
     }
 }

@@ -63,17 +63,94 @@ pub struct Gateway {
     connections: Arc<ConnectionCount>,
 }
 
-/// The adapters, by listener name. A new protocol is one more line here. One instance per
-/// protocol serves its TCP and WebSocket listeners alike.
-fn adapters(cfg: &Config, broker: &Broker) -> [(&'static str, Arc<dyn ProtocolAdapter>); 3] {
-    [
-        ("AMQP", Arc::new(junction_amqp::AmqpAdapter)),
-        ("STOMP", Arc::new(stomp_adapter(cfg))),
+/// How a listener carries its protocol. (TLS and WebSocket over TLS join this list.)
+enum ListenerTransport {
+    Tcp,
+    WebSocket(WsOptions),
+}
+
+/// One listener: a protocol, over a transport, on an address.
+struct ListenerSpec {
+    /// The name it is logged under ("AMQP", "STOMP over WebSocket").
+    name: &'static str,
+    adapter: Arc<dyn ProtocolAdapter>,
+    transport: ListenerTransport,
+    address: SocketAddr,
+    /// Where [`BoundAddrs`] reports it.
+    bound_to: fn(&mut BoundAddrs) -> &mut Option<SocketAddr>,
+}
+
+/// The enabled listeners of a configuration, as one list. One adapter per protocol serves
+/// its TCP and WebSocket listeners alike; a new protocol or transport is one more entry.
+fn listener_specs(cfg: &Config, broker: &Broker) -> Vec<ListenerSpec> {
+    let amqp: Arc<dyn ProtocolAdapter> = Arc::new(junction_amqp::AmqpAdapter);
+    let stomp: Arc<dyn ProtocolAdapter> = Arc::new(stomp_adapter(cfg));
+    let mqtt: Arc<dyn ProtocolAdapter> = Arc::new(junction_mqtt::MqttAdapter::durable(broker));
+    let l = &cfg.listeners;
+    let ws = |path: &str, subprotocols| {
+        ListenerTransport::WebSocket(WsOptions {
+            path: path.to_string(),
+            subprotocols,
+        })
+    };
+    let all = [
         (
-            "MQTT",
-            Arc::new(junction_mqtt::MqttAdapter::durable(broker)),
+            l.amqp.enabled,
+            ListenerSpec {
+                name: "AMQP",
+                adapter: amqp,
+                transport: ListenerTransport::Tcp,
+                address: l.amqp.socket_addr(),
+                bound_to: |a| &mut a.amqp,
+            },
         ),
-    ]
+        (
+            l.stomp.enabled,
+            ListenerSpec {
+                name: "STOMP",
+                adapter: stomp.clone(),
+                transport: ListenerTransport::Tcp,
+                address: l.stomp.socket_addr(),
+                bound_to: |a| &mut a.stomp,
+            },
+        ),
+        (
+            l.mqtt.enabled,
+            ListenerSpec {
+                name: "MQTT",
+                adapter: mqtt.clone(),
+                transport: ListenerTransport::Tcp,
+                address: l.mqtt.socket_addr(),
+                bound_to: |a| &mut a.mqtt,
+            },
+        ),
+        (
+            l.stomp_ws.enabled,
+            ListenerSpec {
+                name: "STOMP over WebSocket",
+                adapter: stomp,
+                transport: ws(
+                    &l.stomp_ws.path,
+                    &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"],
+                ),
+                address: l.stomp_ws.socket_addr(),
+                bound_to: |a| &mut a.stomp_ws,
+            },
+        ),
+        (
+            l.mqtt_ws.enabled,
+            ListenerSpec {
+                name: "MQTT over WebSocket",
+                adapter: mqtt,
+                transport: ws(&l.mqtt_ws.path, &["mqtt", "mqttv3.1"]),
+                address: l.mqtt_ws.socket_addr(),
+                bound_to: |a| &mut a.mqtt_ws,
+            },
+        ),
+    ];
+    all.into_iter()
+        .filter_map(|(enabled, spec)| enabled.then_some(spec))
+        .collect()
 }
 
 fn stomp_adapter(cfg: &Config) -> junction_stomp::StompAdapter {
@@ -205,72 +282,36 @@ impl Gateway {
         let limits = cfg.core_limits();
         let mut addrs = BoundAddrs::default();
         let mut accept_tasks = Vec::new();
-        let listeners = [
-            &cfg.listeners.amqp,
-            &cfg.listeners.stomp,
-            &cfg.listeners.mqtt,
-        ];
-        let adapters = adapters(&cfg, &broker);
-        for ((protocol, adapter), lc) in adapters.iter().cloned().zip(listeners) {
-            if !lc.enabled {
-                continue;
+        for spec in listener_specs(&cfg, &broker) {
+            let (sockets, bound) = bind_all(spec.name, spec.address).await?;
+            match &spec.transport {
+                ListenerTransport::Tcp => tracing::info!(%bound, protocol = spec.name, "listening"),
+                ListenerTransport::WebSocket(ws) => {
+                    tracing::info!(%bound, path = %ws.path, protocol = spec.name, "listening")
+                }
             }
-            let (listeners, bound) = bind_all(protocol, lc.socket_addr()).await?;
-            tracing::info!(%bound, protocol, "listening");
-            match protocol {
-                "AMQP" => addrs.amqp = Some(bound),
-                "STOMP" => addrs.stomp = Some(bound),
-                _ => addrs.mqtt = Some(bound),
-            }
-            for listener in listeners {
-                accept_tasks.push(tokio::spawn(accept_loop(
-                    listener,
-                    adapter.clone(),
-                    broker.clone(),
-                    limits.clone(),
-                    connections.clone(),
-                )));
-            }
-        }
-        let stomp = adapters[1].1.clone();
-        let mqtt = adapters[2].1.clone();
-        let ws_listeners = [
-            (
-                "STOMP over WebSocket",
-                &cfg.listeners.stomp_ws,
-                stomp,
-                &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"][..],
-            ),
-            (
-                "MQTT over WebSocket",
-                &cfg.listeners.mqtt_ws,
-                mqtt,
-                &["mqtt", "mqttv3.1"][..],
-            ),
-        ];
-        for (protocol, lc, adapter, subprotocols) in ws_listeners {
-            if !lc.enabled {
-                continue;
-            }
-            let (listeners, bound) = bind_all(protocol, lc.socket_addr()).await?;
-            tracing::info!(%bound, path = %lc.path, protocol, "listening");
-            if protocol.starts_with("STOMP") {
-                addrs.stomp_ws = Some(bound);
-            } else {
-                addrs.mqtt_ws = Some(bound);
-            }
-            for listener in listeners {
-                accept_tasks.push(tokio::spawn(ws_accept_loop(
-                    listener,
-                    WsOptions {
-                        path: lc.path.clone(),
-                        subprotocols,
-                    },
-                    adapter.clone(),
-                    broker.clone(),
-                    limits.clone(),
-                    connections.clone(),
-                )));
+            *(spec.bound_to)(&mut addrs) = Some(bound);
+            for socket in sockets {
+                let (adapter, broker, limits) =
+                    (spec.adapter.clone(), broker.clone(), limits.clone());
+                let task = match &spec.transport {
+                    ListenerTransport::Tcp => tokio::spawn(accept_loop(
+                        socket,
+                        adapter,
+                        broker,
+                        limits,
+                        connections.clone(),
+                    )),
+                    ListenerTransport::WebSocket(ws) => tokio::spawn(ws_accept_loop(
+                        socket,
+                        ws.clone(),
+                        adapter,
+                        broker,
+                        limits,
+                        connections.clone(),
+                    )),
+                };
+                accept_tasks.push(task);
             }
         }
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));

@@ -13,7 +13,7 @@
 //! entries without a body and are read back, a run at a time, when they near the head.
 
 use crate::clock::{unix_ms, Clock};
-use crate::consumer::{Delivery, Offer, SinkEvent};
+use crate::consumer::{Delivery, DeliveryQueue, Offer, SinkEvent};
 use crate::error::{CoreError, CoreResult};
 use crate::message::Message;
 use crate::queue_args::QueueArgs;
@@ -48,6 +48,8 @@ pub struct Queue {
     /// The id its paged transient messages are stored under
     /// ([`crate::storage::transient_id`]).
     transient_store_id: u64,
+    /// The queue itself, for the deliveries it hands out (each names its queue).
+    me: Weak<Queue>,
     inner: Mutex<Inner>,
 }
 
@@ -80,7 +82,7 @@ impl Queue {
         vhost_name: String,
         clock: Arc<Clock>,
         store: Option<Arc<dyn MessageStore>>,
-    ) -> Self {
+    ) -> Arc<Self> {
         let store_id = crate::storage::queue_id(&vhost_name, &def.name);
         let rules = Rules {
             args: args.clone(),
@@ -90,7 +92,7 @@ impl Queue {
             window: store.as_ref().and_then(|s| s.memory_window()),
         };
         let state = QueueState::new(rules, clock.now_ms());
-        Queue {
+        Arc::new_cyclic(|me| Queue {
             def,
             args,
             owner,
@@ -100,11 +102,12 @@ impl Queue {
             store,
             store_id,
             transient_store_id: crate::storage::transient_id(store_id),
+            me: me.clone(),
             inner: Mutex::new(Inner {
                 state,
                 effects: Vec::new(),
             }),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -120,7 +123,7 @@ impl Queue {
     }
 
     /// Offers a published message; delivers it at once if a consumer can take it.
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
+    pub fn enqueue(&self, message: Arc<Message>) -> Enqueued {
         let page_transient = self.store.as_ref().is_some_and(|s| s.transient_paging());
         match self.run(QueueCommand::Enqueue {
             message,
@@ -132,7 +135,7 @@ impl Queue {
     }
 
     /// Restores stored messages at recovery (no dispatch; consumers are not there yet).
-    pub(crate) fn restore(self: &Arc<Self>, stored: Vec<StoredMessage>) {
+    pub(crate) fn restore(&self, stored: Vec<StoredMessage>) {
         self.run(QueueCommand::Restore {
             stored,
             wall_ms: unix_ms(),
@@ -141,12 +144,12 @@ impl Queue {
 
     /// Hands ready messages to consumers with credit; called when a consumer's sink has
     /// drained or its credit grew.
-    pub fn dispatch(self: &Arc<Self>) {
+    pub fn dispatch(&self) {
         self.run(QueueCommand::Wake);
     }
 
     /// Registers a consumer and starts delivering to it.
-    pub fn add_consumer(self: &Arc<Self>, spec: crate::consumer::ConsumerSpec) -> CoreResult<()> {
+    pub fn add_consumer(&self, spec: crate::consumer::ConsumerSpec) -> CoreResult<()> {
         match self.run(QueueCommand::AddConsumer(spec)) {
             Reply::Gone => Err(CoreError::NotFound(format!(
                 "no queue '{}' in vhost '{}'",
@@ -161,7 +164,7 @@ impl Queue {
     }
 
     /// Removes a consumer; its unacked messages stay unacked. Returns false if unknown.
-    pub fn cancel_consumer(self: &Arc<Self>, key: u64, connection: u64) -> bool {
+    pub fn cancel_consumer(&self, key: u64, connection: u64) -> bool {
         matches!(
             self.run(QueueCommand::CancelConsumer { key, connection }),
             Reply::Yes(true)
@@ -169,23 +172,23 @@ impl Queue {
     }
 
     /// Acknowledges deliveries; unknown ids are returned (a protocol error for most adapters).
-    pub fn ack(self: &Arc<Self>, ids: &[u64]) -> Vec<u64> {
+    pub fn ack(&self, ids: &[u64]) -> Vec<u64> {
         unknown(self.run(QueueCommand::Ack(ids)))
     }
 
     /// Rejects deliveries: requeued to their original place (marked redelivered), or
     /// dead-lettered / dropped. Unknown ids are returned.
-    pub fn reject(self: &Arc<Self>, ids: &[u64], requeue: bool) -> Vec<u64> {
+    pub fn reject(&self, ids: &[u64], requeue: bool) -> Vec<u64> {
         unknown(self.run(QueueCommand::Reject { ids, requeue }))
     }
 
     /// Requeues every unacked delivery of a consumer (its connection or channel went away).
-    pub fn requeue_consumer(self: &Arc<Self>, key: u64) {
+    pub fn requeue_consumer(&self, key: u64) {
         self.run(QueueCommand::RequeueConsumer(key));
     }
 
     /// Takes one message (AMQP basic.get).
-    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Fetched> {
+    pub fn get(&self, no_ack: bool) -> Option<Fetched> {
         match self.run(QueueCommand::Get { no_ack }) {
             Reply::Taken(t) => t,
             _ => None,
@@ -193,22 +196,22 @@ impl Queue {
     }
 
     /// Drops every ready message; returns how many.
-    pub fn purge(self: &Arc<Self>) -> usize {
+    pub fn purge(&self) -> usize {
         count(self.run(QueueCommand::Purge))
     }
 
     /// Marks the queue used (declare, get) for `x-expires`.
-    pub fn touch(self: &Arc<Self>) {
+    pub fn touch(&self) {
         self.run(QueueCommand::Touch);
     }
 
     /// Drops expired messages and reports whether the queue itself has expired (`x-expires`).
-    pub fn expire(self: &Arc<Self>) -> bool {
+    pub fn expire(&self) -> bool {
         matches!(self.run(QueueCommand::Expire), Reply::Yes(true))
     }
 
     /// Marks the queue deleted and tells its consumers. Returns the ready count it had.
-    pub(crate) fn mark_deleted(self: &Arc<Self>) -> usize {
+    pub(crate) fn mark_deleted(&self) -> usize {
         count(self.run(QueueCommand::Delete))
     }
 
@@ -251,7 +254,7 @@ impl Queue {
 
     /// Applies `cmd` and every command its effects lead to, performing the effects; returns
     /// the reply that answers `cmd`.
-    fn run(self: &Arc<Self>, cmd: QueueCommand<'_>) -> Reply {
+    fn run(&self, cmd: QueueCommand<'_>) -> Reply {
         let mut later = Later::new();
         let reply = {
             let mut guard = self.lock();
@@ -282,7 +285,7 @@ impl Queue {
     /// Performs the effects in order, under the lock; returns the command that follows from
     /// them (what a page-in read, or the deliveries sinks refused), if any.
     fn perform(
-        self: &Arc<Self>,
+        &self,
         state: &QueueState,
         effects: &mut Vec<Effect>,
         later: &mut Later,
@@ -290,6 +293,8 @@ impl Queue {
         // Allocated only when a sink refuses.
         let mut bounces: Option<Vec<Bounce>> = None;
         let mut follow = None;
+        // This queue as its deliveries name it; taken once per batch.
+        let mut me: Option<Arc<dyn DeliveryQueue>> = None;
         for effect in effects.drain(..) {
             match effect {
                 Effect::Store { seq, message, at } => {
@@ -308,7 +313,7 @@ impl Queue {
                     // gets its messages in queue order.
                     Some(bounces) => bounces.push(h.bounce()),
                     None => {
-                        if let Some(b) = self.hand_out(state, h, later) {
+                        if let Some(b) = self.hand_out(state, h, &mut me, later) {
                             bounces = Some(vec![b]);
                         }
                     }
@@ -358,9 +363,10 @@ impl Queue {
     /// Offers a decided delivery to its consumer's sink; a full sink parks the queue and is
     /// offered once more. Returns the delivery as a bounce if the sink refused it.
     fn hand_out(
-        self: &Arc<Self>,
+        &self,
         state: &QueueState,
         h: Handout,
+        me: &mut Option<Arc<dyn DeliveryQueue>>,
         later: &mut Later,
     ) -> Option<Bounce> {
         let Handout {
@@ -372,9 +378,20 @@ impl Queue {
             mark_delivered,
             entry,
         } = h;
+        if me.is_none() {
+            *me = self.me.upgrade().map(|q| q as Arc<dyn DeliveryQueue>);
+        }
+        let Some(queue) = me.clone() else {
+            // Unreachable while `&self` lives in its Arc; given back rather than lost.
+            return Some(Bounce {
+                consumer,
+                id,
+                entry,
+            });
+        };
         let delivery = Delivery {
             consumer: key,
-            queue: self.clone(),
+            queue,
             id,
             message,
             redelivered,
@@ -384,7 +401,7 @@ impl Queue {
             Offer::Sent => true,
             Offer::Closed => false,
             Offer::Full(ev) => {
-                sink.park(self);
+                sink.park(&(self.me.clone() as Weak<dyn DeliveryQueue>));
                 matches!(sink.offer(ev), Offer::Sent)
             }
         };
@@ -489,6 +506,24 @@ impl Queue {
                 h.auto_delete(self);
             }
         }
+    }
+}
+
+impl DeliveryQueue for Queue {
+    fn ack(&self, ids: &[u64]) -> Vec<u64> {
+        Queue::ack(self, ids)
+    }
+
+    fn reject(&self, ids: &[u64], requeue: bool) -> Vec<u64> {
+        Queue::reject(self, ids, requeue)
+    }
+
+    fn resume(&self) {
+        self.dispatch();
+    }
+
+    fn name(&self) -> &str {
+        &self.def.name
     }
 }
 

@@ -15,33 +15,53 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
-/// Limits every adapter enforces on what a client may send.
+/// Limits on what a client may send: those every adapter enforces, and each protocol's own.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest frame/packet accepted, in bytes.
     pub max_frame_size: u32,
     /// Largest message body accepted, in bytes.
     pub max_message_size: u64,
-    /// AMQP channels per connection.
-    pub channel_max: u16,
     /// Heart-beat / keep-alive the server proposes, in seconds (0 = off).
     pub heartbeat: u16,
-    /// STOMP: headers per frame, and bytes per header line.
-    pub max_headers: usize,
-    pub max_header_length: usize,
-    /// Nesting depth of AMQP tables and arrays.
-    pub max_table_depth: usize,
-    /// MQTT topic length in bytes.
-    pub max_topic_length: usize,
     /// Deliveries buffered per connection before back-pressure.
     pub delivery_buffer: usize,
-    /// MQTT: messages a clean session's queue holds for a client that does not keep up
-    /// (Mosquitto's `max_queued_messages`); beyond it the oldest are dropped, and counted.
-    /// 0 = no limit.
-    pub max_queued_messages: usize,
     /// From accept to a logged-in session (WebSocket upgrade, protocol header, login, open),
     /// counted against the whole handshake.
     pub handshake_timeout: Duration,
+    /// AMQP's own limits.
+    pub amqp: AmqpLimits,
+    /// STOMP's own limits.
+    pub stomp: StompLimits,
+    /// MQTT's own limits.
+    pub mqtt: MqttLimits,
+}
+
+/// Limits only AMQP has.
+#[derive(Debug, Clone)]
+pub struct AmqpLimits {
+    /// Channels per connection.
+    pub channel_max: u16,
+    /// Nesting depth of field tables and arrays.
+    pub max_table_depth: usize,
+}
+
+/// Limits only STOMP has.
+#[derive(Debug, Clone)]
+pub struct StompLimits {
+    /// Headers per frame.
+    pub max_headers: usize,
+    /// Bytes per header line.
+    pub max_header_length: usize,
+}
+
+/// Limits only MQTT has.
+#[derive(Debug, Clone)]
+pub struct MqttLimits {
+    /// Messages a clean session's queue holds for a client that does not keep up
+    /// (Mosquitto's `max_queued_messages`); beyond it the oldest are dropped, and counted.
+    /// 0 = no limit.
+    pub max_queued_messages: usize,
 }
 
 impl Default for Limits {
@@ -49,15 +69,20 @@ impl Default for Limits {
         Limits {
             max_frame_size: 131_072,
             max_message_size: 128 * 1024 * 1024,
-            channel_max: 2047,
             heartbeat: 60,
-            max_headers: 1000,
-            max_header_length: 64 * 1024,
-            max_table_depth: 16,
-            max_topic_length: 65_535,
             delivery_buffer: 1024,
-            max_queued_messages: 1000,
             handshake_timeout: Duration::from_secs(10),
+            amqp: AmqpLimits {
+                channel_max: 2047,
+                max_table_depth: 16,
+            },
+            stomp: StompLimits {
+                max_headers: 1000,
+                max_header_length: 64 * 1024,
+            },
+            mqtt: MqttLimits {
+                max_queued_messages: 1000,
+            },
         }
     }
 }

@@ -9,6 +9,9 @@ pub mod harness;
 pub mod outbox;
 pub mod write_buf;
 
-pub use adapter::{ConnectionContext, Limits, ProtocolAdapter, ServeError, Transport};
+pub use adapter::{
+    AmqpLimits, ConnectionContext, Limits, MqttLimits, ProtocolAdapter, ServeError, StompLimits,
+    Transport,
+};
 pub use outbox::Outbox;
 pub use write_buf::WriteBuf;

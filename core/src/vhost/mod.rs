@@ -337,7 +337,7 @@ impl VHost {
         // queue pages transient messages out to it.
         let store = Some(self.messages.clone());
         let host: Weak<dyn QueueHost> = self.me.clone();
-        Arc::new(Queue::new(
+        Queue::new(
             def,
             args,
             owner,
@@ -345,7 +345,7 @@ impl VHost {
             self.name.clone(),
             self.clock.clone(),
             store,
-        ))
+        )
     }
 
     /// queue.delete; returns the number of ready messages deleted. A missing queue is not an error.

@@ -78,7 +78,7 @@ impl Session {
         let mut s = Session {
             broker: ctx.broker.clone(),
             frame_max: ctx.limits.max_frame_size,
-            channel_max: ctx.limits.channel_max,
+            channel_max: ctx.limits.amqp.channel_max,
             heartbeat: 0,
             ctx,
             state: State::Starting,
@@ -108,7 +108,7 @@ impl Session {
     pub fn codec_limits(&self) -> codec::Limits {
         codec::Limits {
             frame_max: self.frame_max,
-            table_depth: self.ctx.limits.max_table_depth,
+            table_depth: self.ctx.limits.amqp.max_table_depth,
         }
     }
 
@@ -323,7 +323,7 @@ impl Session {
                 self.send(
                     0,
                     &Method::ConnectionTune {
-                        channel_max: l.channel_max,
+                        channel_max: l.amqp.channel_max,
                         frame_max: l.max_frame_size,
                         heartbeat: l.heartbeat,
                     },
@@ -360,7 +360,7 @@ impl Session {
                     ));
                 }
                 self.frame_max = if frame_max == 0 { ours } else { frame_max };
-                let ours = self.limits().channel_max;
+                let ours = self.limits().amqp.channel_max;
                 self.channel_max = if channel_max == 0 {
                     ours
                 } else {

@@ -16,7 +16,8 @@ pub struct ConnAckInfo {
 }
 
 /// Appends a CONNACK. `code` is the v5 reason code; 3.1.1 gets its nearest return code.
-pub fn connack(level: Level, code: u8, info: &ConnAckInfo, out: &mut BytesMut) {
+pub fn connack(level: Level, code: ReasonCode, info: &ConnAckInfo, out: &mut BytesMut) {
+    let code = code.code();
     match level {
         Level::V4 => {
             let rc = match code {
@@ -154,7 +155,8 @@ pub enum Ack {
 }
 
 /// Appends PUBACK/PUBREC/PUBREL/PUBCOMP with a v5 reason code (dropped for 3.1.1).
-pub fn ack(level: Level, kind: Ack, pkid: u16, reason: u8, out: &mut BytesMut) {
+pub fn ack(level: Level, kind: Ack, pkid: u16, reason: ReasonCode, out: &mut BytesMut) {
+    let reason = reason.code();
     match level {
         Level::V4 => {
             let _ = match kind {
@@ -274,7 +276,8 @@ pub fn pingresp(out: &mut BytesMut) {
 }
 
 /// Appends a v5 DISCONNECT with a reason code and reason string (3.1.1 has none: nothing).
-pub fn disconnect(level: Level, reason: u8, reason_string: &str, out: &mut BytesMut) {
+pub fn disconnect(level: Level, reason: ReasonCode, reason_string: &str, out: &mut BytesMut) {
+    let reason = reason.code();
     if level != Level::V5 {
         return;
     }

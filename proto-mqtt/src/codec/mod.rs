@@ -125,12 +125,12 @@ pub enum CodecError {
 
 impl CodecError {
     /// The MQTT 5 reason code for a DISCONNECT (or CONNACK) about this error.
-    pub fn reason_code(&self) -> u8 {
+    pub fn reason_code(&self) -> ReasonCode {
         match self {
-            CodecError::Malformed(_) => 0x81,
-            CodecError::TooLarge(_) => 0x95,
-            CodecError::Protocol(_) => 0x82,
-            CodecError::UnsupportedLevel(_) => 0x84,
+            CodecError::Malformed(_) => ReasonCode::MalformedPacket,
+            CodecError::TooLarge(_) => ReasonCode::PacketTooLarge,
+            CodecError::Protocol(_) => ReasonCode::ProtocolError,
+            CodecError::UnsupportedLevel(_) => ReasonCode::UnsupportedProtocolVersion,
         }
     }
 }
@@ -157,12 +157,14 @@ fn map_err(e: mqttbytes::Error) -> CodecError {
 
 mod decode;
 mod encode;
+mod reason;
 
 pub use decode::decode;
 pub use encode::{
     ack, connack, connack_refused_level, disconnect, pingresp, publish, suback, unsuback, Ack,
     ConnAckInfo,
 };
+pub use reason::ReasonCode;
 
 #[cfg(test)]
 mod tests;

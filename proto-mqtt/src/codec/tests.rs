@@ -125,7 +125,12 @@ fn outbound_packets_decode_as_mqttbytes_reads_them() {
     let back = decode_all(&out, Some(Level::V5));
     assert_eq!(back, vec![Ok(Inbound::Publish(p))]);
     let mut out = BytesMut::new();
-    disconnect(Level::V5, 0x8E, "session taken over", &mut out);
+    disconnect(
+        Level::V5,
+        ReasonCode::SessionTakenOver,
+        "session taken over",
+        &mut out,
+    );
     assert_eq!(out[0], 0xE0);
     assert_eq!(out[2], 0x8E);
 }
@@ -270,8 +275,11 @@ fn reserved_flags_empty_subscriptions_and_packet_id_zero_close_the_connection() 
     }
     // v5: a SUBSCRIBE with properties but no filter is a protocol error (DISCONNECT 0x82).
     let e = CodecError::Protocol(String::new());
-    assert_eq!(e.reason_code(), 0x82);
-    assert_eq!(CodecError::Malformed(String::new()).reason_code(), 0x81);
+    assert_eq!(e.reason_code(), ReasonCode::ProtocolError);
+    assert_eq!(
+        CodecError::Malformed(String::new()).reason_code(),
+        ReasonCode::MalformedPacket
+    );
     // Valid ones still decode.
     let ok = v4_open(&[0x82u8, 6, 0, 1, 0, 1, b'a', 0]);
     assert!(
@@ -317,12 +325,18 @@ fn v5_acks_with_reason_0_and_no_properties_take_the_short_form() {
         (Ack::PubComp, 0x70),
     ] {
         let mut out = BytesMut::new();
-        ack(Level::V5, kind, 7, 0, &mut out);
+        ack(Level::V5, kind, 7, ReasonCode::Success, &mut out);
         assert_eq!(&out[..], &[first, 2, 0, 7], "{kind:?}");
     }
     // A non-zero reason is written out.
     let mut out = BytesMut::new();
-    ack(Level::V5, Ack::PubAck, 7, 0x10, &mut out);
+    ack(
+        Level::V5,
+        Ack::PubAck,
+        7,
+        ReasonCode::NoMatchingSubscribers,
+        &mut out,
+    );
     assert_eq!(&out[..4], &[0x40, 3, 0, 7]);
     assert_eq!(out[4], 0x10);
 }

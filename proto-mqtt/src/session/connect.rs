@@ -7,7 +7,11 @@ impl Session {
         let level = c.level;
         self.level = Some(level);
         if c.auth_method.is_some() {
-            return self.refuse(level, 0x8C, "enhanced authentication is not supported");
+            return self.refuse(
+                level,
+                ReasonCode::BadAuthenticationMethod,
+                "enhanced authentication is not supported",
+            );
         }
         // RabbitMQ's `vhost:user` login form.
         let (login, password) = c
@@ -23,18 +27,30 @@ impl Session {
             .authenticate(&user, &password, Some(self.ctx.peer))
             .is_err()
         {
-            return self.refuse(level, 0x86, "bad user name or password");
+            return self.refuse(
+                level,
+                ReasonCode::BadUserNameOrPassword,
+                "bad user name or password",
+            );
         }
         if auth.check_vhost(&user, &vhost_name).is_err() {
-            return self.refuse(level, 0x87, "not authorized for this vhost");
+            return self.refuse(
+                level,
+                ReasonCode::NotAuthorized,
+                "not authorized for this vhost",
+            );
         }
         let Ok(vhost) = self.ctx.broker.vhost(&vhost_name) else {
-            return self.refuse(level, 0x87, "no such vhost");
+            return self.refuse(level, ReasonCode::NotAuthorized, "no such vhost");
         };
         let mut assigned = None;
         let client_id = if c.client_id.is_empty() {
             if level == Level::V4 && !c.clean_start {
-                return self.refuse(level, 0x85, "an empty client id needs a clean session");
+                return self.refuse(
+                    level,
+                    ReasonCode::ClientIdentifierNotValid,
+                    "an empty client id needs a clean session",
+                );
             }
             let id = format!("junction-{}", self.ctx.connection_id);
             assigned = Some(id.clone());
@@ -77,7 +93,7 @@ impl Session {
             max_packet_size: Some(self.max_packet() as u32),
             ..Default::default()
         };
-        codec::connack(level, 0, &info, self.outbox.out.buf());
+        codec::connack(level, ReasonCode::Success, &info, self.outbox.out.buf());
         if c.clean_start || !session_present {
             // A clean start throws away a stored durable queue too.
             let _ = self
@@ -115,7 +131,13 @@ impl Session {
             self.consume_shared(&s)?;
         }
         for pkid in self.session.outgoing_rel.clone() {
-            codec::ack(self.lv(), Ack::PubRel, pkid, 0, self.outbox.out.buf());
+            codec::ack(
+                self.lv(),
+                Ack::PubRel,
+                pkid,
+                ReasonCode::Success,
+                self.outbox.out.buf(),
+            );
         }
         Ok(())
     }
@@ -144,7 +166,7 @@ impl Session {
                 FieldValue::I64(i64::from(self.session.expiry.max(1)) * 1000),
             );
         }
-        let max_queued = self.ctx.limits.max_queued_messages;
+        let max_queued = self.ctx.limits.mqtt.max_queued_messages;
         if !persistent && max_queued > 0 {
             // A client that stops reading loses new QoS 0 messages past the limit, as with
             // Mosquitto, instead of growing the broker without bound.

@@ -3,25 +3,34 @@
 use super::*;
 
 impl Session {
-    /// Builds the core message of a will, published by `client_id` as `user` at `now_s`.
-    pub fn will_message(now_s: u64, client_id: &str, user: &str, w: Will) -> Arc<Message> {
+    /// Builds the core message of a will, published by `client_id` as `user` at `now_s`, and
+    /// the exchange it is published to.
+    pub fn will_message(
+        now_s: u64,
+        client_id: &str,
+        user: &str,
+        w: Will,
+    ) -> (&'static str, Arc<Message>) {
         let properties =
             Self::message_properties(now_s, client_id, user, w.qos, w.retain, &w.props);
         Self::message_with(&w.topic, Arc::new(properties), w.payload)
     }
 
+    /// The core message of a publish on `topic`, and the exchange it goes to (the topic is
+    /// mapped once, here).
     pub(super) fn message_with(
         topic: &str,
         properties: Arc<Properties>,
         payload: Bytes,
-    ) -> Arc<Message> {
+    ) -> (&'static str, Arc<Message>) {
         let (exchange, routing_key) = route_of(topic);
-        Arc::new(Message {
+        let message = Arc::new(Message {
             exchange: exchange.into(),
             routing_key,
             properties,
             body: payload,
-        })
+        });
+        (exchange, message)
     }
 
     /// Properties for a publish. Plain ones (no MQTT 5 properties) are shared by every message

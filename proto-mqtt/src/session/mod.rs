@@ -5,7 +5,8 @@
 //! subscriptions to pick the QoS, the retain flag and the v5 subscription identifiers.
 
 use crate::codec::{
-    self, Ack, ConnAckInfo, ConnectInfo, FilterReq, Inbound, Level, PubProps, Publish, Will,
+    self, Ack, ConnAckInfo, ConnectInfo, FilterReq, Inbound, Level, PubProps, Publish, ReasonCode,
+    Will,
 };
 use crate::registry::{Registry, SessionState, Subscription};
 use crate::topic::{
@@ -16,8 +17,8 @@ use junction_core::id_hash::IdHashBuilder;
 use junction_core::runtime::driver::{self, Takeover};
 use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{
-    Binding, ConsumerSpec, CoreError, Credit, Delivery, DeliverySink, Destination, FieldTable,
-    FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost,
+    Binding, ConsumerSpec, CoreError, Credit, Delivery, DeliveryQueue, DeliverySink, Destination,
+    FieldTable, FieldValue, Message, Properties, Queue, QueueDef, SinkEvent, VHost,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -72,7 +73,7 @@ pub enum State {
 }
 
 struct Inflight {
-    queue: Arc<Queue>,
+    queue: Arc<dyn DeliveryQueue>,
     id: u64,
 }
 
@@ -98,7 +99,7 @@ pub struct PendingWill {
 #[derive(Debug)]
 pub enum Reply {
     /// PUBACK/PUBREC of a stored message: kind, packet id, reason code.
-    Ack(Ack, u16, u8),
+    Ack(Ack, u16, ReasonCode),
     /// SUBACK of a durable subscription: packet id, return codes.
     SubAck(u16, Vec<u8>),
 }
@@ -213,11 +214,11 @@ impl Session {
     }
 
     /// Closes with a v5 DISCONNECT carrying `reason` (3.1.1: just closes). The will is published.
-    pub fn disconnect(&mut self, reason: u8, text: &str) {
+    pub fn disconnect(&mut self, reason: ReasonCode, text: &str) {
         if self.state == State::Closed {
             return;
         }
-        tracing::info!(peer = %self.ctx.peer, client = %self.client_id, reason, text, "closing MQTT connection");
+        tracing::info!(peer = %self.ctx.peer, client = %self.client_id, reason = reason.code(), text, "closing MQTT connection");
         if let Some(level) = self.level.filter(|_| self.state == State::Open) {
             codec::disconnect(level, reason, text, self.outbox.out.buf());
         }
@@ -243,7 +244,7 @@ impl Session {
     /// Broker shutdown.
     pub fn shutdown(&mut self) {
         self.publish_will = false;
-        self.disconnect(0x8B, "server shutting down");
+        self.disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
     }
 
     pub fn handle_packet(&mut self, p: Inbound, now: u64) {
@@ -283,7 +284,7 @@ impl Session {
             return;
         }
         match p {
-            Inbound::Connect(_) => self.disconnect(0x82, "second CONNECT"),
+            Inbound::Connect(_) => self.disconnect(ReasonCode::ProtocolError, "second CONNECT"),
             Inbound::Publish(p) => {
                 self.published = true;
                 self.publish_in(p)
@@ -300,9 +301,9 @@ impl Session {
                     self.dirty = true;
                 }
                 let reason = if self.session.outgoing_rel.contains(&pkid) {
-                    0
+                    ReasonCode::Success
                 } else {
-                    0x92
+                    ReasonCode::PacketIdentifierNotFound
                 };
                 codec::ack(self.lv(), Ack::PubRel, pkid, reason, self.outbox.out.buf());
             }
@@ -313,9 +314,9 @@ impl Session {
             Inbound::PubRel(pkid) => {
                 let reason = if self.session.incoming_qos2.remove(&pkid) {
                     self.dirty = true;
-                    0
+                    ReasonCode::Success
                 } else {
-                    0x92
+                    ReasonCode::PacketIdentifierNotFound
                 };
                 codec::ack(self.lv(), Ack::PubComp, pkid, reason, self.outbox.out.buf());
             }
@@ -329,7 +330,7 @@ impl Session {
                 if let Some(e) = session_expiry {
                     if self.session.expiry == 0 && e > 0 {
                         self.disconnect(
-                            0x82,
+                            ReasonCode::ProtocolError,
                             "session expiry cannot be set on DISCONNECT when it was 0",
                         );
                         return;
@@ -337,11 +338,13 @@ impl Session {
                     self.session.expiry = e;
                     self.dirty = true;
                 }
-                // 0x04: disconnect with will message.
-                self.publish_will = reason == 0x04;
+                self.publish_will = reason == ReasonCode::DisconnectWithWill.code();
                 self.state = State::Closed;
             }
-            Inbound::Auth => self.disconnect(0x8C, "enhanced authentication is not supported"),
+            Inbound::Auth => self.disconnect(
+                ReasonCode::BadAuthenticationMethod,
+                "enhanced authentication is not supported",
+            ),
         }
     }
 
@@ -350,8 +353,8 @@ impl Session {
         self.level.unwrap_or(Level::V4)
     }
 
-    fn refuse(&mut self, level: Level, code: u8, why: &str) {
-        tracing::info!(peer = %self.ctx.peer, code, why, "MQTT CONNECT refused");
+    fn refuse(&mut self, level: Level, code: ReasonCode, why: &str) {
+        tracing::info!(peer = %self.ctx.peer, code = code.code(), why, "MQTT CONNECT refused");
         let info = ConnAckInfo {
             reason_string: Some(why.to_string()),
             ..Default::default()
@@ -409,7 +412,9 @@ impl driver::Session for Session {
     /// Drops a client silent for 1.5 × its keep-alive.
     fn handle_timeout(&mut self, now: u64) {
         match (self.state, self.poll_timeout()) {
-            (State::Open, Some(t)) if now >= t => self.disconnect(0x8D, "keep alive timeout"),
+            (State::Open, Some(t)) if now >= t => {
+                self.disconnect(ReasonCode::KeepAliveTimeout, "keep alive timeout")
+            }
             _ => {}
         }
     }
@@ -456,7 +461,7 @@ impl driver::Session for Session {
 
     /// Another connection took this client id.
     fn taken_over(&mut self) {
-        self.disconnect(0x8E, "session taken over");
+        self.disconnect(ReasonCode::SessionTakenOver, "session taken over");
     }
 
     /// The takeover signal to watch (after CONNECT).

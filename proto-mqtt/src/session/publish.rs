@@ -8,43 +8,54 @@ impl Session {
         let level = self.lv();
         if let Some(alias) = p.props.topic_alias.take() {
             if alias == 0 || alias > TOPIC_ALIAS_MAX {
-                return self.disconnect(0x94, "topic alias out of range");
+                return self.disconnect(ReasonCode::TopicAliasInvalid, "topic alias out of range");
             }
             if p.topic.is_empty() {
                 match self.aliases_in.get(&alias) {
                     Some(t) => p.topic = t.clone(),
-                    None => return self.disconnect(0x82, "unknown topic alias"),
+                    None => {
+                        return self.disconnect(ReasonCode::ProtocolError, "unknown topic alias")
+                    }
                 }
             } else {
                 self.aliases_in.insert(alias, p.topic.clone());
             }
         }
         if !valid_topic(&p.topic) {
-            return self.disconnect(0x90, "invalid topic name in PUBLISH");
+            return self.disconnect(
+                ReasonCode::TopicNameInvalid,
+                "invalid topic name in PUBLISH",
+            );
         }
         if p.qos > 2 {
-            return self.disconnect(0x81, "invalid QoS");
+            return self.disconnect(ReasonCode::MalformedPacket, "invalid QoS");
         }
         if p.qos == 2 && self.session.incoming_qos2.contains(&p.pkid) {
             // A resend of a message already taken: acknowledge, do not route it again.
-            codec::ack(level, Ack::PubRec, p.pkid, 0, self.outbox.out.buf());
+            codec::ack(
+                level,
+                Ack::PubRec,
+                p.pkid,
+                ReasonCode::Success,
+                self.outbox.out.buf(),
+            );
             return;
         }
         let properties = self.properties_for(p.qos, p.retain, &p.props);
         let vh = self.vh();
         // A retained message is stored by the registry's tap on amq.topic.
-        let msg = Self::message_with(&p.topic, properties, p.payload);
-        let routed = match vh.publish(route_of(&p.topic).0, msg) {
+        let (exchange, msg) = Self::message_with(&p.topic, properties, p.payload);
+        let routed = match vh.publish(exchange, msg) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "MQTT publish failed");
-                return self.disconnect(0x80, "publish failed");
+                return self.disconnect(ReasonCode::UnspecifiedError, "publish failed");
             }
         };
         let reason = if routed.unroutable() && level == Level::V5 {
-            0x10
+            ReasonCode::NoMatchingSubscribers
         } else {
-            0
+            ReasonCode::Success
         };
         let kind = match p.qos {
             0 => return,
@@ -130,7 +141,7 @@ impl Session {
         retain: bool,
         dup: bool,
         subscription_ids: Vec<usize>,
-        track: Option<(&Arc<Queue>, u64)>,
+        track: Option<(&Arc<dyn DeliveryQueue>, u64)>,
     ) -> bool {
         let level = self.lv();
         let pkid = if qos > 0 {

@@ -14,7 +14,11 @@ impl Session {
                 None => (None, req.filter.clone()),
             };
             if !valid_filter(&filter) || (group.is_some() && req.no_local) {
-                codes.push(if self.lv() == Level::V5 { 0x8F } else { 0x80 });
+                codes.push(if self.lv() == Level::V5 {
+                    ReasonCode::TopicFilterInvalid.code()
+                } else {
+                    ReasonCode::UnspecifiedError.code()
+                });
                 continue;
             }
             req.filter = filter.clone();
@@ -72,7 +76,7 @@ impl Session {
                 }
                 Err(e) => {
                     tracing::warn!(client = %self.client_id, filter, error = %e, "subscribe failed");
-                    codes.push(0x80);
+                    codes.push(ReasonCode::UnspecifiedError.code());
                 }
             }
         }

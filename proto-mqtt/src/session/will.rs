@@ -41,14 +41,13 @@ impl Session {
 impl PendingWill {
     /// Publishes the will (the registry's tap retains it if asked).
     pub fn publish(self) {
-        let topic = self.will.topic.clone();
-        let msg = Session::will_message(
+        let (exchange, msg) = Session::will_message(
             self.clock.unix_seconds(),
             &self.client_id,
             &self.user,
             self.will,
         );
-        if let Err(e) = self.vhost.publish(route_of(&topic).0, msg) {
+        if let Err(e) = self.vhost.publish(exchange, msg) {
             tracing::warn!(error = %e, "will publish failed");
         }
     }

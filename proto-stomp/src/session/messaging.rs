@@ -1,6 +1,7 @@
 //! SEND, SUBSCRIBE, UNSUBSCRIBE, ACK/NACK and transactions.
 
-use super::{core_error, Session};
+use super::error::StompError;
+use super::Session;
 use crate::codec::{Command, Frame, Version};
 use crate::destination::Destination;
 use crate::headers::{from_properties, to_properties};
@@ -10,8 +11,6 @@ use junction_core::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-type Failure = (String, String);
 
 /// How a subscription's messages are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +32,11 @@ pub(super) struct Subscription {
     durable_queue: bool,
 }
 
-fn missing(header: &str, command: Command) -> Failure {
-    (
-        format!("Missing '{header}' header"),
-        format!("{} frames need a '{header}' header", command.as_str()),
-    )
+fn missing(header: &str, command: Command) -> StompError {
+    StompError::MissingHeader {
+        header: header.to_string(),
+        command,
+    }
 }
 
 fn truthy(f: &Frame, name: &str) -> Option<bool> {
@@ -64,7 +63,7 @@ impl Session {
         self.vhost.clone().expect("open session has a vhost")
     }
 
-    pub(super) fn dispatch(&mut self, f: Frame) -> Result<(), Failure> {
+    pub(super) fn dispatch(&mut self, f: Frame) -> Result<(), StompError> {
         if f.command == Command::Send {
             self.published = true;
         }
@@ -72,10 +71,10 @@ impl Session {
             if matches!(f.command, Command::Send | Command::Ack | Command::Nack) {
                 let tx = tx.to_string();
                 let Some(buffered) = self.transactions.get_mut(&tx) else {
-                    return Err((
-                        "Bad transaction".into(),
-                        format!("transaction '{tx}' was not begun"),
-                    ));
+                    return Err(StompError::BadTransaction {
+                        id: tx,
+                        begun: false,
+                    });
                 };
                 buffered.push(f);
                 return Ok(());
@@ -87,14 +86,11 @@ impl Session {
             Command::Unsubscribe => self.unsubscribe(&f),
             Command::Ack | Command::Nack => self.ack(&f),
             Command::Begin | Command::Commit | Command::Abort => self.transaction(&f),
-            other => Err((
-                "Bad command".into(),
-                format!("{} is not a client frame", other.as_str()),
-            )),
+            other => Err(StompError::BadCommand(other)),
         }
     }
 
-    fn transaction(&mut self, f: &Frame) -> Result<(), Failure> {
+    fn transaction(&mut self, f: &Frame) -> Result<(), StompError> {
         let tx = f
             .header("transaction")
             .ok_or_else(|| missing("transaction", f.command))?
@@ -102,21 +98,22 @@ impl Session {
         match f.command {
             Command::Begin => {
                 if self.transactions.contains_key(&tx) {
-                    return Err((
-                        "Bad transaction".into(),
-                        format!("transaction '{tx}' already begun"),
-                    ));
+                    return Err(StompError::BadTransaction {
+                        id: tx,
+                        begun: true,
+                    });
                 }
                 self.transactions.insert(tx, Vec::new());
                 Ok(())
             }
             _ => {
-                let frames = self.transactions.remove(&tx).ok_or_else(|| {
-                    (
-                        "Bad transaction".to_string(),
-                        format!("transaction '{tx}' was not begun"),
-                    )
-                })?;
+                let frames =
+                    self.transactions
+                        .remove(&tx)
+                        .ok_or_else(|| StompError::BadTransaction {
+                            id: tx.clone(),
+                            begun: false,
+                        })?;
                 if f.command == Command::Commit {
                     for mut frame in frames {
                         frame.headers.retain(|(k, _)| k != "transaction");
@@ -129,7 +126,7 @@ impl Session {
     }
 
     /// The queue behind `/temp-queue/x`, created (exclusive, auto-delete) on first use.
-    fn temp_queue(&mut self, x: &str) -> Result<String, Failure> {
+    fn temp_queue(&mut self, x: &str) -> Result<String, StompError> {
         if let Some(q) = self.temp_queues.get(x) {
             return Ok(q.clone());
         }
@@ -143,7 +140,7 @@ impl Session {
         let d = self
             .vh()
             .declare_queue(def, false, self.ctx.connection_id)
-            .map_err(core_error)?;
+            .map_err(StompError::from)?;
         self.temp_queues.insert(x.to_string(), d.name.clone());
         // Replies to a temp queue arrive on an implicit subscription named after it.
         let dest = format!("/temp-queue/{x}");
@@ -152,7 +149,7 @@ impl Session {
     }
 
     /// Declares a `/queue/` queue unless it exists.
-    fn ensure_queue(&mut self, name: &str, f: Option<&Frame>) -> Result<(), Failure> {
+    fn ensure_queue(&mut self, name: &str, f: Option<&Frame>) -> Result<(), StompError> {
         let vh = self.vh();
         if vh.queue(name, Some(self.ctx.connection_id)).is_ok() {
             return Ok(());
@@ -166,7 +163,7 @@ impl Session {
         };
         let d = vh
             .declare_queue(def, false, self.ctx.connection_id)
-            .map_err(core_error)?;
+            .map_err(StompError::from)?;
         self.after_store(d.stored);
         Ok(())
     }
@@ -178,11 +175,11 @@ impl Session {
         }
     }
 
-    fn send_frame(&mut self, f: &Frame) -> Result<(), Failure> {
+    fn send_frame(&mut self, f: &Frame) -> Result<(), StompError> {
         let dest = f
             .header("destination")
             .ok_or_else(|| missing("destination", Command::Send))?;
-        let dest = Destination::parse(dest).map_err(|e| ("Bad destination".to_string(), e))?;
+        let dest = Destination::parse(dest).map_err(StompError::BadDestination)?;
         let (exchange, routing_key) = match dest {
             Destination::Queue(q) => {
                 self.ensure_queue(&q, None)?;
@@ -207,14 +204,17 @@ impl Session {
             properties: Arc::new(properties),
             body: f.body.clone(),
         });
-        let routed = self.vh().publish(&exchange, message).map_err(core_error)?;
+        let routed = self
+            .vh()
+            .publish(&exchange, message)
+            .map_err(StompError::from)?;
         if routed.stored > 0 {
             self.outbox.held.want_sync();
         }
         Ok(())
     }
 
-    fn subscribe(&mut self, f: &Frame) -> Result<(), Failure> {
+    fn subscribe(&mut self, f: &Frame) -> Result<(), StompError> {
         let dest_text = f
             .header("destination")
             .ok_or_else(|| missing("destination", Command::Subscribe))?
@@ -225,16 +225,13 @@ impl Session {
             None => return Err(missing("id", Command::Subscribe)),
         };
         if self.subscriptions.contains_key(&id) {
-            return Err((
-                "Duplicated subscription identifier".into(),
-                format!("subscription '{id}' already exists"),
-            ));
+            return Err(StompError::DuplicateSubscription(id));
         }
         let ack = match f.header("ack").unwrap_or("auto") {
             "auto" => AckMode::Auto,
             "client" => AckMode::Client,
             "client-individual" => AckMode::ClientIndividual,
-            other => return Err(("Bad ack mode".into(), format!("unknown ack mode '{other}'"))),
+            other => return Err(StompError::BadAckMode(other.to_string())),
         };
         let prefetch: u32 = f
             .header("prefetch-count")
@@ -253,7 +250,7 @@ impl Session {
             arguments: queue_arguments(f),
         };
         let (queue, durable_queue) =
-            match Destination::parse(&dest_text).map_err(|e| ("Bad destination".to_string(), e))? {
+            match Destination::parse(&dest_text).map_err(StompError::BadDestination)? {
                 Destination::Queue(q) => {
                     self.ensure_queue(&q, Some(f))?;
                     (q, false)
@@ -264,7 +261,7 @@ impl Session {
                     self.bound_queue(f, "amq.topic", &k, &id, durable_sub, &private_queue)?
                 }
                 Destination::Exchange(e, k) => {
-                    vh.exchange(&e).map_err(core_error)?;
+                    vh.exchange(&e).map_err(StompError::from)?;
                     self.bound_queue(f, &e, &k, &id, durable_sub, &private_queue)?
                 }
             };
@@ -281,7 +278,7 @@ impl Session {
         id: &str,
         durable: bool,
         def: &dyn Fn(String, bool) -> QueueDef,
-    ) -> Result<(String, bool), Failure> {
+    ) -> Result<(String, bool), StompError> {
         let name = match f.header("x-queue-name") {
             Some(n) => n.to_string(),
             None if durable => format!("stomp-subscription-{id}"),
@@ -290,7 +287,7 @@ impl Session {
         let vh = self.vh();
         let d = vh
             .declare_queue(def(name, durable), false, self.ctx.connection_id)
-            .map_err(core_error)?;
+            .map_err(StompError::from)?;
         let bound = vh
             .bind(
                 Binding {
@@ -301,7 +298,7 @@ impl Session {
                 },
                 Some(self.ctx.connection_id),
             )
-            .map_err(core_error)?;
+            .map_err(StompError::from)?;
         self.after_store(d.stored || bound.stored());
         Ok((d.name, durable))
     }
@@ -314,11 +311,11 @@ impl Session {
         ack: AckMode,
         prefetch: u32,
         durable_queue: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), StompError> {
         let q = self
             .vh()
             .queue(queue, Some(self.ctx.connection_id))
-            .map_err(core_error)?;
+            .map_err(StompError::from)?;
         let key = self.next_key;
         self.next_key += 1;
         let no_ack = ack == AckMode::Auto;
@@ -348,19 +345,19 @@ impl Session {
         if let Err(e) = q.add_consumer(spec) {
             self.consumers.remove(&key);
             self.subscriptions.remove(&id);
-            return Err(core_error(e));
+            return Err(e.into());
         }
         Ok(())
     }
 
-    fn unsubscribe(&mut self, f: &Frame) -> Result<(), Failure> {
+    fn unsubscribe(&mut self, f: &Frame) -> Result<(), StompError> {
         let id = match (f.header("id"), f.header("destination")) {
             (Some(id), _) => id.to_string(),
             (None, Some(d)) if self.version == Version::V1_0 => d.to_string(),
             _ => return Err(missing("id", Command::Unsubscribe)),
         };
         let Some(sub) = self.subscriptions.get(&id) else {
-            return Err(("Bad subscription".into(), format!("no subscription '{id}'")));
+            return Err(StompError::NoSubscription(id));
         };
         let delete = sub.durable_queue
             && truthy(f, "durable")
@@ -372,7 +369,7 @@ impl Session {
             let d = self
                 .vh()
                 .delete_queue(&queue, Some(self.ctx.connection_id), false, false)
-                .map_err(core_error)?;
+                .map_err(StompError::from)?;
             self.after_store(d.stored);
         }
         Ok(())
@@ -394,7 +391,7 @@ impl Session {
         }
     }
 
-    fn ack(&mut self, f: &Frame) -> Result<(), Failure> {
+    fn ack(&mut self, f: &Frame) -> Result<(), StompError> {
         let name = if self.version == Version::V1_2 {
             "id"
         } else {
@@ -403,12 +400,9 @@ impl Session {
         let raw = f.header(name).ok_or_else(|| missing(name, f.command))?;
         let ack_id: u64 = raw
             .parse()
-            .map_err(|_| ("Bad ack id".to_string(), format!("unknown message '{raw}'")))?;
+            .map_err(|_| StompError::UnknownAckId(raw.to_string()))?;
         let Some(sub_id) = self.ack_index.get(&ack_id).cloned() else {
-            return Err((
-                "Bad ack id".into(),
-                format!("message '{raw}' is not awaiting acknowledgement"),
-            ));
+            return Err(StompError::BadAckId(raw.to_string()));
         };
         let sub = self
             .subscriptions

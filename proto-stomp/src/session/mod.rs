@@ -1,5 +1,6 @@
 //! The STOMP session, sans I/O: frames and clock values in, core calls and frames out.
 
+mod error;
 mod messaging;
 #[cfg(test)]
 mod tests;
@@ -9,7 +10,7 @@ use bytes::BytesMut;
 use junction_core::auth::AuthUser;
 use junction_core::runtime::driver;
 use junction_core::runtime::{ConnectionContext, Outbox};
-use junction_core::{Broker, CoreError, DeliverySink, SinkEvent, VHost};
+use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
 use messaging::Subscription;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,8 +109,8 @@ impl Session {
     pub fn codec_limits(&self) -> codec::Limits {
         let l = &self.ctx.limits;
         codec::Limits {
-            max_headers: l.max_headers,
-            max_header_length: l.max_header_length,
+            max_headers: l.stomp.max_headers,
+            max_header_length: l.stomp.max_header_length,
             max_body: l.max_message_size.min(usize::MAX as u64) as usize,
         }
     }
@@ -194,7 +195,7 @@ impl Session {
                             self.receipt(r);
                         }
                     }
-                    Err((message, detail)) => self.error(&message, &detail, receipt.as_deref()),
+                    Err(e) => self.error(&e.message(), &e.detail(), receipt.as_deref()),
                 }
             }
         }
@@ -300,18 +301,6 @@ fn parse_heartbeat(h: Option<&str>) -> (u64, u64) {
         return (0, 0);
     };
     (a.trim().parse().unwrap_or(0), b.trim().parse().unwrap_or(0))
-}
-
-/// Maps a core error to an ERROR frame's message and body.
-pub(crate) fn core_error(e: CoreError) -> (String, String) {
-    let message = match e {
-        CoreError::NotFound(_) => "not_found",
-        CoreError::AccessRefused(_) => "access_refused",
-        CoreError::ResourceLocked(_) => "resource_locked",
-        CoreError::PreconditionFailed(_) => "precondition_failed",
-        _ => "internal_error",
-    };
-    (message.to_string(), e.to_string())
 }
 
 impl driver::Session for Session {

@@ -7,8 +7,8 @@ use crate::codec::{encode_content, ContentHeader, Method};
 use bytes::{Bytes, BytesMut};
 use junction_core::vhost::{generate_queue_name, REPLY_TO_PREFIX};
 use junction_core::{
-    Binding, ConsumerSpec, Credit, Delivery, Destination, ExchangeDef, ExchangeKind, Message,
-    Properties, Queue, QueueDef, SharedProperties, VHost,
+    same_queue, Binding, ConsumerSpec, Credit, Delivery, DeliveryQueue, Destination, ExchangeDef,
+    ExchangeKind, Message, Properties, Queue, QueueDef, SharedProperties, VHost,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub(super) struct ConsumerRef {
 }
 
 struct Unacked {
-    queue: Arc<Queue>,
+    queue: Arc<dyn DeliveryQueue>,
     id: u64,
 }
 
@@ -124,10 +124,10 @@ impl Channel {
 }
 
 /// Groups deliveries by queue so each queue is locked once.
-fn by_queue(items: Vec<Unacked>) -> Vec<(Arc<Queue>, Vec<u64>)> {
-    let mut groups: Vec<(Arc<Queue>, Vec<u64>)> = Vec::new();
+fn by_queue(items: Vec<Unacked>) -> Vec<(Arc<dyn DeliveryQueue>, Vec<u64>)> {
+    let mut groups: Vec<(Arc<dyn DeliveryQueue>, Vec<u64>)> = Vec::new();
     for u in items {
-        match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+        match groups.iter_mut().find(|(q, _)| same_queue(q, &u.queue)) {
             Some((_, ids)) => ids.push(u.id),
             None => groups.push((u.queue, vec![u.id])),
         }
