@@ -41,7 +41,9 @@ pub fn verify_password(stored: &[u8], password: &str) -> bool {
 /// Who a connection authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
+    /// The user's name.
     pub name: String,
+    /// Its tags (`administrator`, `management`, ...).
     pub tags: Vec<String>,
 }
 
@@ -54,6 +56,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// An empty user database.
     pub fn new() -> Self {
         Authenticator {
             users: RwLock::new(HashMap::new()),
@@ -69,6 +72,7 @@ impl Authenticator {
             .insert(user.name.clone(), user);
     }
 
+    /// Removes a user; false if there was none.
     pub fn remove(&self, name: &str) -> bool {
         self.users
             .write()
@@ -77,6 +81,7 @@ impl Authenticator {
             .is_some()
     }
 
+    /// The record of a user, if it exists.
     pub fn get(&self, name: &str) -> Option<UserRecord> {
         self.users
             .read()
@@ -85,6 +90,7 @@ impl Authenticator {
             .cloned()
     }
 
+    /// How many users there are.
     pub fn user_count(&self) -> usize {
         self.users.read().unwrap_or_else(|e| e.into_inner()).len()
     }

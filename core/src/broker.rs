@@ -17,8 +17,11 @@ use std::time::Duration;
 /// How to build a broker.
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
+    /// Where metadata (vhosts, users, exchanges, queues, bindings) is kept.
     pub meta: Arc<dyn MetadataStore>,
+    /// Where persistent messages of durable queues are kept.
     pub messages: Arc<dyn MessageStore>,
+    /// The clock the broker runs on (a manual one in tests).
     pub clock: Arc<Clock>,
     /// The vhost created on first start.
     pub default_vhost: String,
@@ -142,6 +145,7 @@ impl Broker {
             .ok_or_else(|| CoreError::NotFound(format!("no vhost '{name}'")))
     }
 
+    /// The names of every vhost.
     pub fn vhost_names(&self) -> Vec<String> {
         self.vhosts
             .read()
@@ -151,6 +155,7 @@ impl Broker {
             .collect()
     }
 
+    /// The vhost a client gets when it names none.
     pub fn default_vhost(&self) -> &str {
         &self.default_vhost
     }
@@ -181,6 +186,7 @@ impl Broker {
         &self.catalog
     }
 
+    /// The user database.
     pub fn auth(&self) -> &Arc<Authenticator> {
         &self.auth
     }
@@ -190,14 +196,17 @@ impl Broker {
         &self.refusals
     }
 
+    /// The broker's clock.
     pub fn clock(&self) -> &Arc<Clock> {
         &self.clock
     }
 
+    /// The message store.
     pub fn message_store(&self) -> &Arc<dyn MessageStore> {
         &self.messages
     }
 
+    /// The metadata store.
     pub fn metadata_store(&self) -> &Arc<dyn MetadataStore> {
         self.catalog.store()
     }

@@ -36,16 +36,20 @@ pub struct Delivery {
     pub queue: Arc<dyn DeliveryQueue>,
     /// The queue's id for this delivery, used to ack it; 0 for no-ack deliveries.
     pub id: u64,
+    /// The message (shared, never copied per consumer).
     pub message: Arc<Message>,
+    /// It was delivered before (requeued, or recovered as delivered).
     pub redelivered: bool,
 }
 
 /// What the core pushes into a consumer's sink.
 #[derive(Debug)]
 pub enum SinkEvent {
+    /// A message for the consumer.
     Deliver(Delivery),
     /// The queue went away under the consumer (consumer-cancel notification).
     Cancelled {
+        /// The consumer's key.
         consumer: u64,
     },
 }
@@ -103,15 +107,18 @@ pub struct Notices {
 }
 
 impl Notices {
+    /// The broker is shutting down.
     pub const SHUTDOWN: Notices = Notices {
         shutdown: true,
         alarm_changed: false,
     };
+    /// The resource alarm changed.
     pub const ALARM_CHANGED: Notices = Notices {
         shutdown: false,
         alarm_changed: true,
     };
 
+    /// True if there is no news.
     pub fn is_empty(&self) -> bool {
         *self == Notices::default()
     }
@@ -122,6 +129,7 @@ impl Notices {
 pub struct Received {
     /// Events appended to the caller's buffer.
     pub events: usize,
+    /// Broker-wide news that came with the wait.
     pub notices: Notices,
     /// Every sender is gone and nothing is left.
     pub closed: bool,
@@ -133,6 +141,7 @@ pub struct Received {
 pub struct Notifier(Weak<Chan>);
 
 impl Notifier {
+    /// Tells the connection of `news` (wakes it if it waits).
     pub fn notify(&self, news: Notices) {
         let Some(chan) = self.0.upgrade() else {
             return;
@@ -289,6 +298,7 @@ impl DeliverySink {
         self.push(ev, true);
     }
 
+    /// True once the receiving connection is gone.
     pub fn is_closed(&self) -> bool {
         self.chan.lock().receiver_gone
     }
@@ -432,6 +442,7 @@ pub struct Credit {
 }
 
 impl Credit {
+    /// A window of `limit` deliveries (0: unlimited).
     pub fn new(limit: u32) -> Arc<Credit> {
         Arc::new(Credit {
             limit: AtomicU32::new(limit),
@@ -445,6 +456,7 @@ impl Credit {
         self.paused.store(paused, Ordering::Release);
     }
 
+    /// True while deliveries through this credit are stopped.
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
     }
@@ -454,10 +466,12 @@ impl Credit {
         self.limit.store(limit, Ordering::Release);
     }
 
+    /// The window (0: unlimited).
     pub fn limit(&self) -> u32 {
         self.limit.load(Ordering::Acquire)
     }
 
+    /// Deliveries taken and not yet released.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
     }
@@ -492,6 +506,7 @@ pub struct ConsumerSpec {
     pub connection: u64,
     /// Deliveries are settled on sending (AMQP no-ack, MQTT QoS 0, STOMP ack:auto).
     pub no_ack: bool,
+    /// The consumer wants to be the queue's only one (AMQP exclusive consume).
     pub exclusive: bool,
     /// Higher priority consumers are served first (`x-priority`).
     pub priority: i32,
@@ -499,6 +514,7 @@ pub struct ConsumerSpec {
     pub credit: Option<Arc<Credit>>,
     /// A window shared with other consumers (AMQP global qos on a channel).
     pub shared_credit: Option<Arc<Credit>>,
+    /// Where its deliveries go: its connection's sink.
     pub sink: DeliverySink,
 }
 

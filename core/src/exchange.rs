@@ -9,9 +9,13 @@ use std::sync::RwLock;
 /// The routing algorithm of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExchangeKind {
+    /// Routes to bindings whose key equals the routing key.
     Direct,
+    /// Routes to every binding.
     Fanout,
+    /// Routes by pattern (`*` one word, `#` zero or more).
     Topic,
+    /// Routes by headers (`x-match` all / any).
     Headers,
 }
 
@@ -29,6 +33,7 @@ impl ExchangeKind {
         }
     }
 
+    /// The kind's name as AMQP spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Direct => "direct",
@@ -42,15 +47,22 @@ impl ExchangeKind {
 /// What an exchange was declared with.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExchangeDef {
+    /// The exchange's name ("" is the default exchange).
     pub name: String,
+    /// How it routes.
     pub kind: ExchangeKind,
+    /// Survives a restart.
     pub durable: bool,
+    /// Deleted when its last binding goes.
     pub auto_delete: bool,
+    /// Clients may not publish to it, only other exchanges.
     pub internal: bool,
+    /// Declare arguments (`alternate-exchange`, ...).
     pub arguments: FieldTable,
 }
 
 impl ExchangeDef {
+    /// A durable, non-internal exchange of `kind`, without arguments.
     pub fn new(name: impl Into<String>, kind: ExchangeKind) -> Self {
         ExchangeDef {
             name: name.into(),
@@ -108,11 +120,14 @@ pub fn is_builtin(name: &str) -> bool {
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Destination {
+    /// A queue, by name.
     Queue(String),
+    /// An exchange (exchange-to-exchange binding), by name.
     Exchange(String),
 }
 
 impl Destination {
+    /// The destination's name.
     pub fn name(&self) -> &str {
         match self {
             Destination::Queue(n) | Destination::Exchange(n) => n,
@@ -123,9 +138,13 @@ impl Destination {
 /// A binding from a source exchange to a queue or exchange.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Binding {
+    /// The exchange the binding is on.
     pub source: String,
+    /// Where matching messages go.
     pub destination: Destination,
+    /// The binding key (a pattern for topic exchanges).
     pub routing_key: String,
+    /// Binding arguments (headers exchanges match on them).
     pub arguments: FieldTable,
 }
 
@@ -219,11 +238,13 @@ struct Table {
 /// An exchange: its definition and its bindings, under a read-mostly lock of its own.
 #[derive(Debug)]
 pub struct Exchange {
+    /// What it was declared with.
     pub def: ExchangeDef,
     table: RwLock<Table>,
 }
 
 impl Exchange {
+    /// An exchange with no bindings.
     pub fn new(def: ExchangeDef) -> Self {
         let routes = match def.kind {
             ExchangeKind::Direct => Routes::Direct(HashMap::new()),
@@ -353,6 +374,7 @@ impl Exchange {
             .collect()
     }
 
+    /// How many bindings it has.
     pub fn binding_count(&self) -> usize {
         self.table.read().unwrap_or_else(|e| e.into_inner()).count
     }

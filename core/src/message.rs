@@ -7,22 +7,33 @@ use std::sync::Arc;
 /// The common property model (AMQP 0-9-1's basic properties) every adapter maps onto.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Properties {
+    /// MIME type of the body.
     pub content_type: Option<String>,
+    /// Encoding of the body (e.g. gzip).
     pub content_encoding: Option<String>,
+    /// Application headers (and the protocol headers mapped into them).
     pub headers: Option<FieldTable>,
     /// 1 = transient, 2 = persistent.
     pub delivery_mode: Option<u8>,
+    /// Priority, for queues with `x-max-priority`.
     pub priority: Option<u8>,
+    /// Correlates a reply with its request.
     pub correlation_id: Option<String>,
+    /// Where replies go.
     pub reply_to: Option<String>,
     /// Per-message TTL in milliseconds, as a decimal string (AMQP's convention).
     pub expiration: Option<String>,
+    /// The application's message id.
     pub message_id: Option<String>,
     /// Seconds since the Unix epoch.
     pub timestamp: Option<u64>,
+    /// The message type (AMQP `type`).
     pub kind: Option<String>,
+    /// The user who published it (checked against the login when set).
     pub user_id: Option<String>,
+    /// The publishing application.
     pub app_id: Option<String>,
+    /// Reserved by AMQP 0-9-1.
     pub cluster_id: Option<String>,
 }
 
@@ -45,6 +56,7 @@ impl SharedProperties {
 }
 
 impl Properties {
+    /// True for delivery mode 2 (kept on disk by durable queues).
     pub fn is_persistent(&self) -> bool {
         self.delivery_mode == Some(2)
     }
@@ -70,10 +82,12 @@ pub struct Message {
     /// Shared: consecutive messages of a publisher usually carry the same properties, and
     /// adapters hand them one allocation (a deep queue then costs little beyond the bodies).
     pub properties: Arc<Properties>,
+    /// The body, shared and never copied.
     pub body: Bytes,
 }
 
 impl Message {
+    /// A message ready to publish.
     pub fn new(
         exchange: impl Into<String>,
         routing_key: impl Into<String>,

@@ -18,13 +18,21 @@ pub enum Overflow {
 /// The parsed queue arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueArgs {
+    /// `x-message-ttl`: ms a message may wait.
     pub message_ttl: Option<u64>,
+    /// `x-expires`: ms the queue may go unused before it is deleted.
     pub expires: Option<u64>,
+    /// `x-dead-letter-exchange`.
     pub dead_letter_exchange: Option<String>,
+    /// `x-dead-letter-routing-key` (default: the message's own key).
     pub dead_letter_routing_key: Option<String>,
+    /// `x-max-length`: ready messages at most.
     pub max_length: Option<u64>,
+    /// `x-max-length-bytes`: ready body bytes at most.
     pub max_length_bytes: Option<u64>,
+    /// `x-overflow`: what happens at the length limit.
     pub overflow: Overflow,
+    /// `x-max-priority`: priority levels (1-255).
     pub max_priority: Option<u8>,
     /// `x-max-transient-length` (a Junction extension): ready transient messages beyond this
     /// are dropped on arrival and counted, while persistent ones are kept. MQTT clean sessions

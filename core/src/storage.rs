@@ -28,23 +28,27 @@ pub trait MetadataStore: Send + Sync + Debug {
     async fn sync(&self) -> CoreResult<()> {
         Ok(())
     }
+    /// Everything stored, to replay at start.
     fn load(&self) -> CoreResult<MetaSnapshot>;
 }
 
 /// A message recovered from the store.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
+    /// Its position in its queue.
     pub seq: u64,
     /// The message, when the store holds it in memory; None: read it back with
     /// [`MessageStore::read`] when a consumer is about to need it.
     pub message: Option<Arc<Message>>,
     /// It had been handed to a consumer before (AMQP's `redelivered`).
     pub redelivered: bool,
+    /// Its priority (the queue's level for it).
     pub priority: Option<u8>,
     /// When it entered the queue (Unix ms), if known: its TTL counts from there.
     pub enqueued_at: Option<u64>,
     /// The message's own TTL (`expiration`), in ms.
     pub ttl_ms: Option<u64>,
+    /// Body bytes (what `x-max-length-bytes` counts).
     pub body_size: usize,
 }
 
@@ -67,7 +71,9 @@ impl StoredMessage {
 /// back from the store as consumers get near it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryWindow {
+    /// Messages at most.
     pub messages: usize,
+    /// Body bytes at most.
     pub bytes: usize,
 }
 
@@ -98,12 +104,14 @@ pub fn queue_id(vhost: &str, name: &str) -> u64 {
 /// the message's position in its queue.
 #[async_trait]
 pub trait MessageStore: Send + Sync + Debug {
+    /// Stores `message` as number `seq` of `queue`.
     fn append(&self, queue: u64, seq: u64, message: &Arc<Message>);
     /// The message was handed to a consumer that must ack it: after a restart it comes back
     /// marked redelivered.
     fn mark_delivered(&self, queue: u64, seq: u64);
     /// The message left the queue (acked, dropped, dead-lettered).
     fn settle(&self, queue: u64, seq: u64);
+    /// Forgets everything stored for `queue`.
     fn drop_queue(&self, queue: u64);
     /// Messages recovered for a queue at start, in sequence order (each is handed out once).
     fn load(&self, queue: u64) -> Vec<StoredMessage>;

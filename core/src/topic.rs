@@ -194,6 +194,7 @@ impl<T: PartialEq> TopicTrie<T> {
         self.len
     }
 
+    /// True when no pattern is stored.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -5,22 +5,44 @@ use bytes::Bytes;
 /// A typed field value, covering every type RabbitMQ clients put in tables.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FieldValue {
+    /// `t`: a boolean.
     Bool(bool),
+    /// `b`: a signed octet.
     I8(i8),
+    /// `B`: an unsigned octet.
     U8(u8),
+    /// `s`: a signed 16-bit integer.
     I16(i16),
+    /// `u`: an unsigned 16-bit integer.
     U16(u16),
+    /// `I`: a signed 32-bit integer.
     I32(i32),
+    /// `i`: an unsigned 32-bit integer.
     U32(u32),
+    /// `l`: a signed 64-bit integer.
     I64(i64),
+    /// `f`: a 32-bit float.
     F32(f32),
+    /// `d`: a 64-bit float.
     F64(f64),
-    Decimal { scale: u8, value: u32 },
+    /// `D`: a decimal, `value` / 10^`scale`.
+    Decimal {
+        /// Decimal digits after the point.
+        scale: u8,
+        /// The unscaled value.
+        value: u32,
+    },
+    /// `S`: a long string (bytes, usually UTF-8).
     LongString(Bytes),
+    /// `A`: an array.
     Array(Vec<FieldValue>),
+    /// `T`: a timestamp, seconds since the Unix epoch.
     Timestamp(u64),
+    /// `F`: a nested table.
     Table(FieldTable),
+    /// `V`: no value.
     Void,
+    /// `x`: a byte array.
     ByteArray(Bytes),
 }
 
@@ -75,10 +97,12 @@ impl FieldValue {
 pub struct FieldTable(pub Vec<(String, FieldValue)>);
 
 impl FieldTable {
+    /// An empty table.
     pub fn new() -> Self {
         FieldTable(Vec::new())
     }
 
+    /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&FieldValue> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -92,19 +116,23 @@ impl FieldTable {
         }
     }
 
+    /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<FieldValue> {
         let pos = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(pos).1)
     }
 
+    /// True if the table has no entries.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many entries it has.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// The entries, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &FieldValue)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }

@@ -9,22 +9,40 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read.
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
     #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The file is not valid TOML, or has unknown keys or wrong types.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
     #[error("config key '{key}': {problem}")]
-    Invalid { key: String, problem: String },
+    /// A value is out of range.
+    Invalid {
+        /// The key, as written in the file (`limits.channel_max`).
+        key: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
 }
 
 /// One listener.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerConfig {
+    /// Whether the listener is started.
     pub enabled: bool,
+    /// The address to bind (0.0.0.0: every IPv4 and IPv6 address).
     pub address: IpAddr,
+    /// The TCP port.
     pub port: u16,
 }
 
@@ -37,6 +55,7 @@ impl ListenerConfig {
         }
     }
 
+    /// The address and port together.
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.address, self.port)
     }
@@ -62,8 +81,11 @@ fn mqtt_default() -> ListenerConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WsListenerConfig {
+    /// Whether the listener is started.
     pub enabled: bool,
+    /// The address to bind.
     pub address: IpAddr,
+    /// The TCP port.
     pub port: u16,
     /// The HTTP path the upgrade is accepted on.
     pub path: String,
@@ -79,6 +101,7 @@ impl WsListenerConfig {
         }
     }
 
+    /// The address and port together.
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.address, self.port)
     }
@@ -102,14 +125,19 @@ fn mqtt_ws_default() -> WsListenerConfig {
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
     #[serde(default = "amqp_default")]
+    /// AMQP 0-9-1 (5672).
     pub amqp: ListenerConfig,
     #[serde(default = "stomp_default")]
+    /// STOMP (61613).
     pub stomp: ListenerConfig,
     #[serde(default = "mqtt_default")]
+    /// MQTT (1883).
     pub mqtt: ListenerConfig,
     #[serde(default = "stomp_ws_default")]
+    /// STOMP over WebSocket (15674).
     pub stomp_ws: WsListenerConfig,
     #[serde(default = "mqtt_ws_default")]
+    /// MQTT over WebSocket (15675).
     pub mqtt_ws: WsListenerConfig,
 }
 
@@ -129,9 +157,12 @@ impl Default for Listeners {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
+    /// The user's name.
     pub name: String,
+    /// Its password (hashed when it is stored).
     pub password: String,
     #[serde(default)]
+    /// Its tags.
     pub tags: Vec<String>,
     /// Vhosts the user may open; `["*"]` for all.
     #[serde(default = "all_vhosts")]
@@ -148,6 +179,7 @@ fn all_vhosts() -> Vec<String> {
 pub struct StompConfig {
     /// Login used when CONNECT carries none (RabbitMQ's `stomp.default_user`); empty = refuse.
     pub default_user: String,
+    /// The passcode of `default_user`.
     pub default_pass: String,
 }
 
@@ -230,6 +262,7 @@ pub enum FsyncConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// When the message log is synced to disk.
     pub fsync: FsyncConfig,
     /// Size of one message-log segment file, in MiB.
     pub segment_size_mib: u64,
@@ -245,6 +278,7 @@ pub struct StorageConfig {
     /// Ready persistent messages each durable queue keeps in memory (count and MiB of bodies);
     /// beyond either, bodies stay in the message log and are read back as consumers near them.
     pub memory_window_messages: usize,
+    /// Body bytes of ready persistent messages each durable queue keeps in memory.
     pub memory_window_mib: usize,
 }
 
@@ -306,21 +340,29 @@ impl Default for MemoryConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The protocol listeners.
     pub listeners: Listeners,
     /// Where durable state is kept.
     pub data_dir: PathBuf,
+    /// The message log and its limits.
     pub storage: StorageConfig,
+    /// The memory high watermark.
     pub memory: MemoryConfig,
     /// The vhost created on first start.
     pub default_vhost: String,
     /// The user created on first start (RabbitMQ's guest/guest, loopback only).
     pub default_user: String,
+    /// The password of `default_user`.
     pub default_pass: String,
     /// Users who may connect only from loopback.
     pub loopback_users: Vec<String>,
+    /// Users created on an empty data directory.
     pub users: Vec<UserConfig>,
+    /// What a client may send.
     pub limits: LimitsConfig,
+    /// STOMP settings.
     pub stomp: StompConfig,
+    /// MQTT settings.
     pub mqtt: MqttConfig,
     /// Log filter (as RUST_LOG), e.g. "info" or "junction_amqp=debug".
     pub log_level: Option<String>,

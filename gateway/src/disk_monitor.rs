@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The alarms' reasons, as AMQP clients see them in connection.blocked.
 pub const REASON: &str = "low on disk";
+/// The alarm's reason when the message log reached its size limit.
 pub const LOG_FULL_REASON: &str = "message log full";
 
 /// The limits, changeable while running (like `rabbitmqctl set_disk_free_limit`).
@@ -28,6 +29,7 @@ pub struct DiskLimits {
 }
 
 impl DiskLimits {
+    /// Limits of `free` bytes free on the disk and `log` bytes of message log (0: none).
     pub fn new(free: u64, log: u64) -> Arc<DiskLimits> {
         Arc::new(DiskLimits {
             free: AtomicU64::new(free),

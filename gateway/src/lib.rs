@@ -28,24 +28,35 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error("cannot listen on {addr} for {protocol}: {source}")]
+    /// A listener could not be bound.
     Listen {
+        /// The listener's protocol.
         protocol: &'static str,
+        /// The address it was to bind.
         addr: SocketAddr,
+        /// What the system said.
         source: std::io::Error,
     },
     #[error("{0}")]
+    /// The data directory could not be opened.
     DataDir(#[from] junction_core::store::DataDirError),
     #[error("cannot start the broker: {0}")]
+    /// The broker could not be built from what was stored.
     Broker(#[from] junction_core::CoreError),
 }
 
 /// The addresses the listeners are bound to (None = disabled).
 #[derive(Debug, Clone, Default)]
 pub struct BoundAddrs {
+    /// The AMQP listener.
     pub amqp: Option<SocketAddr>,
+    /// The STOMP listener.
     pub stomp: Option<SocketAddr>,
+    /// The MQTT listener.
     pub mqtt: Option<SocketAddr>,
+    /// The STOMP over WebSocket listener.
     pub stomp_ws: Option<SocketAddr>,
+    /// The MQTT over WebSocket listener.
     pub mqtt_ws: Option<SocketAddr>,
 }
 
@@ -349,10 +360,12 @@ impl Gateway {
         })
     }
 
+    /// Where the listeners are bound.
     pub fn addrs(&self) -> &BoundAddrs {
         &self.addrs
     }
 
+    /// The broker.
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }
@@ -368,6 +381,7 @@ impl Gateway {
         self.memory_limit.set(bytes);
     }
 
+    /// Changes the message log's size limit at run time (0: none).
     pub fn set_message_log_limit(&self, bytes: u64) {
         self.disk_limits.set_log(bytes);
     }

@@ -50,6 +50,7 @@ impl ConnectionCount {
         self.max
     }
 
+    /// Connections open now.
     pub fn live(&self) -> usize {
         self.live.load(Ordering::Acquire)
     }

@@ -23,6 +23,7 @@ pub struct MemoryLimit {
 }
 
 impl MemoryLimit {
+    /// A watermark of `bytes` of resident memory.
     pub fn new(bytes: u64) -> Arc<MemoryLimit> {
         Arc::new(MemoryLimit {
             bytes: AtomicU64::new(bytes),

@@ -20,6 +20,7 @@ const BRIDGE_BUFFER: usize = 64 * 1024;
 /// What a WebSocket listener accepts.
 #[derive(Debug, Clone)]
 pub struct WsOptions {
+    /// The HTTP path the upgrade is accepted on.
     pub path: String,
     /// Sub-protocols offered, in preference order (e.g. `v12.stomp`, or `mqtt`).
     pub subprotocols: &'static [&'static str],

@@ -23,6 +23,7 @@ pub const RETAINED_SPACE: &str = "mqtt-retained";
 /// One subscription of a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
+    /// The filter and options asked for.
     pub req: FilterReq,
     /// v5 subscription identifier.
     pub id: Option<usize>,
@@ -33,6 +34,7 @@ pub struct Subscription {
 /// What a persistent session keeps while its client is away.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionState {
+    /// The session's subscriptions.
     pub subscriptions: Vec<Subscription>,
     /// QoS 2 packet ids received (PUBREC sent) and not yet released: a resent PUBLISH with one
     /// of these is not routed again.
@@ -60,7 +62,9 @@ struct Slot {
 /// A retained message.
 #[derive(Debug, Clone)]
 pub struct Retained {
+    /// The retained message.
     pub message: Arc<Message>,
+    /// The QoS it was published with.
     pub qos: u8,
 }
 
@@ -113,6 +117,7 @@ pub struct Claim {
     pub resumed: Option<SessionState>,
     /// Becomes `true` when another connection takes the client id over.
     pub kicked: Takeover,
+    /// Which connection of the client holds the session.
     pub generation: u64,
 }
 

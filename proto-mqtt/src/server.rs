@@ -15,6 +15,7 @@ use tokio::time::Instant;
 /// every MQTT listener of a broker.
 #[derive(Debug, Clone)]
 pub struct MqttAdapter {
+    /// Every client's session and the retained messages.
     pub registry: Arc<Registry>,
 }
 

@@ -28,7 +28,9 @@ pub async fn within<T>(f: impl Future<Output = T>) -> T {
 /// A broker started in-process for one test.
 pub struct TestBroker {
     gateway: Option<Gateway>,
+    /// Where its listeners are bound.
     pub addrs: BoundAddrs,
+    /// Its data directory, deleted on drop.
     pub dir: TempDir,
 }
 
@@ -64,6 +66,7 @@ impl TestBroker {
         }
     }
 
+    /// The running gateway.
     pub fn gateway(&self) -> &Gateway {
         self.gateway.as_ref().expect("running")
     }
@@ -73,6 +76,7 @@ impl TestBroker {
         self.amqp_uri_for("guest", "guest", "%2f")
     }
 
+    /// An AMQP URI for `user` on `vhost`.
     pub fn amqp_uri_for(&self, user: &str, pass: &str, vhost: &str) -> String {
         let a = self.addrs.amqp.expect("AMQP listener");
         format!("amqp://{user}:{pass}@{a}/{vhost}")

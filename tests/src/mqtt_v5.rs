@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 
 /// A connected MQTT 5 client.
 pub struct V5Client {
+    /// The client.
     pub client: AsyncClient,
+    /// Packets received.
     pub events: mpsc::UnboundedReceiver<Packet>,
 }
 

@@ -12,8 +12,11 @@ use std::time::Duration;
 /// The ports of one broker, kept across its restarts.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
+    /// The AMQP port.
     pub amqp: u16,
+    /// The STOMP port.
     pub stomp: u16,
+    /// The MQTT port.
     pub mqtt: u16,
 }
 
@@ -57,6 +60,7 @@ pub fn binary() -> PathBuf {
 /// A running `junction` process.
 pub struct JunctionProcess {
     child: Child,
+    /// Its ports.
     pub ports: Ports,
     log: Arc<Mutex<String>>,
 }
@@ -116,6 +120,7 @@ impl JunctionProcess {
         p
     }
 
+    /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -125,14 +130,17 @@ impl JunctionProcess {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// An AMQP URI as guest.
     pub fn amqp_uri(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.ports.amqp)
     }
 
+    /// The STOMP address.
     pub fn stomp_addr(&self) -> SocketAddr {
         addr(self.ports.stomp)
     }
 
+    /// The MQTT address.
     pub fn mqtt_addr(&self) -> SocketAddr {
         addr(self.ports.mqtt)
     }

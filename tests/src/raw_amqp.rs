@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 
 /// A raw connection that has done the handshake (guest/guest, vhost `/`).
 pub struct RawClient {
+    /// The socket.
     pub stream: TcpStream,
     buf: BytesMut,
 }
@@ -131,6 +132,7 @@ impl RawClient {
         }
     }
 
+    /// Sends a method frame.
     pub async fn send_method(&mut self, channel: u16, m: &Method) {
         let mut out = BytesMut::new();
         codec::encode_method_frame(channel, m, &mut out);
@@ -168,6 +170,7 @@ impl RawClient {
         out.write_to(&mut self.stream).await.expect("write");
     }
 
+    /// Sends bytes as they are.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }

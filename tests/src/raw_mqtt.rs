@@ -7,11 +7,13 @@ use tokio::net::TcpStream;
 
 /// A raw MQTT socket.
 pub struct RawMqtt {
+    /// The socket.
     pub stream: TcpStream,
     buf: BytesMut,
 }
 
 impl RawMqtt {
+    /// Connects to `addr`.
     pub async fn open(addr: SocketAddr) -> RawMqtt {
         RawMqtt {
             stream: TcpStream::connect(addr).await.expect("connect"),
@@ -19,6 +21,7 @@ impl RawMqtt {
         }
     }
 
+    /// Sends bytes as they are.
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }

@@ -10,8 +10,10 @@ use tokio::net::TcpStream;
 
 /// A STOMP connection.
 pub struct StompClient {
+    /// The socket.
     pub stream: TcpStream,
     buf: BytesMut,
+    /// The version negotiated.
     pub version: Version,
     /// Heart-beat EOLs seen so far.
     pub heartbeats: usize,
@@ -75,12 +77,14 @@ impl StompClient {
         (c, reply)
     }
 
+    /// Sends a frame.
     pub async fn send(&mut self, f: &Frame) {
         let mut wb = WriteBuf::new();
         codec::encode(f, self.version, &mut wb);
         wb.write_to(&mut self.stream).await.expect("write");
     }
 
+    /// Sends bytes as they are.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// What a queue is asked to do.
 #[derive(Debug)]
-pub enum QueueCommand<'a> {
+pub(super) enum QueueCommand<'a> {
     /// A published message. `page_transient`: memory is short, so a transient message beyond
     /// the memory window goes to the store too.
     Enqueue {
@@ -110,7 +110,7 @@ impl Resume {
 
 /// A delivery a sink refused.
 #[derive(Debug)]
-pub struct Bounce {
+pub(super) struct Bounce {
     /// The consumer's index, as in the [`Handout`].
     pub consumer: usize,
     /// The delivery id (0 for no-ack).
@@ -121,7 +121,7 @@ pub struct Bounce {
 
 /// A message decided for a consumer, to be offered to its sink.
 #[derive(Debug)]
-pub struct Handout {
+pub(super) struct Handout {
     /// Index of the consumer in the state's list (valid until the next command).
     pub consumer: usize,
     /// The consumer's key.
@@ -138,7 +138,7 @@ pub struct Handout {
 
 /// What the queue must do after a command.
 #[derive(Debug)]
-pub enum Effect {
+pub(super) enum Effect {
     /// Write a message to the store.
     Store {
         seq: u64,
@@ -187,7 +187,7 @@ pub enum Effect {
 
 /// What a command answers.
 #[derive(Debug)]
-pub enum Reply {
+pub(super) enum Reply {
     Done,
     Enqueued(Enqueued),
     /// Acked or rejected ids the queue did not know.

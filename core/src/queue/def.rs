@@ -7,14 +7,20 @@ use std::sync::Arc;
 /// What a queue was declared with.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueDef {
+    /// The queue's name.
     pub name: String,
+    /// Survives a restart (with its persistent messages).
     pub durable: bool,
+    /// Used by its declaring connection only, and deleted with it.
     pub exclusive: bool,
+    /// Deleted when its last consumer goes.
     pub auto_delete: bool,
+    /// Declare arguments (`x-message-ttl`, `x-max-length`, ...).
     pub arguments: FieldTable,
 }
 
 impl QueueDef {
+    /// A non-durable, non-exclusive queue named `name`.
     pub fn new(name: impl Into<String>) -> Self {
         QueueDef {
             name: name.into(),
@@ -37,12 +43,16 @@ impl QueueDef {
 /// Why a message left a queue without being acked (the `x-death` reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeathReason {
+    /// Rejected or nacked without requeue.
     Rejected,
+    /// Its TTL ran out.
     Expired,
+    /// Dropped at the length limit.
     MaxLen,
 }
 
 impl DeathReason {
+    /// The reason as `x-death` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             DeathReason::Rejected => "rejected",
@@ -55,6 +65,7 @@ impl DeathReason {
 /// The result of offering a message to a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
+    /// Taken (not stored: acknowledge at once).
     Accepted,
     /// Accepted and written to the message store: acknowledge it once the store has synced.
     Stored,
@@ -67,7 +78,9 @@ pub enum Enqueued {
 pub struct Fetched {
     /// The id to ack with; 0 when fetched with no-ack.
     pub id: u64,
+    /// The message.
     pub message: Arc<Message>,
+    /// It was delivered before.
     pub redelivered: bool,
     /// Ready messages left after this one.
     pub remaining: usize,

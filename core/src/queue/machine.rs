@@ -19,7 +19,12 @@ const DISPATCH_BATCH: usize = 64;
 
 impl QueueState {
     /// Applies `cmd` at `now` (ms on the broker's clock), pushing what must be done to `out`.
-    pub fn apply(&mut self, cmd: QueueCommand<'_>, now: u64, out: &mut Vec<Effect>) -> Reply {
+    pub(super) fn apply(
+        &mut self,
+        cmd: QueueCommand<'_>,
+        now: u64,
+        out: &mut Vec<Effect>,
+    ) -> Reply {
         match cmd {
             QueueCommand::Enqueue {
                 message,

@@ -34,7 +34,9 @@ use state::{QueueState, Rules, StoredAs};
 /// A queue of one vhost.
 #[derive(Debug)]
 pub struct Queue {
+    /// What it was declared with.
     pub def: QueueDef,
+    /// Its arguments, parsed.
     pub args: QueueArgs,
     /// The connection of an exclusive queue.
     pub owner: Option<u64>,
@@ -110,10 +112,12 @@ impl Queue {
         })
     }
 
+    /// The queue's name.
     pub fn name(&self) -> &str {
         &self.def.name
     }
 
+    /// The name of its vhost.
     pub fn vhost_name(&self) -> &str {
         &self.vhost_name
     }
@@ -237,6 +241,7 @@ impl Queue {
         self.lock().state.unacked()
     }
 
+    /// How many consumers it has.
     pub fn consumer_count(&self) -> usize {
         self.lock().state.consumers.len()
     }
@@ -248,6 +253,7 @@ impl Queue {
             || self.lock().state.expiring > 0
     }
 
+    /// True once the queue has been deleted.
     pub fn is_deleted(&self) -> bool {
         self.lock().state.deleted
     }

@@ -113,7 +113,7 @@ pub(crate) struct Slot {
 
 /// Everything a queue knows, changed only by [`QueueState::apply`].
 #[derive(Debug)]
-pub struct QueueState {
+pub(super) struct QueueState {
     pub(crate) rules: Rules,
     /// Ready messages per priority level, each level ordered by `seq`.
     pub(crate) levels: Vec<VecDeque<Entry>>,
@@ -267,12 +267,12 @@ impl QueueState {
     }
 
     /// Ready messages.
-    pub fn ready(&self) -> usize {
+    pub(super) fn ready(&self) -> usize {
         self.ready
     }
 
     /// Delivered, not yet acked.
-    pub fn unacked(&self) -> usize {
+    pub(super) fn unacked(&self) -> usize {
         self.unacked.len()
     }
 }

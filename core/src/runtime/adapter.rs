@@ -90,8 +90,11 @@ impl Default for Limits {
 /// Everything an adapter gets with an accepted connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionContext {
+    /// The broker the connection uses.
     pub broker: Arc<Broker>,
+    /// The user database (to log in with).
     pub auth: Arc<Authenticator>,
+    /// The client's address.
     pub peer: SocketAddr,
     /// Shared by every connection of a listener (one pointer each, not a copy).
     pub limits: Arc<Limits>,
@@ -102,6 +105,7 @@ pub struct ConnectionContext {
 }
 
 impl ConnectionContext {
+    /// The context of a connection from `peer`, with a fresh connection id.
     pub fn new(broker: Arc<Broker>, peer: SocketAddr, limits: Arc<Limits>) -> Self {
         ConnectionContext {
             auth: broker.auth().clone(),
@@ -123,8 +127,10 @@ impl ConnectionContext {
 #[derive(Debug, Error)]
 pub enum ServeError {
     #[error("i/o error: {0}")]
+    /// The socket failed.
     Io(#[from] std::io::Error),
     #[error("protocol error: {0}")]
+    /// The client broke the protocol.
     Protocol(String),
 }
 

@@ -43,6 +43,7 @@ pub trait Session {
     fn note_sent(&mut self, now: u64) {
         self.outbox().last_send = now;
     }
+    /// True once the session has ended: the driver closes the socket.
     fn is_closed(&self) -> bool;
     /// True once the handshake is over (the client is logged in and, for AMQP, the connection
     /// open): until then the connection must finish it by [`ConnectionContext::handshake_deadline`].
@@ -59,9 +60,11 @@ pub trait Session {
     fn synced(&mut self);
     /// When [`Session::handle_timeout`] should next run.
     fn poll_timeout(&self) -> Option<u64>;
+    /// Acts on time having passed (heart-beats, keep-alive, close timeouts).
     fn handle_timeout(&mut self, now: u64);
     /// Decodes and handles every complete frame in `buf`, leaving a partial one.
     fn handle_bytes(&mut self, buf: &mut BytesMut, now: u64);
+    /// Handles what the core pushed into the connection's sink.
     fn handle_sink_event(&mut self, ev: SinkEvent);
     /// The broker is shutting down: close with the protocol's own close.
     fn shutdown(&mut self, now: u64);
@@ -142,6 +145,7 @@ async fn sync_done(f: &mut Option<SyncFuture<'_>>) -> CoreResult<()> {
 pub struct Takeover(Arc<(AtomicBool, Notify)>);
 
 impl Takeover {
+    /// A signal not yet given.
     pub fn new() -> Self {
         Takeover::default()
     }
@@ -152,6 +156,7 @@ impl Takeover {
         self.0 .1.notify_one();
     }
 
+    /// True once the session has been taken over.
     pub fn is_signalled(&self) -> bool {
         self.0 .0.load(Ordering::Acquire)
     }

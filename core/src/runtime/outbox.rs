@@ -93,6 +93,7 @@ impl<T> Held<T> {
         self.wanted || self.items.len() > self.covered
     }
 
+    /// A sync covering everything held so far has started.
     pub fn sync_started(&mut self) {
         self.covered = self.items.len();
         self.wanted = false;

@@ -21,6 +21,7 @@ pub struct WriteBuf {
 }
 
 impl WriteBuf {
+    /// An empty buffer.
     pub fn new() -> Self {
         WriteBuf::default()
     }
@@ -54,6 +55,7 @@ impl WriteBuf {
         self.len + self.head.len()
     }
 
+    /// True when nothing waits to be written.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -13,20 +13,37 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DataDirError {
     #[error("data directory {path} is in use by another Junction process{holder}")]
-    Locked { path: PathBuf, holder: String },
-    #[error("data directory {path}: {source}")]
-    Io {
+    /// Another process holds the directory's lock.
+    Locked {
+        /// The directory.
         path: PathBuf,
+        /// Who holds it (" (pid N)"), if the lock file says.
+        holder: String,
+    },
+    #[error("data directory {path}: {source}")]
+    /// The directory could not be read or written.
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
     #[error("data directory {path}: {message}")]
-    Metadata { path: PathBuf, message: String },
+    /// The metadata database could not be opened.
+    Metadata {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        message: String,
+    },
 }
 
 /// An open data directory. Dropping it closes the stores and releases the lock.
 #[derive(Debug)]
 pub struct DataDir {
+    /// The metadata store (redb).
     pub meta: Arc<RedbMetadataStore>,
+    /// The message store (the segment log).
     pub messages: Arc<DurableMessageStore>,
     /// What recovering the message log found.
     pub recovery: RecoveryReport,

@@ -33,7 +33,9 @@ pub enum FsyncPolicy {
 /// How the message log behaves.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
+    /// Size at which a segment file is closed and a new one begun.
     pub segment_bytes: u64,
+    /// When appended records are synced to disk.
     pub fsync: FsyncPolicy,
     /// How long an unsettled persistent message waits (gathering others) before its batch is
     /// written and synced (group commit window).
@@ -62,8 +64,11 @@ impl Default for LogOptions {
 /// Counters for logs and benchmarks.
 #[derive(Debug, Default)]
 pub struct LogStats {
+    /// fdatasync calls.
     pub fsyncs: AtomicU64,
+    /// Batches written.
     pub batches: AtomicU64,
+    /// Publish records written.
     pub published: AtomicU64,
     /// Messages settled before they were written (never reached the disk).
     pub elided: AtomicU64,
@@ -218,6 +223,7 @@ impl DurableMessageStore {
         ))
     }
 
+    /// What the log has done so far.
     pub fn stats(&self) -> &LogStats {
         &self.shared.stats
     }

@@ -55,9 +55,13 @@ impl Kind {
 /// A record read back from a segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<'a> {
+    /// What the record says.
     pub kind: Kind,
+    /// The queue it is about.
     pub queue: u64,
+    /// The message's position in the queue.
     pub seq: u64,
+    /// The rest of the record (a Publish record's message).
     pub payload: &'a [u8],
 }
 
@@ -70,7 +74,10 @@ pub enum Read<'a> {
     Torn,
     /// The record is damaged (bad CRC, impossible length or kind). `skip` is its claimed
     /// size when that stays inside the buffer, to count what follows.
-    Corrupt { skip: Option<usize> },
+    Corrupt {
+        /// Bytes to skip to what follows, when known.
+        skip: Option<usize>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,6 +105,7 @@ fn put_frame(out: &mut Vec<u8>, kind: Kind, queue: u64, seq: u64, payload: &[&[u
 /// The fields of a Publish record besides queue and seq.
 #[derive(Debug, Clone, Copy)]
 pub struct PublishHead {
+    /// It was handed to a consumer before.
     pub redelivered: bool,
     /// When the message entered its queue (Unix ms), so TTLs keep counting across restarts.
     pub enqueued_at: u64,
@@ -170,12 +178,15 @@ pub fn read(buf: &[u8]) -> Read<'_> {
 /// What recovery keeps of a Publish record: enough to queue the message without its body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishMeta {
+    /// It was handed to a consumer before.
     pub redelivered: bool,
     /// Unix ms; None in records written before the field existed.
     pub enqueued_at: Option<u64>,
+    /// Its priority.
     pub priority: Option<u8>,
     /// The message's own TTL (its `expiration` property), in ms.
     pub ttl_ms: Option<u64>,
+    /// Body bytes.
     pub body_size: usize,
 }
 

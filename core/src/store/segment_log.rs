@@ -19,21 +19,34 @@ use std::sync::Arc;
 /// A change to write to the log.
 #[derive(Debug, Clone)]
 pub enum Op {
+    /// A message stored for a queue.
     Publish {
+        /// The queue's id.
         queue: u64,
+        /// The message's position in the queue.
         seq: u64,
+        /// What recovery needs without the body.
         head: PublishHead,
+        /// The message.
         message: Arc<Message>,
     },
+    /// The message left the queue.
     Ack {
+        /// The queue's id.
         queue: u64,
+        /// The message's position in the queue.
         seq: u64,
     },
+    /// The message was handed to a consumer.
     Delivered {
+        /// The queue's id.
         queue: u64,
+        /// The message's position in the queue.
         seq: u64,
     },
+    /// Everything stored for a queue is forgotten.
     DropQueue {
+        /// The queue's id.
         queue: u64,
     },
 }
@@ -63,8 +76,11 @@ pub type Recovered = HashMap<u64, BTreeMap<u64, PublishMeta>>;
 /// Damage found and cut off at recovery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Truncation {
+    /// The segment file.
     pub segment: u64,
+    /// Where the damage begins.
     pub offset: u64,
+    /// Bytes cut off.
     pub bytes: u64,
     /// Records lost (the damaged one and those readable after it).
     pub records: u64,
@@ -73,9 +89,13 @@ pub struct Truncation {
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecoveryReport {
+    /// Segment files read.
     pub segments: usize,
+    /// Records read.
     pub records: u64,
+    /// Messages still in some queue.
     pub live_messages: u64,
+    /// Damaged tails cut off.
     pub truncations: Vec<Truncation>,
     /// Damaged stretches skipped inside the log (not at the end of the last segment).
     pub skipped: Vec<Skipped>,
@@ -85,8 +105,11 @@ pub struct RecoveryReport {
 /// record: the records in it (at least one) are lost; those after it are kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
+    /// The segment file.
     pub segment: u64,
+    /// Where the damaged stretch begins.
     pub offset: u64,
+    /// Its length in bytes.
     pub bytes: u64,
     /// The copy of the damaged bytes, in `damaged/` beside the segments.
     pub copy: PathBuf,
@@ -98,7 +121,9 @@ pub const DAMAGED_DIR: &str = "damaged";
 /// What one [`SegmentLog::reclaim`] pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reclaimed {
+    /// Segment files deleted whole.
     pub deleted_segments: usize,
+    /// Live messages copied forward out of mostly-dead segments.
     pub compacted_messages: u64,
 }
 

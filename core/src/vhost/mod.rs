@@ -40,8 +40,11 @@ impl Routed {
 /// The result of a queue declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclaredQueue {
+    /// The queue's name (server-named if the client asked for none).
     pub name: String,
+    /// Its ready messages.
     pub messages: usize,
+    /// Its consumers.
     pub consumers: usize,
     /// The declaration went to the metadata store: answer it once the store has synced.
     pub stored: bool,
@@ -64,6 +67,7 @@ pub use crate::exchange::PREDECLARED;
 /// A virtual host.
 #[derive(Debug)]
 pub struct VHost {
+    /// The vhost's name.
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
@@ -89,6 +93,7 @@ impl std::fmt::Debug for Taps {
 }
 
 impl Taps {
+    /// Runs `tap` on every publish to `exchange`.
     pub fn add(&self, exchange: &str, tap: PublishTap) {
         write(&self.0).push((exchange.to_string(), tap));
     }
@@ -166,6 +171,7 @@ impl VHost {
 
     // ---- exchanges ----
 
+    /// The exchange named `name` (404 if there is none).
     pub fn exchange(&self, name: &str) -> CoreResult<Arc<Exchange>> {
         let key = if name == "amq.default" { "" } else { name };
         read(&self.exchanges)
@@ -174,6 +180,7 @@ impl VHost {
             .ok_or_else(|| self.not_found("exchange", name))
     }
 
+    /// The names of every exchange.
     pub fn exchange_names(&self) -> Vec<String> {
         read(&self.exchanges).keys().cloned().collect()
     }
@@ -263,6 +270,7 @@ impl VHost {
         }
     }
 
+    /// The names of every queue.
     pub fn queue_names(&self) -> Vec<String> {
         read(&self.queues).keys().cloned().collect()
     }

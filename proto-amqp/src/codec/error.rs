@@ -11,19 +11,28 @@ pub enum CodecError {
     /// 502: a method's arguments could not be parsed.
     #[error("SYNTAX_ERROR - {text}")]
     Syntax {
+        /// What was wrong.
         text: String,
+        /// The class of the method concerned.
         class_id: u16,
+        /// The method concerned.
         method_id: u16,
     },
     /// 540: a class/method this broker does not know.
     #[error("NOT_IMPLEMENTED - unknown method {class_id}/{method_id}")]
-    UnknownMethod { class_id: u16, method_id: u16 },
+    UnknownMethod {
+        /// The class id received.
+        class_id: u16,
+        /// The method id received.
+        method_id: u16,
+    },
     /// The peer sent something other than the AMQP 0-9-1 protocol header.
     #[error("bad protocol header")]
     BadProtocolHeader,
 }
 
 impl CodecError {
+    /// The AMQP reply code the connection is closed with.
     pub fn reply_code(&self) -> u16 {
         match self {
             CodecError::Frame(_) | CodecError::BadProtocolHeader => 501,

@@ -9,10 +9,15 @@ use junction_core::Properties;
 
 /// `AMQP\0\0\9\1`: what a 0-9-1 client sends first, and what the server answers a wrong header with.
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+/// The octet that ends every frame.
 pub const FRAME_END: u8 = 0xCE;
+/// Frame type of a method frame.
 pub const FRAME_METHOD: u8 = 1;
+/// Frame type of a content header frame.
 pub const FRAME_HEADER: u8 = 2;
+/// Frame type of a content body frame.
 pub const FRAME_BODY: u8 = 3;
+/// Frame type of a heart-beat frame.
 pub const FRAME_HEARTBEAT: u8 = 8;
 /// Frame header (7) + frame end (1).
 pub const FRAME_OVERHEAD: u32 = 8;
@@ -29,19 +34,28 @@ pub struct Limits {
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
+    /// A method frame.
     Method {
+        /// The channel.
         channel: u16,
+        /// The method.
         method: Method,
     },
+    /// A content header frame.
     Header {
+        /// The channel.
         channel: u16,
+        /// The content header.
         header: ContentHeader,
     },
     /// A body frame's payload, split from the read buffer without copying.
     Body {
+        /// The channel.
         channel: u16,
+        /// The bytes of this piece of the body.
         payload: Bytes,
     },
+    /// A heart-beat frame.
     Heartbeat,
 }
 
@@ -148,6 +162,7 @@ pub fn encode_method_frame(channel: u16, method: &Method, out: &mut BytesMut) {
     end(out, at);
 }
 
+/// Appends a heart-beat frame.
 pub fn encode_heartbeat(out: &mut BytesMut) {
     out.extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
 }

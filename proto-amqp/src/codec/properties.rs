@@ -23,8 +23,11 @@ const CLUSTER_ID: u16 = 1 << 2;
 /// A decoded content header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContentHeader {
+    /// The class the content belongs to (60, basic).
     pub class_id: u16,
+    /// The body's total size.
     pub body_size: u64,
+    /// The content's properties.
     pub properties: Properties,
 }
 

@@ -10,6 +10,7 @@ use nom::number::complete::{
 };
 use nom::IResult;
 
+/// A nom parse result over bytes.
 pub type Res<'a, T> = IResult<&'a [u8], T>;
 
 fn fail<T>(input: &[u8]) -> Res<'_, T> {
@@ -159,6 +160,7 @@ pub fn put_short_string(out: &mut BytesMut, s: &str) {
     out.put_slice(&s.as_bytes()[..end]);
 }
 
+/// Appends a long string (32-bit length, then the bytes).
 pub fn put_long_string(out: &mut BytesMut, b: &[u8]) {
     out.put_u32(b.len() as u32);
     out.put_slice(b);
@@ -173,6 +175,7 @@ pub fn put_bits(out: &mut BytesMut, flags: &[bool]) {
     out.put_u8(octet);
 }
 
+/// Appends a field table.
 pub fn put_table(out: &mut BytesMut, t: &FieldTable) {
     let at = out.len();
     out.put_u32(0);
@@ -184,6 +187,7 @@ pub fn put_table(out: &mut BytesMut, t: &FieldTable) {
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
+/// Appends a field value with its type octet.
 pub fn put_value(out: &mut BytesMut, v: &FieldValue) {
     match v {
         FieldValue::Bool(b) => {

@@ -4,19 +4,33 @@ use junction_core::CoreError;
 
 /// AMQP reply codes used by the session.
 pub mod code {
+    /// The server closes the connection (shutdown, forced close).
     pub const CONNECTION_FORCED: u16 = 320;
+    /// A mandatory message could not be routed (basic.return).
     pub const NO_ROUTE: u16 = 312;
+    /// The user may not do this.
     pub const ACCESS_REFUSED: u16 = 403;
+    /// A named entity does not exist.
     pub const NOT_FOUND: u16 = 404;
+    /// An exclusive queue of another connection.
     pub const RESOURCE_LOCKED: u16 = 405;
+    /// The entity exists with other settings, or a precondition failed.
     pub const PRECONDITION_FAILED: u16 = 406;
+    /// A frame that does not parse.
     pub const FRAME_ERROR: u16 = 501;
+    /// A method that is not valid here.
     pub const COMMAND_INVALID: u16 = 503;
+    /// A channel that is not open, or a second channel.open.
     pub const CHANNEL_ERROR: u16 = 504;
+    /// A frame of the wrong type at this point.
     pub const UNEXPECTED_FRAME: u16 = 505;
+    /// Not allowed in this state (e.g. a vhost the user may not use).
     pub const NOT_ALLOWED: u16 = 530;
+    /// Not implemented.
     pub const NOT_IMPLEMENTED: u16 = 540;
+    /// A limit was reached.
     pub const RESOURCE_ERROR: u16 = 506;
+    /// The server failed.
     pub const INTERNAL_ERROR: u16 = 541;
 }
 
@@ -37,14 +51,20 @@ fn reply_code(e: &CoreError) -> (u16, bool) {
 /// A failure and where it lands: on the channel, or on the whole connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpError {
+    /// Closes the connection (else the channel).
     pub connection: bool,
+    /// The reply code.
     pub code: u16,
+    /// The reply text.
     pub text: String,
+    /// The class of the method that failed.
     pub class_id: u16,
+    /// The method that failed.
     pub method_id: u16,
 }
 
 impl AmqpError {
+    /// A channel error: channel.close with `code`.
     pub fn channel(code: u16, text: impl Into<String>, ids: (u16, u16)) -> Self {
         AmqpError {
             connection: false,
@@ -55,6 +75,7 @@ impl AmqpError {
         }
     }
 
+    /// A connection error: connection.close with `code`.
     pub fn connection(code: u16, text: impl Into<String>, ids: (u16, u16)) -> Self {
         AmqpError {
             connection: true,
@@ -104,4 +125,5 @@ impl AmqpError {
     }
 }
 
+/// Results of the session's handling.
 pub type AmqpResult<T> = Result<T, AmqpError>;

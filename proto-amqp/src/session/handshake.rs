@@ -21,7 +21,7 @@ const CAPABILITIES: [&str; 9] = [
 ];
 
 /// connection.start as Junction sends it.
-pub fn start_method() -> Method {
+pub(super) fn start_method() -> Method {
     let mut caps = FieldTable::new();
     for c in CAPABILITIES {
         caps.insert(c, FieldValue::Bool(true));
@@ -47,7 +47,7 @@ pub fn start_method() -> Method {
 
 /// Checks start-ok's credentials with PLAIN (`\0user\0password`) or AMQPLAIN (a table body
 /// with LOGIN and PASSWORD).
-pub fn authenticate(
+pub(super) fn authenticate(
     broker: &Broker,
     mechanism: &str,
     response: &[u8],

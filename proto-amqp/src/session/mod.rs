@@ -31,9 +31,11 @@ pub enum State {
     Tuning,
     /// Waiting for connection.open.
     Opening,
+    /// Open: channels may be used.
     Open,
     /// connection.close sent; waiting for close-ok (until the deadline).
     Closing {
+        /// When the socket is dropped if close-ok has not come.
         deadline: u64,
     },
     /// Done: flush output and drop the socket.
@@ -100,6 +102,7 @@ impl Session {
         s
     }
 
+    /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.state
     }

@@ -6,12 +6,19 @@ use super::*;
 /// What CONNACK carries beyond the code.
 #[derive(Debug, Clone, Default)]
 pub struct ConnAckInfo {
+    /// The server had a session for the client.
     pub session_present: bool,
+    /// The client id the server chose (v5, for an empty one).
     pub assigned_client_id: Option<String>,
+    /// A text for the client (v5).
     pub reason_string: Option<String>,
+    /// How many QoS 1/2 PUBLISHes the server takes at once (v5).
     pub receive_maximum: Option<u16>,
+    /// The highest topic alias the server accepts (v5).
     pub topic_alias_max: Option<u16>,
+    /// The largest packet the server accepts (v5).
     pub max_packet_size: Option<u32>,
+    /// The session expiry the server grants (v5).
     pub session_expiry: Option<u32>,
 }
 
@@ -148,9 +155,13 @@ pub fn publish(level: Level, p: &Publish, max_packet: Option<u32>, out: &mut Wri
 /// Which acknowledgement of the QoS 1/2 flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
+    /// QoS 1: received.
     PubAck,
+    /// QoS 2, step 1: received.
     PubRec,
+    /// QoS 2, step 2: release.
     PubRel,
+    /// QoS 2, step 3: complete.
     PubComp,
 }
 
@@ -271,6 +282,7 @@ pub fn unsuback(level: Level, pkid: u16, existed: &[bool], out: &mut BytesMut) {
     }
 }
 
+/// Appends a PINGRESP.
 pub fn pingresp(out: &mut BytesMut) {
     out.extend_from_slice(&[0xD0, 0x00]);
 }

@@ -12,25 +12,45 @@ pub enum ReasonCode {
     DisconnectWithWill = 0x04,
     /// PUBACK/PUBREC: accepted, but nothing subscribed to the topic.
     NoMatchingSubscribers = 0x10,
+    /// Failed, with no more specific reason.
     UnspecifiedError = 0x80,
+    /// The packet could not be parsed.
     MalformedPacket = 0x81,
+    /// The packet broke the protocol.
     ProtocolError = 0x82,
+    /// The protocol level is not supported.
     UnsupportedProtocolVersion = 0x84,
+    /// The client id is not accepted.
     ClientIdentifierNotValid = 0x85,
+    /// Bad user name or password.
     BadUserNameOrPassword = 0x86,
+    /// Not authorized.
     NotAuthorized = 0x87,
+    /// The server cannot serve the client now.
     ServerUnavailable = 0x88,
+    /// The server is shutting down.
     ServerShuttingDown = 0x8B,
+    /// The authentication method is not supported.
     BadAuthenticationMethod = 0x8C,
+    /// Nothing came within the keep-alive.
     KeepAliveTimeout = 0x8D,
+    /// Another connection took over the session.
     SessionTakenOver = 0x8E,
+    /// The topic filter is not valid.
     TopicFilterInvalid = 0x8F,
+    /// The topic name is not valid.
     TopicNameInvalid = 0x90,
+    /// No such packet id in flight.
     PacketIdentifierNotFound = 0x92,
+    /// More QoS 1/2 PUBLISHes than the receive maximum.
     ReceiveMaximumExceeded = 0x93,
+    /// The topic alias is not valid.
     TopicAliasInvalid = 0x94,
+    /// The packet is larger than allowed.
     PacketTooLarge = 0x95,
+    /// A quota was exceeded.
     QuotaExceeded = 0x97,
+    /// The QoS is not supported.
     QosNotSupported = 0x9B,
 }
 

@@ -66,9 +66,13 @@ const TOPIC_ALIAS_MAX: u16 = 64;
 const V4_INFLIGHT: u16 = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a connection is in its life.
 pub enum State {
+    /// Waiting for CONNECT.
     AwaitConnect,
+    /// Connected.
     Open,
+    /// Ended: the socket is closed.
     Closed,
 }
 
@@ -85,11 +89,17 @@ struct ConsumerRef {
 
 /// A will to publish after the connection ends (after `delay` seconds).
 pub struct PendingWill {
+    /// Seconds to wait before publishing it (v5 will delay).
     pub delay: u32,
+    /// The vhost it is published in.
     pub vhost: Arc<VHost>,
+    /// The will.
     pub will: Will,
+    /// The client that left it.
     pub client_id: String,
+    /// The user the client logged in as.
     pub user: String,
+    /// Which connection of the client left it (a takeover cancels it).
     pub generation: u64,
     /// The broker's clock: the will's timestamp is taken when it is published.
     clock: Arc<junction_core::clock::Clock>,
@@ -154,6 +164,7 @@ fn qos_of_message(m: &Message) -> u8 {
 }
 
 impl Session {
+    /// A session for a new connection.
     pub fn new(
         ctx: ConnectionContext,
         registry: Arc<Registry>,
@@ -194,10 +205,12 @@ impl Session {
         }
     }
 
+    /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.state
     }
 
+    /// The protocol level, once CONNECT has come.
     pub fn level(&self) -> Option<Level> {
         self.level
     }
@@ -247,6 +260,7 @@ impl Session {
         self.disconnect(ReasonCode::ServerShuttingDown, "server shutting down");
     }
 
+    /// Handles one decoded packet at `now`.
     pub fn handle_packet(&mut self, p: Inbound, now: u64) {
         self.handle_one(p, now);
         if std::mem::take(&mut self.dirty) {

@@ -16,12 +16,16 @@ use thiserror::Error;
 /// STOMP protocol versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Version {
+    /// STOMP 1.0.
     V1_0,
+    /// STOMP 1.1.
     V1_1,
+    /// STOMP 1.2.
     V1_2,
 }
 
 impl Version {
+    /// The version as `accept-version` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Version::V1_0 => "1.0",
@@ -30,6 +34,7 @@ impl Version {
         }
     }
 
+    /// A version from its spelling.
     pub fn parse(s: &str) -> Option<Version> {
         match s.trim() {
             "1.0" => Some(Version::V1_0),
@@ -43,24 +48,40 @@ impl Version {
 /// Frame commands, client and server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    /// CONNECT.
     Connect,
+    /// STOMP (1.1+ spelling of CONNECT).
     Stomp,
+    /// SEND.
     Send,
+    /// SUBSCRIBE.
     Subscribe,
+    /// UNSUBSCRIBE.
     Unsubscribe,
+    /// ACK.
     Ack,
+    /// NACK.
     Nack,
+    /// BEGIN.
     Begin,
+    /// COMMIT.
     Commit,
+    /// ABORT.
     Abort,
+    /// DISCONNECT.
     Disconnect,
+    /// CONNECTED.
     Connected,
+    /// MESSAGE.
     Message,
+    /// RECEIPT.
     Receipt,
+    /// ERROR.
     Error,
 }
 
 impl Command {
+    /// A command from its line.
     pub fn parse(s: &[u8]) -> Option<Command> {
         Some(match s {
             b"CONNECT" => Command::Connect,
@@ -110,6 +131,7 @@ impl Command {
             .any(|c| c.as_str().as_bytes().starts_with(partial))
     }
 
+    /// The command's line.
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Connect => "CONNECT",
@@ -140,12 +162,16 @@ impl Command {
 /// One frame. Headers keep their order; lookups take the first of repeated names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The command.
     pub command: Command,
+    /// The headers, in order (repeated ones kept).
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Bytes,
 }
 
 impl Frame {
+    /// A frame with no headers and no body.
     pub fn new(command: Command) -> Frame {
         Frame {
             command,
@@ -162,6 +188,7 @@ impl Frame {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Adds a header.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Frame {
         self.headers.push((name.to_string(), value.into()));
         self
@@ -171,6 +198,7 @@ impl Frame {
 /// What the decoder produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
+    /// A whole frame.
     Frame(Frame),
     /// One or more EOLs between frames.
     HeartBeat,
@@ -179,8 +207,11 @@ pub enum Decoded {
 /// What the decoder enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Headers per frame.
     pub max_headers: usize,
+    /// Bytes per header line.
     pub max_header_length: usize,
+    /// Body bytes.
     pub max_body: usize,
 }
 
@@ -188,22 +219,31 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
     #[error("unknown command '{0}'")]
+    /// A command line STOMP does not define.
     UnknownCommand(String),
     #[error("too many headers (limit {0})")]
+    /// More headers than allowed.
     TooManyHeaders(usize),
     #[error("header line too long (limit {0} bytes)")]
+    /// A header line longer than allowed.
     HeaderTooLong(usize),
     #[error("malformed header line")]
+    /// A header line without a colon.
     MalformedHeader,
     #[error("undefined escape sequence in header")]
+    /// An escape sequence STOMP does not define.
     BadEscape,
     #[error("invalid content-length")]
+    /// A content-length that is not a number.
     BadContentLength,
     #[error("body too large (limit {0} bytes)")]
+    /// A body larger than allowed.
     BodyTooLarge(usize),
     #[error("frame body not terminated by NUL")]
+    /// The frame does not end with NUL.
     MissingNul,
     #[error("header is not valid UTF-8")]
+    /// The frame is not UTF-8.
     NotUtf8,
 }
 

@@ -6,7 +6,7 @@ use junction_core::CoreError;
 
 /// A refused frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StompError {
+pub(super) enum StompError {
     /// A header the command needs is absent.
     MissingHeader { header: String, command: Command },
     /// A transaction that was not begun, or is begun twice.
@@ -31,7 +31,7 @@ pub enum StompError {
 
 impl StompError {
     /// The ERROR frame's `message` header (RabbitMQ's wording).
-    pub fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         let text = match self {
             StompError::MissingHeader { header, .. } => {
                 return format!("Missing '{header}' header")
@@ -55,7 +55,7 @@ impl StompError {
     }
 
     /// The ERROR frame's body: what exactly was wrong.
-    pub fn detail(&self) -> String {
+    pub(super) fn detail(&self) -> String {
         match self {
             StompError::MissingHeader { header, command } => {
                 format!("{} frames need a '{header}' header", command.as_str())

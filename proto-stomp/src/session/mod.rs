@@ -21,14 +21,18 @@ pub const SUPPORTED: &str = "1.0,1.1,1.2";
 /// The login used when a client sends none (RabbitMQ's `stomp.default_user`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultLogin {
+    /// The login used.
     pub login: String,
+    /// Its passcode.
     pub passcode: String,
 }
 
 /// Where the session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Waiting for CONNECT.
     AwaitConnect,
+    /// Connected.
     Open,
     /// Flush the output, then close the socket.
     Closed,
@@ -66,6 +70,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session for a new connection.
     pub fn new(
         ctx: ConnectionContext,
         sink: DeliverySink,
@@ -97,6 +102,7 @@ impl Session {
         }
     }
 
+    /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.state
     }
@@ -106,6 +112,7 @@ impl Session {
         self.version
     }
 
+    /// The codec's limits for this connection.
     pub fn codec_limits(&self) -> codec::Limits {
         let l = &self.ctx.limits;
         codec::Limits {

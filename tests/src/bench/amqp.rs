@@ -69,7 +69,9 @@ async fn consumer(
 /// How a producer publishes.
 #[derive(Debug, Clone, Copy)]
 pub struct Publish {
+    /// Body bytes.
     pub size: usize,
+    /// Delivery mode 2.
     pub persistent: bool,
     /// Outstanding confirms allowed (0 = no confirms).
     pub confirm_window: usize,

@@ -223,6 +223,7 @@ impl Wire {
         }
     }
 
+    /// Deletes a queue.
     pub async fn delete_queue(&mut self, name: &str) -> anyhow::Result<()> {
         self.call(
             Method::QueueDelete {
@@ -237,6 +238,7 @@ impl Wire {
         .map(drop)
     }
 
+    /// Declares a fanout exchange.
     pub async fn declare_fanout(&mut self, name: &str) -> anyhow::Result<()> {
         self.call(
             Method::ExchangeDeclare {
@@ -255,6 +257,7 @@ impl Wire {
         .map(drop)
     }
 
+    /// Binds a queue to an exchange.
     pub async fn bind(&mut self, queue: &str, exchange: &str, key: &str) -> anyhow::Result<()> {
         self.call(
             Method::QueueBind {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The rumqttc QoS of a number.
 pub fn qos(n: u8) -> QoS {
     match n {
         0 => QoS::AtMostOnce,

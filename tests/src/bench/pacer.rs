@@ -13,6 +13,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer that releases `n` permits, evenly spaced at `rate` per second.
     pub fn new(rate: u64, n: u64) -> Pacer {
         let permits = Arc::new(Semaphore::new(0));
         let sem = permits.clone();

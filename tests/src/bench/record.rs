@@ -25,7 +25,9 @@ pub fn payload(seq: u64, size: usize) -> Vec<u8> {
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
     counts: Vec<u32>,
+    /// Publish-to-delivery latencies.
     pub latencies_ns: Vec<u64>,
+    /// Messages received.
     pub received: u64,
 }
 
@@ -63,12 +65,19 @@ impl Seen {
 /// The result of one scenario run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// Messages delivered.
     pub deliveries: u64,
+    /// Seconds the run took.
     pub seconds: f64,
+    /// Messages published and never delivered.
     pub lost: u64,
+    /// Messages delivered more than once.
     pub duplicated: u64,
+    /// Median latency.
     pub p50_us: f64,
+    /// 99th percentile latency.
     pub p99_us: f64,
+    /// Worst latency.
     pub max_us: f64,
 }
 
@@ -104,6 +113,7 @@ impl Outcome {
         }
     }
 
+    /// Deliveries per second.
     pub fn rate(&self) -> f64 {
         self.deliveries as f64 / self.seconds.max(1e-9)
     }

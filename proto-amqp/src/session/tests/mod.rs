@@ -37,11 +37,11 @@ pub(super) fn plain(user: &str, pass: &str) -> Bytes {
 
 impl Client {
     /// A connection whose protocol header was accepted (connection.start is out).
-    pub fn new(broker: &Arc<Broker>) -> Client {
+    pub(super) fn new(broker: &Arc<Broker>) -> Client {
         Self::with_limits(broker, Limits::default())
     }
 
-    pub fn with_limits(broker: &Arc<Broker>, limits: Limits) -> Client {
+    pub(super) fn with_limits(broker: &Arc<Broker>, limits: Limits) -> Client {
         Client {
             h: Harness::new(broker.clone(), limits, |ctx, tx| Session::new(ctx, tx, 0)),
             inbox: BytesMut::new(),
@@ -49,7 +49,7 @@ impl Client {
     }
 
     /// A connection through start/tune/open as guest on `/` with `heartbeat` seconds.
-    pub fn open(broker: &Arc<Broker>, heartbeat: u16) -> Client {
+    pub(super) fn open(broker: &Arc<Broker>, heartbeat: u16) -> Client {
         let mut c = Client::new(broker);
         assert!(matches!(c.method(), (0, Method::ConnectionStart { .. })));
         c.start_ok("PLAIN", plain("guest", "guest"));
@@ -81,14 +81,14 @@ impl Client {
     }
 
     /// An open connection with channel 1 open.
-    pub fn with_channel(broker: &Arc<Broker>) -> Client {
+    pub(super) fn with_channel(broker: &Arc<Broker>) -> Client {
         let mut c = Client::open(broker, 0);
         c.send(1, Method::ChannelOpen);
         assert_eq!(c.method(), (1, Method::ChannelOpenOk));
         c
     }
 
-    pub fn start_ok(&mut self, mechanism: &str, response: Bytes) {
+    pub(super) fn start_ok(&mut self, mechanism: &str, response: Bytes) {
         self.send(
             0,
             Method::ConnectionStartOk {
@@ -101,14 +101,14 @@ impl Client {
     }
 
     /// Sends one method frame.
-    pub fn send(&mut self, ch: u16, m: Method) {
+    pub(super) fn send(&mut self, ch: u16, m: Method) {
         let mut out = BytesMut::new();
         encode_method_frame(ch, &m, &mut out);
         self.h.feed(&out);
     }
 
     /// Encodes methods (and their content) into one read, as a pipelining client does.
-    pub fn send_all(&mut self, frames: &[(u16, Method)]) {
+    pub(super) fn send_all(&mut self, frames: &[(u16, Method)]) {
         let mut out = BytesMut::new();
         for (ch, m) in frames {
             encode_method_frame(*ch, m, &mut out);
@@ -117,16 +117,23 @@ impl Client {
     }
 
     /// Sends raw bytes.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
         self.h.feed(bytes);
     }
 
     /// basic.publish with its header and body.
-    pub fn publish(&mut self, ch: u16, exchange: &str, key: &str, props: Properties, body: &str) {
+    pub(super) fn publish(
+        &mut self,
+        ch: u16,
+        exchange: &str,
+        key: &str,
+        props: Properties,
+        body: &str,
+    ) {
         self.publish_with(ch, exchange, key, false, props, body);
     }
 
-    pub fn publish_with(
+    pub(super) fn publish_with(
         &mut self,
         ch: u16,
         exchange: &str,
@@ -160,7 +167,7 @@ impl Client {
     }
 
     /// Every frame the session wrote since the last call.
-    pub fn frames(&mut self) -> Vec<Frame> {
+    pub(super) fn frames(&mut self) -> Vec<Frame> {
         self.inbox.extend_from_slice(&self.h.take_output());
         let limits = codec::Limits {
             frame_max: 1 << 20,
@@ -174,7 +181,7 @@ impl Client {
     }
 
     /// The methods among [`Client::frames`].
-    pub fn methods(&mut self) -> Vec<(u16, Method)> {
+    pub(super) fn methods(&mut self) -> Vec<(u16, Method)> {
         self.frames()
             .into_iter()
             .filter_map(|f| match f {
@@ -185,7 +192,7 @@ impl Client {
     }
 
     /// Exactly one method, and nothing else, was written.
-    pub fn method(&mut self) -> (u16, Method) {
+    pub(super) fn method(&mut self) -> (u16, Method) {
         let frames = self.frames();
         match <[Frame; 1]>::try_from(frames) {
             Ok([Frame::Method { channel, method }]) => (channel, method),
@@ -195,7 +202,7 @@ impl Client {
     }
 
     /// Declares a queue on channel 1 and checks the reply.
-    pub fn declare(&mut self, name: &str, durable: bool) {
+    pub(super) fn declare(&mut self, name: &str, durable: bool) {
         self.send(1, declare(name, durable));
         assert!(
             matches!(self.method(), (1, Method::QueueDeclareOk { ref queue, .. }) if queue == name)
@@ -203,7 +210,7 @@ impl Client {
     }
 
     /// basic.consume on channel 1, returning the consumer tag.
-    pub fn consume(&mut self, queue: &str, no_ack: bool) -> String {
+    pub(super) fn consume(&mut self, queue: &str, no_ack: bool) -> String {
         self.send(
             1,
             Method::BasicConsume {

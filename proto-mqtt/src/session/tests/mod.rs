@@ -38,7 +38,7 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub fn new(b: &(Arc<Broker>, Arc<Registry>)) -> Client {
+    pub(super) fn new(b: &(Arc<Broker>, Arc<Registry>)) -> Client {
         let reg = b.1.clone();
         Client {
             h: Harness::new(b.0.clone(), Limits::default(), move |ctx, tx| {
@@ -50,7 +50,7 @@ impl Client {
     }
 
     /// Connected with `id` (clean session as given, keep-alive off), CONNACK checked.
-    pub fn connected(b: &(Arc<Broker>, Arc<Registry>), id: &str, clean: bool) -> Client {
+    pub(super) fn connected(b: &(Arc<Broker>, Arc<Registry>), id: &str, clean: bool) -> Client {
         let mut c = Client::new(b);
         let ack = c.connect(connect(id, clean, 0));
         assert_eq!(ack.code, v4::ConnectReturnCode::Success, "{ack:?}");
@@ -58,7 +58,7 @@ impl Client {
     }
 
     /// Sends CONNECT and returns the CONNACK (what follows it stays for [`Client::packets`]).
-    pub fn connect(&mut self, p: v4::Connect) -> v4::ConnAck {
+    pub(super) fn connect(&mut self, p: v4::Connect) -> v4::ConnAck {
         self.send_v4(|out| p.write(out));
         match self.first() {
             Some(Packet::ConnAck(a)) => a,
@@ -78,7 +78,7 @@ impl Client {
     }
 
     /// Encodes one packet with `write` and feeds it.
-    pub fn send_v4(
+    pub(super) fn send_v4(
         &mut self,
         write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>,
     ) {
@@ -88,7 +88,7 @@ impl Client {
     }
 
     /// Packets written since the last call.
-    pub fn packets(&mut self) -> Vec<Packet> {
+    pub(super) fn packets(&mut self) -> Vec<Packet> {
         self.inbox.extend_from_slice(&self.h.take_output());
         let mut out = std::mem::take(&mut self.pending);
         loop {
@@ -100,7 +100,12 @@ impl Client {
         }
     }
 
-    pub fn subscribe(&mut self, pkid: u16, filter: &str, qos: QoS) -> Vec<v4::SubscribeReasonCode> {
+    pub(super) fn subscribe(
+        &mut self,
+        pkid: u16,
+        filter: &str,
+        qos: QoS,
+    ) -> Vec<v4::SubscribeReasonCode> {
         let mut s = v4::Subscribe::new(filter, qos);
         s.pkid = pkid;
         self.send_v4(|out| s.write(out));
@@ -113,7 +118,14 @@ impl Client {
         }
     }
 
-    pub fn publish(&mut self, topic: &str, qos: QoS, pkid: u16, retain: bool, payload: &str) {
+    pub(super) fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        pkid: u16,
+        retain: bool,
+        payload: &str,
+    ) {
         let mut p = v4::Publish::new(topic, qos, payload.as_bytes().to_vec());
         p.pkid = pkid;
         p.retain = retain;
@@ -121,7 +133,7 @@ impl Client {
     }
 
     /// The PUBLISHes among the packets written since the last call.
-    pub fn publishes(&mut self) -> Vec<v4::Publish> {
+    pub(super) fn publishes(&mut self) -> Vec<v4::Publish> {
         self.packets()
             .into_iter()
             .filter_map(|p| match p {
@@ -132,7 +144,7 @@ impl Client {
     }
 
     /// The connection ends without DISCONNECT (as the driver's `finish` does).
-    pub fn drop_connection(mut self) -> Option<super::PendingWill> {
+    pub(super) fn drop_connection(mut self) -> Option<super::PendingWill> {
         self.h.session.finish()
     }
 }

@@ -27,11 +27,11 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub fn new(broker: &Arc<Broker>) -> Client {
+    pub(super) fn new(broker: &Arc<Broker>) -> Client {
         Self::with_default_login(broker, None)
     }
 
-    pub fn with_default_login(broker: &Arc<Broker>, login: Option<DefaultLogin>) -> Client {
+    pub(super) fn with_default_login(broker: &Arc<Broker>, login: Option<DefaultLogin>) -> Client {
         Client {
             h: Harness::new(broker.clone(), Limits::default(), |ctx, tx| {
                 Session::new(ctx, tx, login, 0)
@@ -41,7 +41,7 @@ impl Client {
     }
 
     /// A client connected as guest (STOMP 1.2, no heart-beats).
-    pub fn connected(broker: &Arc<Broker>) -> Client {
+    pub(super) fn connected(broker: &Arc<Broker>) -> Client {
         let mut c = Client::new(broker);
         c.send(connect("0,0"));
         let f = c.one();
@@ -49,14 +49,14 @@ impl Client {
         c
     }
 
-    pub fn send(&mut self, f: Frame) {
+    pub(super) fn send(&mut self, f: Frame) {
         let mut out = WriteBuf::new();
         encode(&f, Version::V1_2, &mut out);
         self.h.feed(&out.take_vec());
     }
 
     /// Frames written since the last call (heart-beats skipped).
-    pub fn frames(&mut self) -> Vec<Frame> {
+    pub(super) fn frames(&mut self) -> Vec<Frame> {
         self.inbox.extend_from_slice(&self.h.take_output());
         let limits = codec::Limits {
             max_headers: 1000,
@@ -74,14 +74,14 @@ impl Client {
     }
 
     /// Exactly one frame was written.
-    pub fn one(&mut self) -> Frame {
+    pub(super) fn one(&mut self) -> Frame {
         let mut frames = self.frames();
         assert_eq!(frames.len(), 1, "expected one frame, got {frames:?}");
         frames.remove(0)
     }
 
     /// SUBSCRIBE with `id` to `dest`, acknowledged with a receipt.
-    pub fn subscribe(&mut self, id: &str, dest: &str, ack: &str) {
+    pub(super) fn subscribe(&mut self, id: &str, dest: &str, ack: &str) {
         self.send(
             Frame::new(Command::Subscribe)
                 .with("id", id)
@@ -97,7 +97,7 @@ impl Client {
         );
     }
 
-    pub fn send_to(&mut self, dest: &str, body: &str) {
+    pub(super) fn send_to(&mut self, dest: &str, body: &str) {
         let mut f = Frame::new(Command::Send).with("destination", dest);
         f.body = bytes::Bytes::copy_from_slice(body.as_bytes());
         self.send(f);
