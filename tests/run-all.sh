@@ -33,6 +33,7 @@ test -x target/debug/junction
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 amqp_port=$(port); stomp_port=$(port); mqtt_port=$(port); stomp_ws_port=$(port); mqtt_ws_port=$(port)
+management_port=$(port)
 cat > "$work/junction.toml" <<TOML
 data_dir = "$work/data"
 [listeners.amqp]
@@ -50,6 +51,9 @@ port = $stomp_ws_port
 [listeners.mqtt_ws]
 address = "127.0.0.1"
 port = $mqtt_ws_port
+[listeners.management]
+address = "127.0.0.1"
+port = $management_port
 TOML
 "$root/target/debug/junction" --config "$work/junction.toml" --log-level warn 2> "$work/junction.log" &
 junction_pid=$!
@@ -65,6 +69,7 @@ for _ in $(seq 1 200); do
 done
 export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQTT_PORT=$mqtt_port
 export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
+export JUNCTION_MANAGEMENT_PORT=$management_port
 
 step "interop: Node (amqplib, @stomp/stompjs and mqtt.js over WebSocket)"
 (cd tests/interop/node && node --test)

@@ -90,6 +90,19 @@ impl Authenticator {
             .cloned()
     }
 
+    /// Every user, by name.
+    pub fn users(&self) -> Vec<UserRecord> {
+        let mut all: Vec<UserRecord> = self
+            .users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     /// How many users there are.
     pub fn user_count(&self) -> usize {
         self.users.read().unwrap_or_else(|e| e.into_inner()).len()

@@ -181,6 +181,16 @@ impl Broker {
             .map(|_| ())
     }
 
+    /// Deletes a user (durable once [`Broker::sync`] resolves). A missing user is 404.
+    pub fn delete_user(&self, name: &str) -> CoreResult<()> {
+        if self.auth.get(name).is_none() {
+            return Err(CoreError::NotFound(format!("no user '{name}'")));
+        }
+        self.catalog
+            .commit(MetaCommand::DeleteUser(name.to_string()), self)
+            .map(|_| ())
+    }
+
     /// The metadata state machine.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
@@ -253,6 +263,11 @@ impl Broker {
     /// Registers a connection's notifier (see [`crate::consumer::Notices`]) until the guard drops.
     pub fn register_connection(&self, id: u64, notifier: Notifier) -> Registration<'_> {
         self.connections.register(id, notifier)
+    }
+
+    /// Connections registered now (logged in and not yet gone).
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
     }
 
     /// Tells every connection, and every one that registers from now on, to close with its

@@ -85,7 +85,6 @@ impl Connections {
         self.lock().alarm.clone()
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().notifiers.len()
     }

@@ -15,14 +15,24 @@ pub enum Refusal {
     /// A frame or packet that did not decode (the connection was closed with the protocol's
     /// error).
     MalformedFrame,
+    /// A management API request without valid credentials, or from a user without a
+    /// management tag (HTTP 401).
+    ManagementLogin,
+    /// A management API request the caller's tags do not allow (HTTP 403).
+    ManagementForbidden,
+    /// A malformed management API request: bad JSON, a field of the wrong type (HTTP 400).
+    ManagementBadRequest,
 }
 
 impl Refusal {
     /// Every kind, in the order [`Refusals::snapshot`] lists them.
-    pub const ALL: [Refusal; 3] = [
+    pub const ALL: [Refusal; 6] = [
         Refusal::HandshakeTimeout,
         Refusal::ConnectionLimit,
         Refusal::MalformedFrame,
+        Refusal::ManagementLogin,
+        Refusal::ManagementForbidden,
+        Refusal::ManagementBadRequest,
     ];
 
     /// A stable snake_case name (metric label, status key).
@@ -31,6 +41,9 @@ impl Refusal {
             Refusal::HandshakeTimeout => "handshake_timeout",
             Refusal::ConnectionLimit => "connection_limit",
             Refusal::MalformedFrame => "malformed_frame",
+            Refusal::ManagementLogin => "management_login",
+            Refusal::ManagementForbidden => "management_forbidden",
+            Refusal::ManagementBadRequest => "management_bad_request",
         }
     }
 

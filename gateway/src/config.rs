@@ -119,6 +119,9 @@ fn stomp_ws_default() -> WsListenerConfig {
 fn mqtt_ws_default() -> WsListenerConfig {
     WsListenerConfig::on(15675)
 }
+fn management_default() -> ListenerConfig {
+    ListenerConfig::on(15672)
+}
 
 /// The listeners, one per protocol and transport.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -139,6 +142,9 @@ pub struct Listeners {
     #[serde(default = "mqtt_ws_default")]
     /// MQTT over WebSocket (15675).
     pub mqtt_ws: WsListenerConfig,
+    #[serde(default = "management_default")]
+    /// The management HTTP API (15672).
+    pub management: ListenerConfig,
 }
 
 impl Default for Listeners {
@@ -149,6 +155,7 @@ impl Default for Listeners {
             mqtt: mqtt_default(),
             stomp_ws: stomp_ws_default(),
             mqtt_ws: mqtt_ws_default(),
+            management: management_default(),
         }
     }
 }

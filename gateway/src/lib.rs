@@ -4,6 +4,7 @@ pub mod config;
 pub mod descriptors;
 pub mod disk_monitor;
 pub mod listener;
+mod management;
 pub mod memory_monitor;
 pub mod websocket;
 
@@ -58,6 +59,8 @@ pub struct BoundAddrs {
     pub stomp_ws: Option<SocketAddr>,
     /// The MQTT over WebSocket listener.
     pub mqtt_ws: Option<SocketAddr>,
+    /// The management HTTP API.
+    pub management: Option<SocketAddr>,
 }
 
 /// A running broker with its listeners.
@@ -162,6 +165,21 @@ fn listener_specs(cfg: &Config, broker: &Broker) -> Vec<ListenerSpec> {
     all.into_iter()
         .filter_map(|(enabled, spec)| enabled.then_some(spec))
         .collect()
+}
+
+/// The bound listeners as RabbitMQ's API names their protocols.
+fn listed_listeners(a: &BoundAddrs) -> Vec<(&'static str, SocketAddr)> {
+    [
+        ("amqp", a.amqp),
+        ("stomp", a.stomp),
+        ("mqtt", a.mqtt),
+        ("http/web-stomp", a.stomp_ws),
+        ("http/web-mqtt", a.mqtt_ws),
+        ("http", a.management),
+    ]
+    .into_iter()
+    .filter_map(|(p, addr)| addr.map(|addr| (p, addr)))
+    .collect()
 }
 
 fn stomp_adapter(cfg: &Config) -> junction_stomp::StompAdapter {
@@ -323,6 +341,16 @@ impl Gateway {
                     )),
                 };
                 accept_tasks.push(task);
+            }
+        }
+        if cfg.listeners.management.enabled {
+            let (sockets, bound) =
+                bind_all("management", cfg.listeners.management.socket_addr()).await?;
+            tracing::info!(%bound, protocol = "HTTP (management)", "listening");
+            addrs.management = Some(bound);
+            let api = management::Api::new(broker.clone(), listed_listeners(&addrs));
+            for socket in sockets {
+                accept_tasks.push(tokio::spawn(management::serve(socket, api.clone())));
             }
         }
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));

@@ -56,6 +56,8 @@ port = 1890
 enabled = false
 [listeners.mqtt_ws]
 enabled = false
+[listeners.management]
+enabled = false
 TOML
 "$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction.log" &
 junction_pid=$!; pids+=("$junction_pid")

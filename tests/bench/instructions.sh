@@ -45,6 +45,8 @@ port = 1895
 enabled = false
 [listeners.mqtt_ws]
 enabled = false
+[listeners.management]
+enabled = false
 TOML
   valgrind --tool=callgrind --callgrind-out-file="$out" \
     "$JUNCTION" --config "$work/j.toml" --log-level warn 2>/dev/null &

@@ -48,6 +48,7 @@ impl TestBroker {
             &mut cfg.listeners.amqp,
             &mut cfg.listeners.stomp,
             &mut cfg.listeners.mqtt,
+            &mut cfg.listeners.management,
         ] {
             l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
             l.port = 0;

@@ -12,3 +12,8 @@ def amqp_port():
 @pytest.fixture
 def amqp_url(amqp_port):
     return f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2f"
+
+
+@pytest.fixture
+def management_url():
+    return f"http://127.0.0.1:{int(os.environ['JUNCTION_MANAGEMENT_PORT'])}"

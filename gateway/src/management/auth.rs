@@ -1,0 +1,87 @@
+//! Who is calling, and what their tags let them do: RabbitMQ's rules. Every request carries
+//! HTTP basic credentials; only users with a management tag (`management`, `policymaker`,
+//! `monitoring`, `administrator`) may use the API; changing users and vhosts needs
+//! `administrator`; a `management` user sees only the vhosts it may open.
+
+use super::error::ApiError;
+use super::Api;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine;
+use std::net::SocketAddr;
+
+/// Tags that open the management API.
+const MANAGEMENT_TAGS: [&str; 4] = ["management", "policymaker", "monitoring", "administrator"];
+
+/// The authenticated caller.
+pub(crate) struct Caller {
+    /// The user's name.
+    pub(crate) name: String,
+    /// Its tags.
+    pub(crate) tags: Vec<String>,
+}
+
+impl Caller {
+    fn has(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// 403 unless the caller is an administrator.
+    pub(crate) fn require_administrator(&self) -> Result<(), ApiError> {
+        if self.has("administrator") {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("Not administrator user"))
+        }
+    }
+
+    /// Whether the caller sees everything (administrators and monitoring users) rather than
+    /// only the vhosts it may open.
+    pub(crate) fn sees_all(&self) -> bool {
+        self.has("administrator") || self.has("monitoring")
+    }
+}
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let (name, password) =
+            basic_credentials(parts).ok_or_else(|| ApiError::unauthorized("Not_Authorized"))?;
+        let user = api
+            .broker
+            .auth()
+            .authenticate(&name, &password, peer)
+            .map_err(|_| ApiError::unauthorized("Not_Authorized"))?;
+        if !user
+            .tags
+            .iter()
+            .any(|t| MANAGEMENT_TAGS.contains(&t.as_str()))
+        {
+            return Err(ApiError::unauthorized("Not management user"));
+        }
+        Ok(Caller {
+            name: user.name,
+            tags: user.tags,
+        })
+    }
+}
+
+/// `Authorization: Basic base64(user:password)`.
+fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}

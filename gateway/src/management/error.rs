@@ -1,0 +1,104 @@
+//! Refusals as RabbitMQ's management API writes them: a status code and
+//! `{"error": ..., "reason": ...}`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use junction_core::CoreError;
+
+/// A refused request.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    reason: String,
+}
+
+impl ApiError {
+    /// 400: the request is malformed (bad JSON, a field of the wrong type, a missing field).
+    pub(crate) fn bad_request(reason: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: "bad_request",
+            reason: reason.into(),
+        }
+    }
+
+    /// 401: no credentials, wrong ones, or a user without a management tag.
+    pub(crate) fn unauthorized(reason: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "not_authorised",
+            reason: reason.into(),
+        }
+    }
+
+    /// 403: the user may log in but not do this.
+    pub(crate) fn forbidden(reason: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            error: "not_authorised",
+            reason: reason.into(),
+        }
+    }
+
+    /// 404: no such object.
+    pub(crate) fn not_found() -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: "Object Not Found",
+            reason: "Not Found".into(),
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let (status, error) = match &e {
+            CoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Object Not Found"),
+            CoreError::AccessRefused(_) => (StatusCode::FORBIDDEN, "not_authorised"),
+            CoreError::PreconditionFailed(_) | CoreError::ResourceLocked(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        ApiError {
+            status,
+            error,
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.error, "reason": self.reason }));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"RabbitMQ Management\""),
+            );
+        }
+        response
+    }
+}
+
+/// What an unknown path answers.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// The body of a PUT or POST as JSON (an empty body is `{}`), or 400.
+pub(crate) fn json_body(
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("body is not JSON: {e}"))),
+    }
+}

@@ -1,0 +1,118 @@
+//! The management HTTP API on 15672: RabbitMQ's paths, JSON field names, status codes and
+//! authentication rules, so that `rabbitmqadmin`, the `rabbitmq_http_client` crate and the
+//! scripts written for RabbitMQ's management plugin work unchanged.
+//!
+//! One room per resource (`vhosts`, `users`, `health`, `overview`); `auth` decides who may
+//! call what; `error` is the one place that turns a refusal into RabbitMQ's
+//! `{"error", "reason"}` body. Every change goes through the broker's metadata commands and is
+//! answered once it is durable.
+
+mod args;
+mod auth;
+mod error;
+mod health;
+mod overview;
+mod queues;
+mod users;
+mod vhosts;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use junction_core::refusals::Refusal;
+use junction_core::Broker;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What every handler shares: the broker and where the listeners are.
+#[derive(Clone)]
+pub(crate) struct Api {
+    broker: Arc<Broker>,
+    /// Protocol listeners as RabbitMQ lists them (`amqp`, `stomp`, `mqtt`, `http`, ...).
+    listeners: Arc<Vec<(&'static str, SocketAddr)>>,
+}
+
+impl Api {
+    /// The API of `broker`, whose listeners are bound at `listeners`.
+    pub(crate) fn new(broker: Arc<Broker>, listeners: Vec<(&'static str, SocketAddr)>) -> Self {
+        Api {
+            broker,
+            listeners: Arc::new(listeners),
+        }
+    }
+}
+
+/// The API's routes.
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/overview", get(overview::overview))
+        .route("/api/whoami", get(users::whoami))
+        .route("/api/vhosts", get(vhosts::list))
+        .route(
+            "/api/vhosts/{name}",
+            get(vhosts::show).put(vhosts::put).delete(vhosts::delete),
+        )
+        .route("/api/users", get(users::list))
+        .route(
+            "/api/users/{name}",
+            get(users::show).put(users::put).delete(users::delete),
+        )
+        .route("/api/queues", get(queues::list_all))
+        .route("/api/queues/{vhost}", get(queues::list))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(queues::show).put(queues::put).delete(queues::delete),
+        )
+        .route(
+            "/api/queues/{vhost}/{name}/contents",
+            axum::routing::delete(queues::purge),
+        )
+        .route(
+            "/api/queues/{vhost}/{name}/get",
+            axum::routing::post(queues::get),
+        )
+        .route("/api/health/checks/alarms", get(health::alarms))
+        .route("/api/health/checks/local-alarms", get(health::alarms))
+        .route(
+            "/api/health/checks/virtual-hosts",
+            get(health::virtual_hosts),
+        )
+        .route(
+            "/api/health/checks/port-listener/{port}",
+            get(health::port_listener),
+        )
+        .route("/api/aliveness-test/{vhost}", get(health::aliveness))
+        .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(api.clone(), count_refusals))
+        .with_state(api)
+}
+
+/// Counts every refused request by kind, and logs the first of a burst.
+async fn count_refusals(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let response = next.run(req).await;
+    let kind = match response.status() {
+        StatusCode::BAD_REQUEST => Some(Refusal::ManagementBadRequest),
+        StatusCode::UNAUTHORIZED => Some(Refusal::ManagementLogin),
+        StatusCode::FORBIDDEN => Some(Refusal::ManagementForbidden),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        if api.broker.refusals().count(kind) {
+            tracing::warn!(%method, path, status = response.status().as_u16(), "management request refused");
+        }
+    }
+    response
+}
+
+/// Serves the API on `listener` until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, api: Api) {
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!(error = %e, "management listener stopped");
+    }
+}

@@ -1,0 +1,118 @@
+//! `/api/vhosts`: list, show, create (PUT) and delete virtual hosts.
+
+use super::auth::Caller;
+use super::error::{json_body, ApiError};
+use super::Api;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use junction_core::vhost::VHost;
+use serde_json::{json, Value};
+
+/// A vhost as RabbitMQ's API shows it.
+fn describe(v: &VHost) -> Value {
+    let (mut ready, mut unacked) = (0, 0);
+    for q in v.queues() {
+        ready += q.message_count();
+        unacked += q.unacked_count();
+    }
+    json!({
+        "name": v.name,
+        "description": "",
+        "tags": [],
+        "default_queue_type": "classic",
+        "metadata": { "description": "", "tags": [], "default_queue_type": "classic" },
+        "tracing": false,
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+    })
+}
+
+/// Whether `caller` may see `vhost`.
+fn visible(api: &Api, caller: &Caller, vhost: &str) -> bool {
+    caller.sees_all() || api.broker.auth().check_vhost(&caller.name, vhost).is_ok()
+}
+
+/// `GET /api/vhosts`.
+pub(crate) async fn list(State(api): State<Api>, caller: Caller) -> Json<Vec<Value>> {
+    let mut all = api.broker.vhost_list();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(
+        all.iter()
+            .filter(|v| visible(&api, &caller, &v.name))
+            .map(|v| describe(v))
+            .collect(),
+    )
+}
+
+/// `GET /api/vhosts/{name}`.
+pub(crate) async fn show(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !visible(&api, &caller, &name) {
+        return Err(ApiError::not_found());
+    }
+    let v = api.broker.vhost(&name).map_err(|_| ApiError::not_found())?;
+    Ok(Json(describe(&v)))
+}
+
+/// `PUT /api/vhosts/{name}`: 201 when created, 204 when it existed.
+pub(crate) async fn put(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    let fields = json_body(&body)?;
+    for (key, ok) in [
+        (
+            "description",
+            fields.get("description").is_none_or(Value::is_string),
+        ),
+        (
+            "tracing",
+            fields.get("tracing").is_none_or(Value::is_boolean),
+        ),
+        (
+            "default_queue_type",
+            fields
+                .get("default_queue_type")
+                .is_none_or(Value::is_string),
+        ),
+    ] {
+        if !ok {
+            return Err(ApiError::bad_request(format!("'{key}' has the wrong type")));
+        }
+    }
+    if name.is_empty() {
+        return Err(ApiError::bad_request("a vhost needs a name"));
+    }
+    if api.broker.vhost(&name).is_ok() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    api.broker.add_vhost(&name)?;
+    api.broker.sync().await?;
+    tracing::info!(vhost = %name, user = %caller.name, "vhost created through the management API");
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE /api/vhosts/{name}`: deletes the vhost and everything in it.
+pub(crate) async fn delete(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    if api.broker.vhost(&name).is_err() {
+        return Err(ApiError::not_found());
+    }
+    api.broker.delete_vhost(&name)?;
+    api.broker.sync().await?;
+    tracing::info!(vhost = %name, user = %caller.name, "vhost deleted through the management API");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,451 @@
+//! The management HTTP API against a real broker: with `rabbitmq_http_client` (the client
+//! behind rabbitmqadmin v2) as RabbitMQ's own tools use it, and with plain HTTP for the status
+//! codes and bodies of refusals.
+
+use junction_core::refusals::Refusal;
+use junction_tests::{within, TestBroker};
+use rabbitmq_http_client::api::Client;
+use rabbitmq_http_client::password_hashing;
+use rabbitmq_http_client::requests::{UserParams, VirtualHostParams};
+use serde_json::Value;
+
+type Api = Client<String, String, String>;
+
+fn endpoint(b: &TestBroker) -> String {
+    format!(
+        "http://{}/api",
+        b.addrs.management.expect("management listener")
+    )
+}
+
+fn client(b: &TestBroker, user: &str, pass: &str) -> Api {
+    Client::new(endpoint(b), user.to_string(), pass.to_string())
+}
+
+/// A salted SHA-256 hash of `password`, computed by the client crate as RabbitMQ does.
+fn hash(password: &str) -> String {
+    let salt = password_hashing::salt();
+    password_hashing::base64_encoded_salted_password_hash_sha256(&salt, password)
+}
+
+#[tokio::test]
+async fn rabbitmq_http_client_manages_vhosts_and_users() {
+    let b = TestBroker::start().await;
+    let admin = client(&b, "guest", "guest");
+    let me = within(admin.current_user()).await.expect("whoami");
+    assert_eq!(me.name, "guest");
+    let vhosts = within(admin.list_vhosts()).await.expect("vhosts");
+    assert!(vhosts.iter().any(|v| v.name == "/"), "{vhosts:?}");
+
+    within(admin.create_vhost(&VirtualHostParams::named("dev")))
+        .await
+        .expect("create vhost");
+    let dev = within(admin.get_vhost("dev")).await.expect("get vhost");
+    assert_eq!(dev.name, "dev");
+
+    let h = hash("s3cret");
+    within(admin.create_user(&UserParams::management("bob", &h)))
+        .await
+        .expect("create user");
+    let users = within(admin.list_users()).await.expect("users");
+    let bob = users.iter().find(|u| u.name == "bob").expect("bob listed");
+    assert_eq!(bob.password_hash, h, "the hash given is the hash stored");
+    // bob logs in with the password the hash was made from.
+    let as_bob = client(&b, "bob", "s3cret");
+    assert_eq!(
+        within(as_bob.current_user()).await.expect("bob").name,
+        "bob"
+    );
+    // A management user sees only the vhosts it may open: none yet.
+    let seen = within(as_bob.list_vhosts()).await.expect("bob's vhosts");
+    assert!(seen.is_empty(), "{seen:?}");
+    // ...and may not create one.
+    assert!(within(as_bob.create_vhost(&VirtualHostParams::named("x")))
+        .await
+        .is_err());
+
+    within(admin.delete_user("bob", false))
+        .await
+        .expect("delete user");
+    assert!(
+        within(as_bob.current_user()).await.is_err(),
+        "deleted user still logs in"
+    );
+    within(admin.delete_vhost("dev", false))
+        .await
+        .expect("delete vhost");
+    assert!(within(admin.get_vhost("dev")).await.is_err());
+    assert!(
+        within(admin.delete_vhost("dev", false)).await.is_err(),
+        "404 for a gone vhost"
+    );
+    within(admin.delete_vhost("dev", true))
+        .await
+        .expect("idempotent delete");
+    b.stop().await;
+}
+
+async fn send(
+    b: &TestBroker,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let url = format!("http://{}{path}", b.addrs.management.expect("listener"));
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some((u, p)) = auth {
+        req = req.basic_auth(u, Some(p));
+    }
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let resp = within(req.send()).await.expect("HTTP request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = within(resp.text()).await.expect("body");
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, headers, json)
+}
+
+fn reason_of(body: &Value) -> (&str, &str) {
+    (
+        body["error"].as_str().expect("error field"),
+        body["reason"].as_str().expect("reason field"),
+    )
+}
+
+#[tokio::test]
+async fn refusals_have_rabbitmqs_status_codes_and_json_reasons_and_are_counted() {
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let guest = Some(("guest", "guest"));
+    let refusals = || b.gateway().broker().refusals();
+    let logins_before = refusals().get(Refusal::ManagementLogin);
+
+    let (status, headers, body) = send(&b, Method::GET, "/api/overview", None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        "Basic realm=\"RabbitMQ Management\""
+    );
+    assert_eq!(reason_of(&body).0, "not_authorised");
+    let (status, ..) = send(
+        &b,
+        Method::GET,
+        "/api/whoami",
+        Some(("guest", "nope")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "wrong password");
+    assert_eq!(refusals().get(Refusal::ManagementLogin), logins_before + 2);
+
+    // A user without a management tag may not use the API at all.
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/users/plain",
+        guest,
+        Some(r#"{"password":"p","tags":""}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _, body) = send(&b, Method::GET, "/api/whoami", Some(("plain", "p")), None).await;
+    assert_eq!((status, reason_of(&body).1), (401, "Not management user"));
+
+    // A management user may look, not change.
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/users/mgmt",
+        guest,
+        Some(r#"{"password":"p","tags":["management"]}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let forbidden_before = refusals().get(Refusal::ManagementForbidden);
+    for (method, path) in [
+        (Method::PUT, "/api/vhosts/evil"),
+        (Method::DELETE, "/api/vhosts/%2F"),
+        (Method::GET, "/api/users"),
+        (Method::DELETE, "/api/users/guest"),
+    ] {
+        let (status, _, body) = send(&b, method.clone(), path, Some(("mgmt", "p")), None).await;
+        assert_eq!(status, 403, "{method} {path}");
+        assert_eq!(
+            reason_of(&body),
+            ("not_authorised", "Not administrator user")
+        );
+    }
+    assert_eq!(
+        refusals().get(Refusal::ManagementForbidden),
+        forbidden_before + 4
+    );
+    assert!(
+        b.gateway().broker().vhost("evil").is_err(),
+        "nothing changed"
+    );
+
+    // Malformed requests: 400 with a reason, and nothing changed.
+    let bad_before = refusals().get(Refusal::ManagementBadRequest);
+    for body in [
+        "{not json",
+        "[1, 2]",
+        r#"{"password": 7}"#,
+        r#"{"password": "p", "tags": 5}"#,
+        r#"{"password_hash": "***"}"#,
+        r#"{"password_hash": "c2hvcnQ="}"#,
+        r#"{"password_hash": "AAAA", "hashing_algorithm": "rabbit_password_hashing_md5"}"#,
+        r#"{"tags": "administrator"}"#,
+    ] {
+        let (status, _, reply) = send(&b, Method::PUT, "/api/users/carol", guest, Some(body)).await;
+        assert_eq!(status, 400, "{body} -> {reply}");
+        assert_eq!(reason_of(&reply).0, "bad_request");
+    }
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/vhosts/v1",
+        guest,
+        Some(r#"{"tracing": "yes"}"#),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        refusals().get(Refusal::ManagementBadRequest),
+        bad_before + 9
+    );
+    assert!(b.gateway().broker().auth().get("carol").is_none());
+    assert!(b.gateway().broker().vhost("v1").is_err());
+
+    // Unknown things.
+    for (method, path) in [
+        (Method::GET, "/api/vhosts/nope"),
+        (Method::DELETE, "/api/vhosts/nope"),
+        (Method::GET, "/api/users/nope"),
+        (Method::DELETE, "/api/users/nope"),
+        (Method::GET, "/api/no-such-endpoint"),
+    ] {
+        let (status, _, body) = send(&b, method.clone(), path, guest, None).await;
+        assert_eq!(status, 404, "{method} {path}");
+        assert_eq!(reason_of(&body).0, "Object Not Found");
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn users_and_vhosts_made_through_the_api_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let start = || {
+        let data = data.clone();
+        TestBroker::start_with(move |c| c.data_dir = data)
+    };
+    let b = start().await;
+    let admin = client(&b, "guest", "guest");
+    within(admin.create_vhost(&VirtualHostParams::named("kept")))
+        .await
+        .expect("vhost");
+    within(admin.create_user(&UserParams::administrator("dora", &hash("pw"))))
+        .await
+        .expect("user");
+    b.stop().await;
+
+    let b = start().await;
+    let dora = client(&b, "dora", "pw");
+    assert_eq!(
+        within(dora.current_user()).await.expect("dora").name,
+        "dora"
+    );
+    let vhosts = within(dora.list_vhosts()).await.expect("vhosts");
+    assert!(vhosts.iter().any(|v| v.name == "kept"), "{vhosts:?}");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn health_checks_overview_and_the_aliveness_test() {
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let guest = Some(("guest", "guest"));
+    let (status, _, body) = send(&b, Method::GET, "/api/health/checks/alarms", guest, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let amqp = b.addrs.amqp.expect("amqp").port();
+    let path = format!("/api/health/checks/port-listener/{amqp}");
+    let (status, _, body) = send(&b, Method::GET, &path, guest, None).await;
+    assert_eq!(
+        (status, body["port"].as_u64()),
+        (200, Some(u64::from(amqp)))
+    );
+    let (status, _, body) = send(
+        &b,
+        Method::GET,
+        "/api/health/checks/port-listener/1",
+        guest,
+        None,
+    )
+    .await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("failed")));
+    let (status, ..) = send(
+        &b,
+        Method::GET,
+        "/api/health/checks/port-listener/http",
+        guest,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, _, body) = send(&b, Method::GET, "/api/aliveness-test/%2F", guest, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, ..) = send(&b, Method::GET, "/api/aliveness-test/nope", guest, None).await;
+    assert_eq!(status, 404);
+
+    let (status, _, body) = send(&b, Method::GET, "/api/overview", guest, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["product_name"], "Junction");
+    let listeners = body["listeners"].as_array().expect("listeners");
+    assert!(
+        listeners
+            .iter()
+            .any(|l| l["protocol"] == "amqp" && l["port"].as_u64() == Some(u64::from(amqp))),
+        "{listeners:?}"
+    );
+    // The aliveness test's queue is counted.
+    assert!(body["object_totals"]["queues"].as_u64() >= Some(1));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn queues_are_declared_listed_read_purged_and_deleted_through_the_api() {
+    use rabbitmq_http_client::requests::QueueParams;
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let admin = client(&b, "guest", "guest");
+    let mut args = serde_json::Map::new();
+    args.insert("x-max-length".into(), serde_json::json!(100));
+    within(admin.declare_queue(
+        "/",
+        &QueueParams::new_durable_classic_queue("work", Some(args)),
+    ))
+    .await
+    .expect("declare");
+    // The queue is the broker's own: AMQP publishes into it.
+    let (_conn, ch) = junction_tests::amqp_channel(&b.amqp_uri()).await;
+    for body in ["one", "two", "three"] {
+        within(ch.basic_publish(
+            "",
+            "work",
+            Default::default(),
+            body.as_bytes(),
+            Default::default(),
+        ))
+        .await
+        .expect("publish")
+        .await
+        .expect("published");
+    }
+    let q = b
+        .gateway()
+        .broker()
+        .vhost("/")
+        .unwrap()
+        .queue("work", None)
+        .unwrap();
+    junction_tests::eventually(|| q.message_count() == 3).await;
+    let info = within(admin.get_queue_info("/", "work"))
+        .await
+        .expect("info");
+    assert_eq!((info.durable, info.message_count), (true, 3));
+    assert_eq!(
+        info.arguments.0.get("x-max-length"),
+        Some(&serde_json::json!(100))
+    );
+    let listed = within(admin.list_queues_in("/")).await.expect("list");
+    assert!(listed.iter().any(|q| q.name == "work"), "{listed:?}");
+
+    // Peek: taken and given back, in order, marked redelivered next time.
+    let peeked = within(admin.get_messages("/", "work", 2, "ack_requeue_true"))
+        .await
+        .expect("get");
+    let bodies: Vec<&str> = peeked.iter().map(|m| m.payload.as_str()).collect();
+    assert_eq!(bodies, ["one", "two"]);
+    assert_eq!(q.message_count(), 3);
+    let again = within(admin.get_messages("/", "work", 1, "ack_requeue_false"))
+        .await
+        .expect("get");
+    assert_eq!(
+        (again[0].payload.as_str(), again[0].redelivered),
+        ("one", true)
+    );
+    assert_eq!(q.message_count(), 2);
+
+    // if-empty refuses a queue with messages; purge empties it.
+    let (status, _, body) = send(
+        &b,
+        Method::DELETE,
+        "/api/queues/%2F/work?if-empty=true",
+        Some(("guest", "guest")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    within(admin.purge_queue("/", "work")).await.expect("purge");
+    assert_eq!(q.message_count(), 0);
+    // A redeclaration with other settings is refused and changes nothing.
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/queues/%2F/work",
+        Some(("guest", "guest")),
+        Some(r#"{"durable": false}"#),
+    )
+    .await;
+    assert_eq!(status, 400);
+    for (path, body) in [
+        (
+            "/api/queues/%2F/work/get",
+            r#"{"count": 1, "ackmode": "eat_it"}"#,
+        ),
+        (
+            "/api/queues/%2F/work/get",
+            r#"{"count": "1", "ackmode": "ack_requeue_true"}"#,
+        ),
+        (
+            "/api/queues/%2F/work/get",
+            r#"{"count": 1, "ackmode": "ack_requeue_true", "encoding": "hex"}"#,
+        ),
+    ] {
+        let (status, ..) = send(&b, Method::POST, path, Some(("guest", "guest")), Some(body)).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    within(admin.delete_queue("/", "work", false))
+        .await
+        .expect("delete");
+    assert!(b
+        .gateway()
+        .broker()
+        .vhost("/")
+        .unwrap()
+        .queue("work", None)
+        .is_err());
+    assert!(within(admin.delete_queue("/", "work", false))
+        .await
+        .is_err());
+    let (status, ..) = send(
+        &b,
+        Method::GET,
+        "/api/queues/nope",
+        Some(("guest", "guest")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    b.stop().await;
+}
