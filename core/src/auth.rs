@@ -1,7 +1,7 @@
 //! Users, salted password hashes and vhost access, shared by every adapter.
 
 use crate::error::{CoreError, CoreResult};
-use crate::storage::UserRecord;
+use crate::storage::{Permission, UserRecord};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -51,6 +51,8 @@ pub struct AuthUser {
 #[derive(Debug, Default)]
 pub struct Authenticator {
     users: RwLock<HashMap<String, UserRecord>>,
+    /// Permissions by (vhost, user).
+    permissions: RwLock<HashMap<(String, String), Permission>>,
     /// Users that may only connect from loopback (RabbitMQ's `loopback_users`, guest by default).
     loopback_only: RwLock<Vec<String>>,
 }
@@ -60,6 +62,7 @@ impl Authenticator {
     pub fn new() -> Self {
         Authenticator {
             users: RwLock::new(HashMap::new()),
+            permissions: RwLock::new(HashMap::new()),
             loopback_only: RwLock::new(vec!["guest".to_string()]),
         }
     }
@@ -87,6 +90,52 @@ impl Authenticator {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
+            .cloned()
+    }
+
+    /// Sets a user's permissions in a vhost.
+    pub fn put_permission(&self, p: Permission) {
+        self.permissions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((p.vhost.clone(), p.user.clone()), p);
+    }
+
+    /// Clears a user's permissions in a vhost.
+    pub fn remove_permission(&self, user: &str, vhost: &str) {
+        self.permissions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(vhost.to_string(), user.to_string()));
+    }
+
+    /// Forgets every permission `keep` refuses (a deleted user's or vhost's).
+    pub fn retain_permissions(&self, keep: impl Fn(&Permission) -> bool) {
+        self.permissions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, p| keep(p));
+    }
+
+    /// Every permission, by vhost then user.
+    pub fn permissions(&self) -> Vec<Permission> {
+        let mut all: Vec<Permission> = self
+            .permissions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (&a.vhost, &a.user).cmp(&(&b.vhost, &b.user)));
+        all
+    }
+
+    /// A user's permissions in a vhost, if set.
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<Permission> {
+        self.permissions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(vhost.to_string(), user.to_string()))
             .cloned()
     }
 
@@ -148,10 +197,12 @@ impl Authenticator {
         })
     }
 
-    /// Checks that `user` may open `vhost` (403 otherwise).
+    /// Checks that `user` may open `vhost` (403 otherwise): the vhost is among the user's
+    /// configured ones, or the user has permissions in it.
     pub fn check_vhost(&self, user: &str, vhost: &str) -> CoreResult<()> {
         match self.get(user) {
             Some(u) if u.vhosts.iter().any(|v| v == vhost || v == "*") => Ok(()),
+            Some(_) if self.permission(user, vhost).is_some() => Ok(()),
             _ => Err(CoreError::AccessRefused(format!(
                 "access to vhost '{vhost}' refused for user '{user}'"
             ))),

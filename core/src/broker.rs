@@ -181,6 +181,26 @@ impl Broker {
             .map(|_| ())
     }
 
+    /// Sets a user's permissions in a vhost (durable once [`Broker::sync`] resolves).
+    pub fn put_permission(&self, p: crate::storage::Permission) -> CoreResult<()> {
+        self.catalog
+            .commit(MetaCommand::PutPermission(p), self)
+            .map(|_| ())
+    }
+
+    /// Clears a user's permissions in a vhost (404 if there were none).
+    pub fn delete_permission(&self, user: &str, vhost: &str) -> CoreResult<()> {
+        self.catalog
+            .commit(
+                MetaCommand::DeletePermission {
+                    user: user.to_string(),
+                    vhost: vhost.to_string(),
+                },
+                self,
+            )
+            .map(|_| ())
+    }
+
     /// Deletes a user (durable once [`Broker::sync`] resolves). A missing user is 404.
     pub fn delete_user(&self, name: &str) -> CoreResult<()> {
         if self.auth.get(name).is_none() {
@@ -334,6 +354,7 @@ impl Materialize for Broker {
                 self.insert_vhost(name);
             }
             MetaCommand::DeleteVHost(name) => {
+                self.auth.retain_permissions(|p| p.vhost != *name);
                 let gone = self
                     .vhosts
                     .write()
@@ -346,6 +367,11 @@ impl Materialize for Broker {
             MetaCommand::PutUser(u) => self.auth.put(u.clone()),
             MetaCommand::DeleteUser(name) => {
                 self.auth.remove(name);
+                self.auth.retain_permissions(|p| p.user != *name);
+            }
+            MetaCommand::PutPermission(p) => self.auth.put_permission(p.clone()),
+            MetaCommand::DeletePermission { user, vhost } => {
+                self.auth.remove_permission(user, vhost)
             }
             MetaCommand::PutRecord { .. } | MetaCommand::DeleteRecord { .. } => {}
             scoped => {

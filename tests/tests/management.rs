@@ -449,3 +449,269 @@ async fn queues_are_declared_listed_read_purged_and_deleted_through_the_api() {
     assert_eq!(status, 404);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn exchanges_bindings_and_publish_through_the_api() {
+    use rabbitmq_http_client::commons::BindingDestinationType;
+    use rabbitmq_http_client::requests::{BindingDeletionParams, ExchangeParams, QueueParams};
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let admin = client(&b, "guest", "guest");
+    within(admin.declare_exchange("/", &ExchangeParams::fanout("events", true, false, None)))
+        .await
+        .expect("declare exchange");
+    within(admin.declare_queue("/", &QueueParams::new_durable_classic_queue("audit", None)))
+        .await
+        .expect("declare queue");
+    within(admin.bind_queue("/", "audit", "events", Some("ignored"), None))
+        .await
+        .expect("bind");
+    let info = within(admin.get_exchange_info("/", "events"))
+        .await
+        .expect("info");
+    assert_eq!(
+        (info.exchange_type.as_str(), info.durable),
+        ("fanout", true)
+    );
+    let listed = within(admin.list_exchanges_in("/")).await.expect("list");
+    assert!(
+        listed.iter().any(|e| e.name == "amq.topic"),
+        "predeclared exchanges are listed"
+    );
+    let qb = within(admin.list_queue_bindings("/", "audit"))
+        .await
+        .expect("queue bindings");
+    // The default exchange's implicit binding, then ours.
+    assert_eq!(qb.len(), 2, "{qb:?}");
+    assert!(qb
+        .iter()
+        .any(|x| x.source == "events" && x.routing_key == "ignored"));
+
+    let routed = within(admin.publish_message("/", "events", "", "hello", Default::default()))
+        .await
+        .expect("publish");
+    assert!(routed.routed);
+    let q = b
+        .gateway()
+        .broker()
+        .vhost("/")
+        .unwrap()
+        .queue("audit", None)
+        .unwrap();
+    assert_eq!(q.message_count(), 1);
+    let got = within(admin.get_messages("/", "audit", 1, "ack_requeue_false"))
+        .await
+        .expect("get");
+    assert_eq!(
+        (got[0].payload.as_str(), got[0].exchange.as_str()),
+        ("hello", "events")
+    );
+    // Publishing to the default exchange by queue name, with properties.
+    let (status, _, body) = send(
+        &b,
+        Method::POST,
+        "/api/exchanges/%2F/amq.default/publish",
+        Some(("guest", "guest")),
+        Some(r#"{"routing_key":"audit","payload":"aGk=","payload_encoding":"base64",
+                 "properties":{"delivery_mode":2,"headers":{"k":"v"},"content_type":"text/plain"}}"#),
+    )
+    .await;
+    assert_eq!((status, body["routed"].as_bool()), (200, Some(true)));
+    let m = q.get(true).expect("the message");
+    assert_eq!(&m.message.body[..], b"hi");
+    assert!(m.message.properties.is_persistent());
+    let (status, _, body) = send(
+        &b,
+        Method::POST,
+        "/api/exchanges/%2F/amq.direct/publish",
+        Some(("guest", "guest")),
+        Some(r#"{"routing_key":"nowhere","payload":"x","properties":{}}"#),
+    )
+    .await;
+    assert_eq!((status, body["routed"].as_bool()), (200, Some(false)));
+
+    within(admin.delete_binding(
+        &BindingDeletionParams {
+            virtual_host: "/",
+            source: "events",
+            destination: "audit",
+            destination_type: BindingDestinationType::Queue,
+            routing_key: "ignored",
+            arguments: None,
+        },
+        false,
+    ))
+    .await
+    .expect("unbind");
+    let qb = within(admin.list_queue_bindings("/", "audit"))
+        .await
+        .expect("queue bindings");
+    assert_eq!(qb.len(), 1, "{qb:?}");
+
+    // Refusals: the broker's own exchanges, unknown types, bad bodies.
+    for (method, path, body, want) in [
+        (
+            Method::PUT,
+            "/api/exchanges/%2F/amq.mine",
+            Some(r#"{"type":"direct"}"#),
+            403,
+        ),
+        (Method::DELETE, "/api/exchanges/%2F/amq.topic", None, 403),
+        (
+            Method::PUT,
+            "/api/exchanges/%2F/x",
+            Some(r#"{"type":"sideways"}"#),
+            400,
+        ),
+        (
+            Method::PUT,
+            "/api/exchanges/%2F/x",
+            Some(r#"{"durable":true}"#),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/exchanges/%2F/events/publish",
+            Some(r#"{"payload":"x"}"#),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/exchanges/%2F/nope/publish",
+            Some(r#"{"routing_key":"","payload":"x"}"#),
+            404,
+        ),
+        (
+            Method::POST,
+            "/api/bindings/%2F/e/events/q/nope",
+            Some("{}"),
+            404,
+        ),
+        (
+            Method::DELETE,
+            "/api/bindings/%2F/e/events/q/audit/~",
+            None,
+            404,
+        ),
+    ] {
+        let (status, _, reply) =
+            send(&b, method.clone(), path, Some(("guest", "guest")), body).await;
+        assert_eq!(status, want, "{method} {path} -> {reply}");
+    }
+    within(admin.delete_exchange("/", "events", false))
+        .await
+        .expect("delete exchange");
+    assert!(within(admin.get_exchange_info("/", "events"))
+        .await
+        .is_err());
+    b.stop().await;
+}
+
+/// Whether `user` can open an AMQP connection to `/`.
+async fn amqp_opens(b: &TestBroker, user: &str, pass: &str) -> bool {
+    within(lapin::Connection::connect(
+        &b.amqp_uri_for(user, pass, "%2f"),
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn permissions_set_through_the_api_open_a_vhost_to_amqp_and_survive_a_restart() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let start = || {
+        let data = data.clone();
+        TestBroker::start_with(move |c| c.data_dir = data)
+    };
+    let guest = Some(("guest", "guest"));
+    let b = start().await;
+    let admin = client(&b, "guest", "guest");
+    within(admin.create_user(&UserParams::without_tags("eve", &hash("pw"))))
+        .await
+        .expect("user");
+    assert!(
+        !amqp_opens(&b, "eve", "pw").await,
+        "no permissions, no vhost"
+    );
+
+    let all = r#"{"configure": ".*", "write": ".*", "read": ".*"}"#;
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/permissions/%2F/eve",
+        guest,
+        Some(all),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/permissions/%2F/eve",
+        guest,
+        Some(all),
+    )
+    .await;
+    assert_eq!(status, 204, "setting them again changes them");
+    assert!(amqp_opens(&b, "eve", "pw").await);
+    let (status, _, body) = send(&b, Method::GET, "/api/permissions/%2F/eve", guest, None).await;
+    assert_eq!((status, body["configure"].as_str()), (200, Some(".*")));
+    let (_, _, body) = send(&b, Method::GET, "/api/users/eve/permissions", guest, None).await;
+    assert_eq!(body.as_array().map(Vec::len), Some(1));
+
+    for (path, body, want) in [
+        (
+            "/api/permissions/%2F/eve",
+            r#"{"configure": "(", "write": "", "read": ""}"#,
+            400,
+        ),
+        (
+            "/api/permissions/%2F/eve",
+            r#"{"configure": ".*", "write": ".*"}"#,
+            400,
+        ),
+        (
+            "/api/permissions/%2F/eve",
+            r#"{"configure": 1, "write": "", "read": ""}"#,
+            400,
+        ),
+        ("/api/permissions/%2F/nobody", all, 404),
+        ("/api/permissions/nowhere/eve", all, 404),
+    ] {
+        let (status, _, reply) = send(&b, Method::PUT, path, guest, Some(body)).await;
+        assert_eq!(status, want, "{path} {body} -> {reply}");
+    }
+    let (_, _, body) = send(&b, Method::GET, "/api/permissions/%2F/eve", guest, None).await;
+    assert_eq!(body["configure"], ".*", "a refused change changed nothing");
+    b.stop().await;
+
+    // Kept across a restart.
+    let b = start().await;
+    assert!(amqp_opens(&b, "eve", "pw").await, "permissions recovered");
+    let (status, ..) = send(&b, Method::DELETE, "/api/permissions/%2F/eve", guest, None).await;
+    assert_eq!(status, 204);
+    assert!(
+        !amqp_opens(&b, "eve", "pw").await,
+        "cleared permissions close the vhost"
+    );
+    let (status, ..) = send(&b, Method::DELETE, "/api/permissions/%2F/eve", guest, None).await;
+    assert_eq!(status, 404);
+    // A deleted user takes its permissions with it.
+    let (status, ..) = send(
+        &b,
+        Method::PUT,
+        "/api/permissions/%2F/eve",
+        guest,
+        Some(all),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, ..) = send(&b, Method::DELETE, "/api/users/eve", guest, None).await;
+    assert_eq!(status, 204);
+    let (status, ..) = send(&b, Method::GET, "/api/permissions/%2F/eve", guest, None).await;
+    assert_eq!(status, 404);
+    b.stop().await;
+}

@@ -18,6 +18,22 @@ pub struct UserRecord {
     pub vhosts: Vec<String>,
 }
 
+/// What a user may do in a vhost: RabbitMQ's configure, write and read regular expressions.
+/// Having an entry for a vhost is what lets a user open it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Permission {
+    /// The user.
+    pub user: String,
+    /// The vhost.
+    pub vhost: String,
+    /// Names the user may declare and delete (queues, exchanges).
+    pub configure: String,
+    /// Names the user may publish to (exchanges) and bind to (queues).
+    pub write: String,
+    /// Names the user may consume, get, purge and bind from.
+    pub read: String,
+}
+
 /// A change to metadata. Applied to [`crate::meta::MetaState`] first; the durable ones then go
 /// to the [`crate::storage::MetadataStore`].
 #[derive(Debug, Clone, PartialEq)]
@@ -72,8 +88,17 @@ pub enum MetaCommand {
     },
     /// Adds or replaces a user.
     PutUser(UserRecord),
-    /// Deletes a user.
+    /// Deletes a user (and its permissions).
     DeleteUser(String),
+    /// Sets a user's permissions in a vhost.
+    PutPermission(Permission),
+    /// Clears a user's permissions in a vhost.
+    DeletePermission {
+        /// The user.
+        user: String,
+        /// The vhost.
+        vhost: String,
+    },
     /// An adapter's own durable record (e.g. an MQTT session or retained message), opaque to
     /// the core: `space` names the kind, `key` the record within it.
     PutRecord {
@@ -121,6 +146,8 @@ pub struct MetaSnapshot {
     pub bindings: Vec<(String, Binding)>,
     /// Users.
     pub users: Vec<UserRecord>,
+    /// Users' permissions per vhost.
+    pub permissions: Vec<Permission>,
     /// Adapter records: (space, key, value).
     pub records: Vec<(String, String, Vec<u8>)>,
 }
@@ -133,6 +160,12 @@ impl MetaSnapshot {
         let mut out: Vec<MetaCommand> = Vec::new();
         out.extend(self.vhosts.iter().cloned().map(MetaCommand::PutVHost));
         out.extend(self.users.iter().cloned().map(MetaCommand::PutUser));
+        out.extend(
+            self.permissions
+                .iter()
+                .cloned()
+                .map(MetaCommand::PutPermission),
+        );
         out.extend(
             self.exchanges
                 .iter()

@@ -2,7 +2,7 @@
 //! free of I/O and clocks, so the live path, recovery (a replay) and a replica apply the same
 //! commands to the same result.
 
-use super::command::{MetaCommand, MetaSnapshot, UserRecord};
+use super::command::{MetaCommand, MetaSnapshot, Permission, UserRecord};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{builtin_exchanges, is_builtin, Binding, Destination, ExchangeDef};
 use crate::queue::QueueDef;
@@ -83,6 +83,8 @@ impl VHostMeta {
 pub struct MetaState {
     vhosts: BTreeMap<String, VHostMeta>,
     users: BTreeMap<String, UserRecord>,
+    /// Permissions by (vhost, user).
+    permissions: BTreeMap<(String, String), Permission>,
 }
 
 fn missing(kind: &str, name: &str, vhost: &str) -> CoreError {
@@ -129,7 +131,10 @@ impl MetaState {
                 applied(true)
             }
             C::DeleteVHost(name) => match self.vhosts.remove(name) {
-                Some(_) => applied(true),
+                Some(_) => {
+                    self.permissions.retain(|(v, _), _| v != name);
+                    applied(true)
+                }
                 None => Err(CoreError::NotFound(format!("no vhost '{name}'"))),
             },
             C::PutExchange { vhost, def } => {
@@ -232,9 +237,34 @@ impl MetaState {
                 applied(true)
             }
             C::DeleteUser(name) => match self.users.remove(name) {
-                Some(_) => applied(true),
+                Some(_) => {
+                    self.permissions.retain(|(_, u), _| u != name);
+                    applied(true)
+                }
                 None => Ok(Outcome::Unchanged),
             },
+            C::PutPermission(p) => {
+                if !self.users.contains_key(&p.user) {
+                    return Err(CoreError::NotFound(format!("no user '{}'", p.user)));
+                }
+                if !self.vhosts.contains_key(&p.vhost) {
+                    return Err(CoreError::NotFound(format!("no vhost '{}'", p.vhost)));
+                }
+                let slot = (p.vhost.clone(), p.user.clone());
+                if self.permissions.get(&slot) == Some(p) {
+                    return Ok(Outcome::Unchanged);
+                }
+                self.permissions.insert(slot, p.clone());
+                applied(true)
+            }
+            C::DeletePermission { user, vhost } => {
+                match self.permissions.remove(&(vhost.clone(), user.clone())) {
+                    Some(_) => applied(true),
+                    None => Err(CoreError::NotFound(format!(
+                        "no permissions for user '{user}' in vhost '{vhost}'"
+                    ))),
+                }
+            }
             // Adapter records are held by their adapters; the state machine only orders them.
             C::PutRecord { .. } | C::DeleteRecord { .. } => applied(true),
         }
@@ -245,6 +275,7 @@ impl MetaState {
         let mut snap = MetaSnapshot {
             vhosts: self.vhosts.keys().cloned().collect(),
             users: self.users.values().cloned().collect(),
+            permissions: self.permissions.values().cloned().collect(),
             ..MetaSnapshot::default()
         };
         for (name, v) in &self.vhosts {

@@ -9,7 +9,7 @@ use super::watermark::{lock, Watermark};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{Binding, Destination, ExchangeDef};
 use crate::queue::QueueDef;
-use crate::storage::{MetaCommand, MetaSnapshot, MetadataStore, UserRecord};
+use crate::storage::{MetaCommand, MetaSnapshot, MetadataStore, Permission, UserRecord};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::path::Path;
@@ -23,6 +23,7 @@ const EXCHANGE: u8 = b'e';
 const QUEUE: u8 = b'q';
 const BINDING: u8 = b'b';
 const USER: u8 = b'u';
+const PERMISSION: u8 = b'p';
 const RECORD: u8 = b'r';
 
 fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -94,7 +95,7 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
     match c {
         MetaCommand::PutVHost(v) => put(t, key(VHOST, &[v.as_bytes()]), Vec::new()),
         MetaCommand::DeleteVHost(v) => {
-            for kind in [EXCHANGE, QUEUE, BINDING] {
+            for kind in [EXCHANGE, QUEUE, BINDING, PERMISSION] {
                 for (k, _) in keys_with_prefix(t, &vhost_prefix(kind, v))? {
                     del(t, k)?;
                 }
@@ -130,7 +131,24 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
             del(t, key(BINDING, &[vhost.as_bytes(), &encode(binding)]))
         }
         MetaCommand::PutUser(u) => put(t, key(USER, &[u.name.as_bytes()]), encode(u)),
-        MetaCommand::DeleteUser(n) => del(t, key(USER, &[n.as_bytes()])),
+        MetaCommand::DeleteUser(n) => {
+            // Permissions are keyed by vhost first: a user's are found by a scan (rare).
+            for (k, _) in keys_with_prefix(t, &key(PERMISSION, &[]))? {
+                if matches!(split_key(&k), Some((PERMISSION, parts)) if parts.get(1) == Some(&n.as_bytes()))
+                {
+                    del(t, k)?;
+                }
+            }
+            del(t, key(USER, &[n.as_bytes()]))
+        }
+        MetaCommand::PutPermission(p) => put(
+            t,
+            key(PERMISSION, &[p.vhost.as_bytes(), p.user.as_bytes()]),
+            encode(p),
+        ),
+        MetaCommand::DeletePermission { user, vhost } => {
+            del(t, key(PERMISSION, &[vhost.as_bytes(), user.as_bytes()]))
+        }
         MetaCommand::PutRecord {
             space,
             key: k,
@@ -181,6 +199,11 @@ fn snapshot_entry(snap: &mut MetaSnapshot, k: &[u8], v: &[u8]) {
         (USER, [_]) => {
             if let Ok(u) = postcard::from_bytes::<UserRecord>(v) {
                 snap.users.push(u);
+            }
+        }
+        (PERMISSION, [_, _]) => {
+            if let Ok(p) = postcard::from_bytes::<Permission>(v) {
+                snap.permissions.push(p);
             }
         }
         (RECORD, [space, key]) => snap.records.push((text(space), text(key), v.to_vec())),

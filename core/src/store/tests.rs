@@ -5,7 +5,7 @@ use super::*;
 use crate::exchange::{Binding, Destination, ExchangeDef, ExchangeKind};
 use crate::message::{Message, Properties};
 use crate::queue::QueueDef;
-use crate::storage::{MessageStore, MetaCommand, MetadataStore};
+use crate::storage::{MessageStore, MetaCommand, MetadataStore, Permission};
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -669,4 +669,47 @@ fn a_second_open_of_a_data_directory_is_refused() {
     assert!(text.contains(&std::process::id().to_string()), "{text}");
     drop(first);
     DataDir::open(dir.path(), LogOptions::default()).expect("free again once closed");
+}
+
+#[test]
+fn redb_permissions_go_with_their_user_and_their_vhost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let perm = |user: &str, vhost: &str| Permission {
+        user: user.into(),
+        vhost: vhost.into(),
+        configure: ".*".into(),
+        write: "^w".into(),
+        read: "".into(),
+    };
+    let user = |name: &str| crate::auth::new_user(name, "pw", vec![], vec![]);
+    {
+        let meta = RedbMetadataStore::open(&path).unwrap();
+        meta.apply(&[
+            MetaCommand::PutVHost("/".into()),
+            MetaCommand::PutVHost("gone".into()),
+            MetaCommand::PutUser(user("kept")),
+            MetaCommand::PutUser(user("leaving")),
+            MetaCommand::PutPermission(perm("kept", "/")),
+            MetaCommand::PutPermission(perm("kept", "gone")),
+            MetaCommand::PutPermission(perm("leaving", "/")),
+        ])
+        .unwrap();
+        meta.apply(&[
+            MetaCommand::DeleteUser("leaving".into()),
+            MetaCommand::DeleteVHost("gone".into()),
+        ])
+        .unwrap();
+    }
+    let snap = RedbMetadataStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(snap.permissions, vec![perm("kept", "/")]);
+    // The snapshot replays through the state machine: the permission lands on its user.
+    let mut state = crate::meta::MetaState::new();
+    for cmd in snap.commands() {
+        state.apply(&cmd).unwrap();
+    }
+    assert_eq!(
+        state.durable_snapshot().permissions,
+        vec![perm("kept", "/")]
+    );
 }

@@ -9,9 +9,12 @@
 
 mod args;
 mod auth;
+mod bindings;
 mod error;
+mod exchanges;
 mod health;
 mod overview;
+mod permissions;
 mod queues;
 mod users;
 mod vhosts;
@@ -57,6 +60,15 @@ fn router(api: Api) -> Router {
             get(vhosts::show).put(vhosts::put).delete(vhosts::delete),
         )
         .route("/api/users", get(users::list))
+        .route("/api/users/{name}/permissions", get(permissions::of_user))
+        .route("/api/vhosts/{name}/permissions", get(permissions::of_vhost))
+        .route("/api/permissions", get(permissions::list))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(permissions::show)
+                .put(permissions::put)
+                .delete(permissions::delete),
+        )
         .route(
             "/api/users/{name}",
             get(users::show).put(users::put).delete(users::delete),
@@ -74,6 +86,36 @@ fn router(api: Api) -> Router {
         .route(
             "/api/queues/{vhost}/{name}/get",
             axum::routing::post(queues::get),
+        )
+        .route(
+            "/api/queues/{vhost}/{name}/bindings",
+            get(bindings::of_queue),
+        )
+        .route("/api/exchanges", get(exchanges::list_all))
+        .route("/api/exchanges/{vhost}", get(exchanges::list))
+        .route(
+            "/api/exchanges/{vhost}/{name}",
+            get(exchanges::show)
+                .put(exchanges::put)
+                .delete(exchanges::delete),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/publish",
+            axum::routing::post(exchanges::publish),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/{side}",
+            get(bindings::of_exchange),
+        )
+        .route("/api/bindings", get(bindings::list_all))
+        .route("/api/bindings/{vhost}", get(bindings::list))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{destination}",
+            get(bindings::list_between).post(bindings::create),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
+            get(bindings::show).delete(bindings::delete),
         )
         .route("/api/health/checks/alarms", get(health::alarms))
         .route("/api/health/checks/local-alarms", get(health::alarms))
