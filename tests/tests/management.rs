@@ -715,3 +715,129 @@ async fn permissions_set_through_the_api_open_a_vhost_to_amqp_and_survive_a_rest
     assert_eq!(status, 404);
     b.stop().await;
 }
+
+/// A definitions file in the shape RabbitMQ 3.12 exports (tags as a comma string, `x-queue-type`
+/// among the arguments), with the hash of "s3cret" computed the way RabbitMQ computes it.
+fn rabbitmq_3_definitions(hash: &str) -> String {
+    serde_json::json!({
+        "rabbit_version": "3.12.13",
+        "rabbitmq_version": "3.12.13",
+        "product_name": "RabbitMQ",
+        "product_version": "3.12.13",
+        "users": [{
+            "name": "importer",
+            "password_hash": hash,
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": "management",
+            "limits": {}
+        }],
+        "vhosts": [{"name": "imported", "description": "", "tags": [], "metadata": {}}],
+        "permissions": [{"user": "importer", "vhost": "imported",
+                         "configure": ".*", "write": ".*", "read": ".*"}],
+        "topic_permissions": [],
+        "parameters": [],
+        "global_parameters": [{"name": "cluster_name", "value": "rabbit@old"}],
+        "policies": [],
+        "queues": [{"name": "jobs", "vhost": "imported", "durable": true, "auto_delete": false,
+                    "arguments": {"x-queue-type": "classic", "x-max-length": 5000}}],
+        "exchanges": [{"name": "jobs.x", "vhost": "imported", "type": "topic", "durable": true,
+                       "auto_delete": false, "internal": false, "arguments": {}}],
+        "bindings": [{"source": "jobs.x", "vhost": "imported", "destination": "jobs",
+                      "destination_type": "queue", "routing_key": "job.#", "arguments": {}}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_rabbitmq_definitions_file_imports_and_its_user_logs_in_on_every_protocol() {
+    use junction_stomp::codec::Command;
+    use junction_tests::raw_mqtt::RawMqtt;
+    use junction_tests::raw_stomp::StompClient;
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let guest = Some(("guest", "guest"));
+    // A malformed file changes nothing.
+    let broken = rabbitmq_3_definitions(&hash("s3cret")).replace(
+        "\"destination_type\":\"queue\"",
+        "\"destination_type\":\"pipe\"",
+    );
+    let (status, ..) = send(&b, Method::POST, "/api/definitions", guest, Some(&broken)).await;
+    assert_eq!(status, 400);
+    assert!(
+        b.gateway().broker().vhost("imported").is_err(),
+        "nothing applied"
+    );
+
+    let file = rabbitmq_3_definitions(&hash("s3cret"));
+    let (status, _, body) = send(&b, Method::POST, "/api/definitions", guest, Some(&file)).await;
+    assert_eq!(status, 204, "{body}");
+
+    // AMQP, on the imported vhost, through the imported exchange and binding.
+    let (_conn, ch) =
+        junction_tests::amqp_channel(&b.amqp_uri_for("importer", "s3cret", "imported")).await;
+    within(ch.basic_publish(
+        "jobs.x",
+        "job.build",
+        Default::default(),
+        b"go",
+        Default::default(),
+    ))
+    .await
+    .expect("publish")
+    .await
+    .expect("published");
+    let q = b
+        .gateway()
+        .broker()
+        .vhost("imported")
+        .unwrap()
+        .queue("jobs", None)
+        .unwrap();
+    junction_tests::eventually(|| q.message_count() == 1).await;
+    // STOMP.
+    let (_c, ok) = within(StompClient::connect_with(
+        b.addrs.stomp.unwrap(),
+        &[
+            ("accept-version", "1.2"),
+            ("host", "imported"),
+            ("login", "importer"),
+            ("passcode", "s3cret"),
+        ],
+    ))
+    .await;
+    assert_eq!(ok.command, Command::Connected, "{ok:?}");
+    // MQTT, with RabbitMQ's vhost:user login.
+    let mut raw = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    let mut c = mqttbytes::v4::Connect::new("imported-client");
+    c.login = Some(mqttbytes::v4::Login::new("imported:importer", "s3cret"));
+    let mut out = bytes::BytesMut::new();
+    c.write(&mut out).unwrap();
+    raw.send(&out).await;
+    match within(raw.recv_v4()).await {
+        Some(mqttbytes::v4::Packet::ConnAck(ack)) => {
+            assert_eq!(ack.code, mqttbytes::v4::ConnectReturnCode::Success)
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Junction's own export has what was imported, and imports again unchanged.
+    let (status, _, exported) = send(&b, Method::GET, "/api/definitions", guest, None).await;
+    assert_eq!(status, 200);
+    let names = |key: &str| -> Vec<String> {
+        exported[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(names("users").contains(&"importer".to_string()));
+    assert!(names("vhosts").contains(&"imported".to_string()));
+    assert_eq!(names("queues"), vec!["jobs".to_string()]);
+    assert_eq!(names("exchanges"), vec!["jobs.x".to_string()]);
+    assert_eq!(exported["bindings"].as_array().unwrap().len(), 1);
+    let again = exported.to_string();
+    let (status, ..) = send(&b, Method::POST, "/api/definitions", guest, Some(&again)).await;
+    assert_eq!(status, 204);
+    b.stop().await;
+}

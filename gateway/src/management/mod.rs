@@ -10,6 +10,7 @@
 mod args;
 mod auth;
 mod bindings;
+mod definitions;
 mod error;
 mod exchanges;
 mod health;
@@ -116,6 +117,10 @@ fn router(api: Api) -> Router {
         .route(
             "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
             get(bindings::show).delete(bindings::delete),
+        )
+        .route(
+            "/api/definitions",
+            get(definitions::export).post(definitions::import),
         )
         .route("/api/health/checks/alarms", get(health::alarms))
         .route("/api/health/checks/local-alarms", get(health::alarms))

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 const SHA256: &str = "rabbit_password_hashing_sha256";
 
 /// A user as RabbitMQ's API shows it to an administrator (the hash, never the password).
-fn describe(u: &UserRecord) -> Value {
+pub(crate) fn describe(u: &UserRecord) -> Value {
     json!({
         "name": u.name,
         "tags": u.tags,
@@ -60,7 +60,7 @@ pub(crate) async fn show(
 }
 
 /// Tags as RabbitMQ takes them: a comma-separated string or a list of strings.
-fn tags_of(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
+pub(crate) fn tags_of(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
     let bad = || ApiError::bad_request("'tags' must be a string or a list of strings");
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
@@ -79,7 +79,9 @@ fn tags_of(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
 }
 
 /// The stored hash a PUT asks for.
-fn hash_of(fields: &serde_json::Map<String, Value>) -> Result<Option<Vec<u8>>, ApiError> {
+pub(crate) fn hash_of(
+    fields: &serde_json::Map<String, Value>,
+) -> Result<Option<Vec<u8>>, ApiError> {
     match (fields.get("password"), fields.get("password_hash")) {
         (Some(Value::String(p)), _) => Ok(Some(hash_password(p))),
         (Some(_), _) => Err(ApiError::bad_request("'password' must be a string")),

@@ -1,0 +1,308 @@
+//! `/api/definitions`: the broker's users, vhosts, permissions, durable exchanges and queues
+//! and their bindings, as RabbitMQ's definitions JSON — exported, and imported from a file
+//! RabbitMQ (3.x or 4.x) exported, users keeping their password hashes.
+
+use super::args::{object_to_table, table_to_json};
+use super::auth::Caller;
+use super::error::{json_body, ApiError};
+use super::Api;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use junction_core::exchange::is_builtin;
+use junction_core::storage::{Permission, UserRecord};
+use junction_core::{Binding, Destination, ExchangeDef, ExchangeKind, QueueDef};
+use serde_json::{json, Map, Value};
+
+/// `GET /api/definitions` (administrators).
+pub(crate) async fn export(
+    State(api): State<Api>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_administrator()?;
+    let b = &api.broker;
+    let users: Vec<Value> = b
+        .auth()
+        .users()
+        .iter()
+        .map(super::users::describe)
+        .collect();
+    let permissions: Vec<Value> = b
+        .auth()
+        .permissions()
+        .iter()
+        .map(|p| json!({"user": p.user, "vhost": p.vhost, "configure": p.configure, "write": p.write, "read": p.read}))
+        .collect();
+    let mut vhosts = b.vhost_list();
+    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+    let (mut exchanges, mut queues, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+    for v in &vhosts {
+        let mut names = v.exchange_names();
+        names.sort();
+        let mut exported: Vec<String> = Vec::new();
+        for e in names.iter().filter_map(|n| v.exchange(n).ok()) {
+            let d = &e.def;
+            if d.durable && !is_builtin(&d.name) && !d.name.starts_with("amq.") {
+                exported.push(d.name.clone());
+                exchanges.push(json!({
+                    "name": d.name, "vhost": v.name, "type": d.kind.as_str(), "durable": true,
+                    "auto_delete": d.auto_delete, "internal": d.internal,
+                    "arguments": table_to_json(&d.arguments),
+                }));
+            }
+        }
+        let mut qs = v.queues();
+        qs.sort_by(|a, b| a.def.name.cmp(&b.def.name));
+        let mut kept_queues: Vec<String> = Vec::new();
+        for q in qs.iter().filter(|q| q.def.durable && !q.def.exclusive) {
+            kept_queues.push(q.def.name.clone());
+            queues.push(json!({
+                "name": q.def.name, "vhost": v.name, "durable": true,
+                "auto_delete": q.def.auto_delete, "arguments": table_to_json(&q.def.arguments),
+            }));
+        }
+        let exists_after = |d: &Destination| match d {
+            Destination::Queue(q) => kept_queues.contains(q),
+            Destination::Exchange(e) => exported.contains(e) || is_builtin(e),
+        };
+        let mut explicit = v.bindings();
+        explicit.sort_by(|a, b| {
+            (&a.source, a.destination.name(), &a.routing_key).cmp(&(
+                &b.source,
+                b.destination.name(),
+                &b.routing_key,
+            ))
+        });
+        for bd in explicit.iter().filter(|bd| {
+            !bd.source.is_empty()
+                && (exported.contains(&bd.source) || is_builtin(&bd.source))
+                && exists_after(&bd.destination)
+        }) {
+            let (kind, dest) = match &bd.destination {
+                Destination::Queue(q) => ("queue", q),
+                Destination::Exchange(e) => ("exchange", e),
+            };
+            bindings.push(json!({
+                "source": bd.source, "vhost": v.name, "destination": dest,
+                "destination_type": kind, "routing_key": bd.routing_key,
+                "arguments": table_to_json(&bd.arguments),
+            }));
+        }
+    }
+    let vhosts: Vec<Value> = vhosts
+        .iter()
+        .map(|v| json!({"name": v.name, "description": "", "tags": [], "metadata": {"description": "", "tags": []}, "limits": []}))
+        .collect();
+    let version = env!("CARGO_PKG_VERSION");
+    Ok(Json(json!({
+        "rabbit_version": version, "rabbitmq_version": version,
+        "product_name": "Junction", "product_version": version,
+        "users": users, "vhosts": vhosts, "permissions": permissions,
+        "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
+        "queues": queues, "exchanges": exchanges, "bindings": bindings,
+    })))
+}
+
+/// One section of a definitions file: a list of objects (absent: empty).
+fn section<'a>(
+    root: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Vec<&'a Map<String, Value>>, ApiError> {
+    match root.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_object()
+                    .ok_or_else(|| ApiError::bad_request(format!("{key}[{i}] must be an object")))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::bad_request(format!("'{key}' must be a list"))),
+    }
+}
+
+fn text<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a str, ApiError> {
+    o.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request(format!("{at}: '{key}' must be a string")))
+}
+
+fn flag(o: &Map<String, Value>, key: &str, default: bool, at: &str) -> Result<bool, ApiError> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{at}: '{key}' must be true or false"
+        ))),
+    }
+}
+
+fn table(o: &Map<String, Value>, at: &str) -> Result<junction_core::FieldTable, ApiError> {
+    match o.get("arguments") {
+        None | Some(Value::Null) => Ok(Default::default()),
+        Some(Value::Object(m)) => Ok(object_to_table(m)),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{at}: 'arguments' must be an object"
+        ))),
+    }
+}
+
+/// Everything a file asks for, checked before anything is applied.
+struct Plan {
+    vhosts: Vec<String>,
+    users: Vec<(String, Vec<u8>, Vec<String>)>,
+    permissions: Vec<Permission>,
+    exchanges: Vec<(String, ExchangeDef)>,
+    queues: Vec<(String, QueueDef)>,
+    bindings: Vec<(String, Binding)>,
+}
+
+fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
+    let mut p = Plan {
+        vhosts: Vec::new(),
+        users: Vec::new(),
+        permissions: Vec::new(),
+        exchanges: Vec::new(),
+        queues: Vec::new(),
+        bindings: Vec::new(),
+    };
+    for (i, v) in section(root, "vhosts")?.into_iter().enumerate() {
+        p.vhosts
+            .push(text(v, "name", &format!("vhosts[{i}]"))?.to_string());
+    }
+    for (i, u) in section(root, "users")?.into_iter().enumerate() {
+        let at = format!("users[{i}]");
+        let name = text(u, "name", &at)?.to_string();
+        let hash = super::users::hash_of(u)
+            .map_err(|_| ApiError::bad_request(format!("{at}: a bad 'password_hash'")))?
+            .ok_or_else(|| ApiError::bad_request(format!("{at}: 'password_hash' is missing")))?;
+        let tags = super::users::tags_of(u.get("tags"))
+            .map_err(|_| ApiError::bad_request(format!("{at}: bad 'tags'")))?;
+        p.users.push((name, hash, tags));
+    }
+    for (i, x) in section(root, "permissions")?.into_iter().enumerate() {
+        let at = format!("permissions[{i}]");
+        let pattern = |key: &str| -> Result<String, ApiError> {
+            let s = text(x, key, &at)?;
+            regex::Regex::new(s).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{at}: '{key}' is not a valid regular expression: {e}"
+                ))
+            })?;
+            Ok(s.to_string())
+        };
+        p.permissions.push(Permission {
+            user: text(x, "user", &at)?.to_string(),
+            vhost: text(x, "vhost", &at)?.to_string(),
+            configure: pattern("configure")?,
+            write: pattern("write")?,
+            read: pattern("read")?,
+        });
+    }
+    for (i, e) in section(root, "exchanges")?.into_iter().enumerate() {
+        let at = format!("exchanges[{i}]");
+        let kind = text(e, "type", &at)?;
+        let kind = ExchangeKind::parse(kind)
+            .map_err(|_| ApiError::bad_request(format!("{at}: unknown exchange type '{kind}'")))?;
+        p.exchanges.push((
+            text(e, "vhost", &at)?.to_string(),
+            ExchangeDef {
+                name: text(e, "name", &at)?.to_string(),
+                kind,
+                durable: flag(e, "durable", true, &at)?,
+                auto_delete: flag(e, "auto_delete", false, &at)?,
+                internal: flag(e, "internal", false, &at)?,
+                arguments: table(e, &at)?,
+            },
+        ));
+    }
+    for (i, q) in section(root, "queues")?.into_iter().enumerate() {
+        let at = format!("queues[{i}]");
+        p.queues.push((
+            text(q, "vhost", &at)?.to_string(),
+            QueueDef {
+                name: text(q, "name", &at)?.to_string(),
+                durable: flag(q, "durable", true, &at)?,
+                exclusive: false,
+                auto_delete: flag(q, "auto_delete", false, &at)?,
+                arguments: table(q, &at)?,
+            },
+        ));
+    }
+    for (i, b) in section(root, "bindings")?.into_iter().enumerate() {
+        let at = format!("bindings[{i}]");
+        let dest = text(b, "destination", &at)?.to_string();
+        let destination = match text(b, "destination_type", &at)? {
+            "queue" => Destination::Queue(dest),
+            "exchange" => Destination::Exchange(dest),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "{at}: destination_type '{other}' is neither queue nor exchange"
+                )))
+            }
+        };
+        p.bindings.push((
+            text(b, "vhost", &at)?.to_string(),
+            Binding {
+                source: text(b, "source", &at)?.to_string(),
+                destination,
+                routing_key: text(b, "routing_key", &at)?.to_string(),
+                arguments: table(b, &at)?,
+            },
+        ));
+    }
+    Ok(p)
+}
+
+/// `POST /api/definitions` (administrators): applies a definitions file. The whole file is
+/// checked first, so a malformed one changes nothing; then vhosts, users, permissions,
+/// exchanges, queues and bindings are applied in that order (an entity the broker refuses —
+/// a binding to a queue the file does not declare — stops the import there, with its reason).
+pub(crate) async fn import(
+    State(api): State<Api>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    let root = json_body(&body)?;
+    let p = plan(&root)?;
+    let b = &api.broker;
+    for v in &p.vhosts {
+        if b.vhost(v).is_err() {
+            b.add_vhost(v)?;
+        }
+    }
+    for (name, hash, tags) in p.users {
+        let vhosts = b.auth().get(&name).map(|u| u.vhosts).unwrap_or_default();
+        b.put_user(UserRecord {
+            name,
+            password_hash: hash,
+            tags,
+            vhosts,
+        })?;
+    }
+    for perm in p.permissions {
+        b.put_permission(perm)?;
+    }
+    let vhost = |name: &str| {
+        b.vhost(name)
+            .map_err(|_| ApiError::bad_request(format!("vhost '{name}' is not defined")))
+    };
+    for (v, def) in p.exchanges {
+        if is_builtin(&def.name) || def.name.starts_with("amq.") {
+            continue;
+        }
+        vhost(&v)?.declare_exchange(def, false)?;
+    }
+    for (v, def) in p.queues {
+        vhost(&v)?.declare_queue(def, false, b.next_connection_id())?;
+    }
+    for (v, binding) in p.bindings {
+        vhost(&v)?.bind(binding, None)?;
+    }
+    b.sync().await?;
+    tracing::info!(by = %caller.name, "definitions imported through the management API");
+    Ok(StatusCode::NO_CONTENT)
+}
