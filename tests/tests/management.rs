@@ -841,3 +841,58 @@ async fn a_rabbitmq_definitions_file_imports_and_its_user_logs_in_on_every_proto
     assert_eq!(status, 204);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn list_endpoints_page_sort_filter_and_pick_columns_as_rabbitmq() {
+    use rabbitmq_http_client::commons::PaginationParams;
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let guest = Some(("guest", "guest"));
+    for name in ["c", "a", "e", "b", "d"] {
+        let path = format!("/api/queues/%2F/{name}");
+        let (status, ..) = send(&b, Method::PUT, &path, guest, Some("{}")).await;
+        assert_eq!(status, 201);
+    }
+    let (status, _, body) = send(
+        &b,
+        Method::GET,
+        "/api/queues/%2F?page=2&page_size=2&sort=name&columns=name,messages",
+        guest,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            body["page"].as_u64(),
+            body["page_count"].as_u64(),
+            body["total_count"].as_u64()
+        ),
+        (Some(2), Some(3), Some(5))
+    );
+    assert_eq!(
+        body["items"],
+        serde_json::json!([{"name": "c", "messages": 0}, {"name": "d", "messages": 0}])
+    );
+    let (_, _, body) = send(
+        &b,
+        Method::GET,
+        "/api/queues?name=^[ab]$&use_regex=true",
+        guest,
+        None,
+    )
+    .await;
+    assert_eq!(body.as_array().map(Vec::len), Some(2), "{body}");
+    let (status, ..) = send(&b, Method::GET, "/api/queues?page=7", guest, None).await;
+    assert_eq!(status, 400);
+    // The paged listing rabbitmq_http_client asks for.
+    let admin = client(&b, "guest", "guest");
+    let page = within(admin.list_queues_paged(&PaginationParams {
+        page: Some(1),
+        page_size: Some(3),
+    }))
+    .await
+    .expect("paged list");
+    assert_eq!(page.len(), 3);
+    b.stop().await;
+}

@@ -6,15 +6,17 @@ use super::args::{object_to_table, table_to_json};
 use super::auth::Caller;
 use super::error::{json_body, ApiError};
 use super::exchanges::exchange_name;
+use super::listing::respond;
 use super::queues::vhost_for;
 use super::Api;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use junction_core::vhost::VHost;
 use junction_core::{Binding, Destination};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// RabbitMQ's properties key of a binding.
 fn properties_key(b: &Binding) -> String {
@@ -78,7 +80,11 @@ fn all_of(v: &VHost) -> Vec<Binding> {
 }
 
 /// `GET /api/bindings`.
-pub(crate) async fn list_all(State(api): State<Api>, caller: Caller) -> Json<Vec<Value>> {
+pub(crate) async fn list_all(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let mut vhosts = api.broker.vhost_list();
     vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
@@ -87,7 +93,7 @@ pub(crate) async fn list_all(State(api): State<Api>, caller: Caller) -> Json<Vec
             out.extend(all_of(&v).iter().map(|b| describe(&v, b)));
         }
     }
-    Json(out)
+    respond(out, &q)
 }
 
 /// `GET /api/bindings/{vhost}`.
@@ -95,9 +101,10 @@ pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
     Path(vhost): Path<String>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let v = vhost_for(&api, &caller, &vhost)?;
-    Ok(Json(all_of(&v).iter().map(|b| describe(&v, b)).collect()))
+    respond(all_of(&v).iter().map(|b| describe(&v, b)).collect(), &q)
 }
 
 /// `GET /api/queues/{vhost}/{name}/bindings`.

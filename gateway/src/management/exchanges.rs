@@ -4,6 +4,7 @@
 use super::args::{object_to_table, table_to_json};
 use super::auth::Caller;
 use super::error::{json_body, ApiError};
+use super::listing::respond;
 use super::queues::vhost_for;
 use super::Api;
 use axum::body::Bytes;
@@ -47,7 +48,11 @@ fn sorted(v: &VHost) -> Vec<Arc<Exchange>> {
 }
 
 /// `GET /api/exchanges`.
-pub(crate) async fn list_all(State(api): State<Api>, caller: Caller) -> Json<Vec<Value>> {
+pub(crate) async fn list_all(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let mut vhosts = api.broker.vhost_list();
     vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
@@ -56,7 +61,7 @@ pub(crate) async fn list_all(State(api): State<Api>, caller: Caller) -> Json<Vec
             out.extend(sorted(&v).iter().map(|e| describe(&v, e)));
         }
     }
-    Json(out)
+    respond(out, &q)
 }
 
 /// `GET /api/exchanges/{vhost}`.
@@ -64,9 +69,10 @@ pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
     Path(vhost): Path<String>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let v = vhost_for(&api, &caller, &vhost)?;
-    Ok(Json(sorted(&v).iter().map(|e| describe(&v, e)).collect()))
+    respond(sorted(&v).iter().map(|e| describe(&v, e)).collect(), &q)
 }
 
 /// `GET /api/exchanges/{vhost}/{name}`.

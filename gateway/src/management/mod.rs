@@ -14,6 +14,7 @@ mod definitions;
 mod error;
 mod exchanges;
 mod health;
+mod listing;
 mod overview;
 mod permissions;
 mod queues;

@@ -5,13 +5,15 @@
 
 use super::auth::Caller;
 use super::error::{json_body, ApiError};
+use super::listing::respond;
 use super::Api;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use junction_core::storage::Permission;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 fn describe(p: &Permission) -> Value {
     json!({
@@ -27,16 +29,18 @@ fn describe(p: &Permission) -> Value {
 pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
-) -> Result<Json<Vec<Value>>, ApiError> {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     caller.require_administrator()?;
-    Ok(Json(
+    respond(
         api.broker
             .auth()
             .permissions()
             .iter()
             .map(describe)
             .collect(),
-    ))
+        &q,
+    )
 }
 
 /// `GET /api/users/{user}/permissions` (administrators).

@@ -3,6 +3,7 @@
 use super::args::{object_to_table, table_to_json};
 use super::auth::Caller;
 use super::error::{json_body, ApiError};
+use super::listing::respond;
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -55,16 +56,20 @@ fn sorted(v: &VHost) -> Vec<Arc<Queue>> {
 }
 
 /// `GET /api/queues`: every queue of every vhost the caller may see.
-pub(crate) async fn list_all(State(api): State<Api>, caller: Caller) -> Json<Vec<Value>> {
+pub(crate) async fn list_all(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let mut vhosts = api.broker.vhost_list();
     vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
     for v in vhosts {
         if caller.sees_all() || api.broker.auth().check_vhost(&caller.name, &v.name).is_ok() {
-            out.extend(sorted(&v).iter().map(|q| describe(&v, q)));
+            out.extend(sorted(&v).iter().map(|queue| describe(&v, queue)));
         }
     }
-    Json(out)
+    respond(out, &q)
 }
 
 /// `GET /api/queues/{vhost}`.
@@ -72,9 +77,13 @@ pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
     Path(vhost): Path<String>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let v = vhost_for(&api, &caller, &vhost)?;
-    Ok(Json(sorted(&v).iter().map(|q| describe(&v, q)).collect()))
+    respond(
+        sorted(&v).iter().map(|queue| describe(&v, queue)).collect(),
+        &q,
+    )
 }
 
 /// `GET /api/queues/{vhost}/{name}`.

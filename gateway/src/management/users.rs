@@ -4,15 +4,17 @@
 
 use super::auth::Caller;
 use super::error::{json_body, ApiError};
+use super::listing::respond;
 use super::Api;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
 use junction_core::auth::hash_password;
 use junction_core::storage::UserRecord;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The only hashing algorithm Junction stores.
 const SHA256: &str = "rabbit_password_hashing_sha256";
@@ -37,11 +39,10 @@ pub(crate) async fn whoami(caller: Caller) -> Json<Value> {
 pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
-) -> Result<Json<Vec<Value>>, ApiError> {
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     caller.require_administrator()?;
-    Ok(Json(
-        api.broker.auth().users().iter().map(describe).collect(),
-    ))
+    respond(api.broker.auth().users().iter().map(describe).collect(), &q)
 }
 
 /// `GET /api/users/{name}` (administrators).

@@ -2,13 +2,15 @@
 
 use super::auth::Caller;
 use super::error::{json_body, ApiError};
+use super::listing::respond;
 use super::Api;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use junction_core::vhost::VHost;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// A vhost as RabbitMQ's API shows it.
 fn describe(v: &VHost) -> Value {
@@ -36,15 +38,19 @@ fn visible(api: &Api, caller: &Caller, vhost: &str) -> bool {
 }
 
 /// `GET /api/vhosts`.
-pub(crate) async fn list(State(api): State<Api>, caller: Caller) -> Json<Vec<Value>> {
+pub(crate) async fn list(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let mut all = api.broker.vhost_list();
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(
-        all.iter()
-            .filter(|v| visible(&api, &caller, &v.name))
-            .map(|v| describe(v))
-            .collect(),
-    )
+    let items = all
+        .iter()
+        .filter(|v| visible(&api, &caller, &v.name))
+        .map(|v| describe(v))
+        .collect();
+    respond(items, &q)
 }
 
 /// `GET /api/vhosts/{name}`.
