@@ -285,6 +285,27 @@ impl Broker {
         self.connections.register(id, notifier)
     }
 
+    /// Records what connection `id` says of itself once logged in (for listings).
+    pub fn describe_connection(&self, id: u64, info: crate::connections::ConnectionInfo) {
+        self.connections.describe(id, info);
+    }
+
+    /// Every logged-in connection, by id.
+    pub fn connection_list(&self) -> Vec<(u64, crate::connections::ConnectionInfo)> {
+        self.connections.list()
+    }
+
+    /// Asks connection `id` to close with `reason` in its protocol's close; false if it is
+    /// not (or no longer) connected.
+    pub fn close_connection(&self, id: u64, reason: &str) -> bool {
+        self.connections.close(id, reason)
+    }
+
+    /// Why an operator closed connection `id` (taken once, by its driver).
+    pub fn take_close_reason(&self, id: u64) -> Option<Arc<str>> {
+        self.connections.close_reason(id)
+    }
+
     /// Connections registered now (logged in and not yet gone).
     pub fn connection_count(&self) -> usize {
         self.connections.len()

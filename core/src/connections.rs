@@ -4,8 +4,30 @@
 
 use crate::consumer::{Notices, Notifier};
 use crate::id_hash::IdHashBuilder;
+use crate::value::FieldTable;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What a logged-in connection says of itself, for listings (the management API's
+/// `/api/connections`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionInfo {
+    /// The protocol as RabbitMQ names it: "AMQP 0-9-1", "STOMP 1.2", "MQTT 3.1.1", "MQTT 5.0".
+    pub protocol: String,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's address, when known.
+    pub local: Option<SocketAddr>,
+    /// The user it logged in as.
+    pub user: String,
+    /// The vhost it uses.
+    pub vhost: String,
+    /// When it logged in, in Unix milliseconds.
+    pub connected_at: u64,
+    /// What the client said of itself (AMQP client properties; the MQTT client id).
+    pub client_properties: FieldTable,
+}
 
 /// The registry (one per broker).
 #[derive(Debug, Default)]
@@ -16,6 +38,10 @@ pub(crate) struct Connections {
 #[derive(Debug, Default)]
 struct State {
     notifiers: HashMap<u64, Notifier, IdHashBuilder>,
+    /// What logged-in connections said of themselves.
+    infos: HashMap<u64, ConnectionInfo, IdHashBuilder>,
+    /// Why an operator closed a connection, until it has read it.
+    closing: HashMap<u64, Arc<str>, IdHashBuilder>,
     shutting_down: bool,
     /// Why publishers are blocked, per alarm source ([`Alarm`]), if they are.
     alarms: [Option<Arc<str>>; 2],
@@ -88,6 +114,43 @@ impl Connections {
     pub(crate) fn len(&self) -> usize {
         self.lock().notifiers.len()
     }
+
+    /// Records what a registered connection says of itself (after its login).
+    pub(crate) fn describe(&self, id: u64, info: ConnectionInfo) {
+        let mut st = self.lock();
+        if st.notifiers.contains_key(&id) {
+            st.infos.insert(id, info);
+        }
+    }
+
+    /// Every logged-in connection, by id.
+    pub(crate) fn list(&self) -> Vec<(u64, ConnectionInfo)> {
+        let mut all: Vec<(u64, ConnectionInfo)> = self
+            .lock()
+            .infos
+            .iter()
+            .map(|(id, i)| (*id, i.clone()))
+            .collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// Asks connection `id` to close, telling its client `reason`; false if there is none.
+    pub(crate) fn close(&self, id: u64, reason: &str) -> bool {
+        let mut st = self.lock();
+        let Some(n) = st.notifiers.get(&id).cloned() else {
+            return false;
+        };
+        st.closing.insert(id, Arc::from(reason));
+        drop(st);
+        n.notify(Notices::CLOSE);
+        true
+    }
+
+    /// Why an operator closed connection `id`, if one did.
+    pub(crate) fn close_reason(&self, id: u64) -> Option<Arc<str>> {
+        self.lock().closing.remove(&id)
+    }
 }
 
 fn notify_all(st: &State, news: Notices) {
@@ -105,7 +168,10 @@ pub struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.connections.lock().notifiers.remove(&self.id);
+        let mut st = self.connections.lock();
+        st.notifiers.remove(&self.id);
+        st.infos.remove(&self.id);
+        st.closing.remove(&self.id);
     }
 }
 

@@ -104,6 +104,8 @@ pub struct Notices {
     pub shutdown: bool,
     /// The resource alarm changed (read it from the broker).
     pub alarm_changed: bool,
+    /// An operator closed this connection (the reason is the broker's to read).
+    pub close: bool,
 }
 
 impl Notices {
@@ -111,11 +113,19 @@ impl Notices {
     pub const SHUTDOWN: Notices = Notices {
         shutdown: true,
         alarm_changed: false,
+        close: false,
     };
     /// The resource alarm changed.
     pub const ALARM_CHANGED: Notices = Notices {
         shutdown: false,
         alarm_changed: true,
+        close: false,
+    };
+    /// An operator closed the connection.
+    pub const CLOSE: Notices = Notices {
+        shutdown: false,
+        alarm_changed: false,
+        close: true,
     };
 
     /// True if there is no news.
@@ -150,6 +160,7 @@ impl Notifier {
             let mut st = chan.lock();
             st.notices.shutdown |= news.shutdown;
             st.notices.alarm_changed |= news.alarm_changed;
+            st.notices.close |= news.close;
             st.receiver.take()
         };
         if let Some(w) = waker {

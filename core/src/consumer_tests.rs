@@ -140,7 +140,8 @@ async fn notices_wake_the_receiver_and_do_not_keep_the_sink_open() {
             events: 0,
             notices: Notices {
                 shutdown: true,
-                alarm_changed: true
+                alarm_changed: true,
+                close: false,
             },
             closed: false
         }

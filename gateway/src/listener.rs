@@ -132,7 +132,8 @@ pub async fn accept_each<F, Fut>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let ctx = ConnectionContext::new(broker.clone(), peer, limits.clone());
+        let mut ctx = ConnectionContext::new(broker.clone(), peer, limits.clone());
+        ctx.local = stream.local_addr().ok();
         let connection = serve(stream, ctx);
         tokio::spawn(async move {
             let _guard = guard;

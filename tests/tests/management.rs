@@ -896,3 +896,123 @@ async fn list_endpoints_page_sort_filter_and_pick_columns_as_rabbitmq() {
     assert_eq!(page.len(), 3);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn connections_of_every_protocol_are_listed_and_closed_with_their_protocols_close() {
+    use junction_amqp::codec::{Frame, Method};
+    use junction_stomp::codec::Command;
+    use junction_tests::raw_amqp::RawClient;
+    use junction_tests::raw_mqtt::RawMqtt;
+    use junction_tests::raw_stomp::StompClient;
+    use reqwest::Method as Http;
+    let b = TestBroker::start().await;
+    let guest = Some(("guest", "guest"));
+    let mut amqp = within(RawClient::connect(b.addrs.amqp.unwrap(), 0)).await;
+    let (mut stomp, ok) = within(StompClient::connect_with(
+        b.addrs.stomp.unwrap(),
+        &[
+            ("accept-version", "1.2"),
+            ("host", "/"),
+            ("login", "guest"),
+            ("passcode", "guest"),
+        ],
+    ))
+    .await;
+    assert_eq!(ok.command, Command::Connected);
+    let mut mqtt = RawMqtt::open(b.addrs.mqtt.unwrap()).await;
+    within(mqtt.connect_v5("dash-1")).await;
+
+    let listed = || async {
+        let (status, _, body) = send(&b, Http::GET, "/api/connections", guest, None).await;
+        assert_eq!(status, 200);
+        body.as_array().cloned().unwrap_or_default()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..500 {
+        seen = listed().await;
+        if seen.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let protocols: std::collections::BTreeSet<String> = seen
+        .iter()
+        .map(|c| c["protocol"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        protocols.into_iter().collect::<Vec<_>>(),
+        ["AMQP 0-9-1", "MQTT 5.0", "STOMP 1.2"],
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .all(|c| c["user"] == "guest" && c["vhost"] == "/"));
+    let name_of = |protocol: &str| -> String {
+        let c = seen.iter().find(|c| c["protocol"] == protocol).unwrap();
+        let name = c["name"].as_str().unwrap().to_string();
+        assert!(name.contains(" -> "), "{name}");
+        name.replace(' ', "%20").replace('>', "%3E")
+    };
+    let close = |name: String, reason: &'static str| {
+        let url = format!(
+            "http://{}/api/connections/{name}",
+            b.addrs.management.unwrap()
+        );
+        async move {
+            let resp = within(
+                reqwest::Client::new()
+                    .delete(url)
+                    .basic_auth("guest", Some("guest"))
+                    .header("x-reason", reason)
+                    .send(),
+            )
+            .await
+            .expect("DELETE");
+            resp.status().as_u16()
+        }
+    };
+
+    assert_eq!(close(name_of("AMQP 0-9-1"), "maintenance").await, 204);
+    loop {
+        match within(amqp.recv()).await {
+            Some(Frame::Method {
+                channel: 0,
+                method:
+                    Method::ConnectionClose {
+                        reply_code,
+                        reply_text,
+                        ..
+                    },
+            }) => {
+                assert_eq!(reply_code, 320);
+                assert!(reply_text.contains("maintenance"), "{reply_text}");
+                amqp.send_method(0, &Method::ConnectionCloseOk).await;
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("closed without connection.close"),
+        }
+    }
+    assert_eq!(close(name_of("STOMP 1.2"), "moving you").await, 204);
+    let err = within(stomp.recv()).await.expect("ERROR frame");
+    assert_eq!(err.command, Command::Error);
+    assert!(String::from_utf8_lossy(&err.body).contains("moving you"));
+    assert_eq!(close(name_of("MQTT 5.0"), "bye").await, 204);
+    let rest = within(mqtt.rest()).await;
+    assert_eq!(
+        (rest.first(), rest.get(2)),
+        (Some(&0xE0), Some(&0x98)),
+        "{rest:?}"
+    );
+
+    // Gone from the list; closing again is 404.
+    for _ in 0..500 {
+        if listed().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(listed().await.is_empty());
+    assert_eq!(close(name_of("MQTT 5.0"), "again").await, 404);
+    b.stop().await;
+}

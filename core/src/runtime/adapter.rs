@@ -96,6 +96,8 @@ pub struct ConnectionContext {
     pub auth: Arc<Authenticator>,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The listener's address, when known (for connection names).
+    pub local: Option<SocketAddr>,
     /// Shared by every connection of a listener (one pointer each, not a copy).
     pub limits: Arc<Limits>,
     /// Unique per connection; owner id of exclusive queues.
@@ -112,9 +114,32 @@ impl ConnectionContext {
             connection_id: broker.next_connection_id(),
             broker,
             peer,
+            local: None,
             limits,
             accepted: Instant::now(),
         }
+    }
+
+    /// What this connection says of itself once logged in, for listings.
+    pub fn describe(
+        &self,
+        protocol: impl Into<String>,
+        user: &str,
+        vhost: &str,
+        client_properties: crate::value::FieldTable,
+    ) {
+        self.broker.describe_connection(
+            self.connection_id,
+            crate::connections::ConnectionInfo {
+                protocol: protocol.into(),
+                peer: self.peer,
+                local: self.local,
+                user: user.to_string(),
+                vhost: vhost.to_string(),
+                connected_at: self.broker.clock().unix_ms(),
+                client_properties,
+            },
+        );
     }
 
     /// When the handshake must be complete.

@@ -68,6 +68,13 @@ pub trait Session {
     fn handle_sink_event(&mut self, ev: SinkEvent);
     /// The broker is shutting down: close with the protocol's own close.
     fn shutdown(&mut self, now: u64);
+    /// An operator closed the connection (management API, `junction ctl`): close it with the
+    /// protocol's close, telling the client `reason`. Without a protocol of its own, as a
+    /// shutdown.
+    fn close_by_operator(&mut self, reason: &str, now: u64) {
+        let _ = reason;
+        self.shutdown(now);
+    }
     /// A signal that another connection took this one's identity (MQTT client ids).
     fn takeover_signal(&self) -> Option<&Takeover> {
         None
@@ -201,6 +208,7 @@ pub async fn serve<S: Session>(
     let (tx, mut rx) = sink(ctx.limits.delivery_buffer);
     let broker = ctx.broker.clone();
     let (handshake_deadline, peer) = (ctx.handshake_deadline(), ctx.peer);
+    let connection_id = ctx.connection_id;
     // Shutdown and alarm changes arrive through the sink from here on.
     let _registered = broker.register_connection(ctx.connection_id, tx.notifier());
     let mut session = new_session(ctx, tx);
@@ -333,6 +341,13 @@ pub async fn serve<S: Session>(
                 if got.notices.shutdown && !shutdown_seen {
                     shutdown_seen = true;
                     session.shutdown(ms());
+                }
+                if got.notices.close && !shutdown_seen {
+                    if let Some(reason) = broker.take_close_reason(connection_id) {
+                        shutdown_seen = true;
+                        tracing::info!(%peer, %reason, "connection closed by an operator");
+                        session.close_by_operator(&reason, ms());
+                    }
                 }
             }
             () = &mut timer => {

@@ -10,6 +10,7 @@
 mod args;
 mod auth;
 mod bindings;
+mod connections;
 mod definitions;
 mod error;
 mod exchanges;
@@ -64,6 +65,12 @@ fn router(api: Api) -> Router {
         .route("/api/users", get(users::list))
         .route("/api/users/{name}/permissions", get(permissions::of_user))
         .route("/api/vhosts/{name}/permissions", get(permissions::of_vhost))
+        .route("/api/vhosts/{name}/connections", get(connections::of_vhost))
+        .route("/api/connections", get(connections::list))
+        .route(
+            "/api/connections/{name}",
+            get(connections::show).delete(connections::close),
+        )
         .route("/api/permissions", get(permissions::list))
         .route(
             "/api/permissions/{vhost}/{user}",

@@ -398,6 +398,8 @@ impl Session {
                 self.vhost = Some(v);
                 self.send(0, &Method::ConnectionOpenOk);
                 self.state = State::Open;
+                self.ctx
+                    .describe("AMQP 0-9-1", &user, &vhost, self.client_properties.clone());
                 tracing::debug!(peer = %self.ctx.peer, user, vhost, "AMQP connection open");
                 Ok(())
             }
@@ -603,6 +605,13 @@ impl driver::Session for Session {
                 "broker forced connection closure with reason 'shutdown'",
                 (0, 0),
             ),
+            now,
+        );
+    }
+
+    fn close_by_operator(&mut self, reason: &str, now: u64) {
+        self.close_connection(
+            AmqpError::connection(code::CONNECTION_FORCED, reason, (0, 0)),
             now,
         );
     }

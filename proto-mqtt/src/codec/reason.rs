@@ -50,6 +50,8 @@ pub enum ReasonCode {
     PacketTooLarge = 0x95,
     /// A quota was exceeded.
     QuotaExceeded = 0x97,
+    /// An operator closed the connection.
+    AdministrativeAction = 0x98,
     /// The QoS is not supported.
     QosNotSupported = 0x9B,
 }

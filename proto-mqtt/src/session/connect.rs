@@ -94,6 +94,19 @@ impl Session {
             ..Default::default()
         };
         codec::connack(level, ReasonCode::Success, &info, self.outbox.out.buf());
+        let protocol = if level == Level::V5 {
+            "MQTT 5.0"
+        } else {
+            "MQTT 3.1.1"
+        };
+        let client = [(
+            "client_id".to_string(),
+            junction_core::FieldValue::string(self.client_id.clone()),
+        )]
+        .into_iter()
+        .collect();
+        self.ctx
+            .describe(protocol, &self.user.clone(), &vhost_name, client);
         if c.clean_start || !session_present {
             // A clean start throws away a stored durable queue too.
             let _ = self

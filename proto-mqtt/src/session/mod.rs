@@ -469,6 +469,10 @@ impl driver::Session for Session {
         Session::shutdown(self)
     }
 
+    fn close_by_operator(&mut self, reason: &str, _now: u64) {
+        self.disconnect(ReasonCode::AdministrativeAction, reason);
+    }
+
     fn takeover_signal(&self) -> Option<&Takeover> {
         self.kicked.as_ref()
     }

@@ -285,6 +285,17 @@ impl Session {
             reply = reply.with("heart-beat", format!("{cy},{cx}"));
         }
         self.send(reply);
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
+        self.ctx.describe(
+            format!("STOMP {}", version.as_str()),
+            &user,
+            &vhost_name,
+            Default::default(),
+        );
     }
 
     /// Broker shutdown: an ERROR frame, then close.
@@ -415,5 +426,9 @@ impl driver::Session for Session {
 
     fn shutdown(&mut self, _now: u64) {
         Session::shutdown(self)
+    }
+
+    fn close_by_operator(&mut self, reason: &str, _now: u64) {
+        self.error("Connection closed", reason, None);
     }
 }
