@@ -167,11 +167,26 @@ impl Broker {
         self.vhost(name)
     }
 
-    /// Deletes a vhost with everything in it.
+    /// Deletes a vhost with everything in it, and closes the connections that use it.
     pub fn delete_vhost(&self, name: &str) -> CoreResult<()> {
         self.catalog
-            .commit(MetaCommand::DeleteVHost(name.to_string()), self)
-            .map(|_| ())
+            .commit(MetaCommand::DeleteVHost(name.to_string()), self)?;
+        self.close_connections_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
+        Ok(())
+    }
+
+    /// Closes every logged-in connection `which` picks, telling each client `reason`.
+    fn close_connections_where(
+        &self,
+        which: impl Fn(&crate::connections::ConnectionInfo) -> bool,
+        reason: &str,
+    ) {
+        for (id, info) in self.connections.list() {
+            if which(&info) {
+                tracing::info!(peer = %info.peer, user = %info.user, reason, "closing connection");
+                self.connections.close(id, reason);
+            }
+        }
     }
 
     /// Adds or replaces a user (durable once [`Broker::sync`] resolves).
@@ -207,8 +222,9 @@ impl Broker {
             return Err(CoreError::NotFound(format!("no user '{name}'")));
         }
         self.catalog
-            .commit(MetaCommand::DeleteUser(name.to_string()), self)
-            .map(|_| ())
+            .commit(MetaCommand::DeleteUser(name.to_string()), self)?;
+        self.close_connections_where(|c| c.user == name, &format!("user '{name}' was deleted"));
+        Ok(())
     }
 
     /// The metadata state machine.

@@ -58,12 +58,40 @@ impl RawClient {
         Self::handshake(addr, heartbeat, mechanism, response, Default::default()).await
     }
 
+    /// Connects as `user` to `vhost` (PLAIN, no heartbeat).
+    pub async fn connect_as(addr: SocketAddr, user: &str, pass: &str, vhost: &str) -> RawClient {
+        match Self::handshake_to(
+            addr,
+            0,
+            "PLAIN",
+            plain(user, pass),
+            Default::default(),
+            vhost,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(m) => panic!("handshake refused: {m:?}"),
+        }
+    }
+
     async fn handshake(
         addr: SocketAddr,
         heartbeat: u16,
         mechanism: &str,
         response: bytes::Bytes,
         client_properties: junction_core::FieldTable,
+    ) -> Result<RawClient, Method> {
+        Self::handshake_to(addr, heartbeat, mechanism, response, client_properties, "/").await
+    }
+
+    async fn handshake_to(
+        addr: SocketAddr,
+        heartbeat: u16,
+        mechanism: &str,
+        response: bytes::Bytes,
+        client_properties: junction_core::FieldTable,
+        vhost: &str,
     ) -> Result<RawClient, Method> {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(codec::PROTOCOL_HEADER).await.unwrap();
@@ -117,7 +145,7 @@ impl RawClient {
         c.send_method(
             0,
             &Method::ConnectionOpen {
-                virtual_host: "/".into(),
+                virtual_host: vhost.into(),
             },
         )
         .await;

@@ -1016,3 +1016,71 @@ async fn connections_of_every_protocol_are_listed_and_closed_with_their_protocol
     assert_eq!(close(name_of("MQTT 5.0"), "again").await, 404);
     b.stop().await;
 }
+
+/// Reads frames until connection.close, answers it, and returns its code and text.
+async fn amqp_closed(c: &mut junction_tests::raw_amqp::RawClient) -> (u16, String) {
+    use junction_amqp::codec::{Frame, Method};
+    loop {
+        match within(c.recv()).await {
+            Some(Frame::Method {
+                channel: 0,
+                method:
+                    Method::ConnectionClose {
+                        reply_code,
+                        reply_text,
+                        ..
+                    },
+            }) => {
+                c.send_method(0, &Method::ConnectionCloseOk).await;
+                return (reply_code, reply_text.to_string());
+            }
+            Some(_) => continue,
+            None => panic!("closed without connection.close"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_or_a_vhost_closes_their_connections() {
+    use junction_tests::raw_amqp::RawClient;
+    use reqwest::Method;
+    let b = TestBroker::start().await;
+    let guest = Some(("guest", "guest"));
+    let admin = client(&b, "guest", "guest");
+    within(admin.create_vhost(&VirtualHostParams::named("dev")))
+        .await
+        .expect("vhost");
+    within(admin.create_user(&UserParams::without_tags("temp", &hash("pw"))))
+        .await
+        .expect("user");
+    let all = r#"{"configure": ".*", "write": ".*", "read": ".*"}"#;
+    for path in ["/api/permissions/%2F/temp", "/api/permissions/dev/guest"] {
+        let (status, ..) = send(&b, Method::PUT, path, guest, Some(all)).await;
+        assert_eq!(status, 201);
+    }
+    let amqp = b.addrs.amqp.unwrap();
+    let mut as_temp = within(RawClient::connect_as(amqp, "temp", "pw", "/")).await;
+    let mut on_dev = within(RawClient::connect_as(amqp, "guest", "guest", "dev")).await;
+    let mut bystander = within(RawClient::connect(amqp, 0)).await;
+    let registered = || b.gateway().broker().connection_list().len();
+    junction_tests::eventually(|| registered() == 3).await;
+
+    within(admin.delete_user("temp", false))
+        .await
+        .expect("delete user");
+    let (code, text) = amqp_closed(&mut as_temp).await;
+    assert_eq!(code, 320);
+    assert!(text.contains("user 'temp' was deleted"), "{text}");
+    within(admin.delete_vhost("dev", false))
+        .await
+        .expect("delete vhost");
+    let (code, text) = amqp_closed(&mut on_dev).await;
+    assert_eq!(code, 320);
+    assert!(text.contains("vhost 'dev' is deleted"), "{text}");
+    drop((as_temp, on_dev));
+    junction_tests::eventually(|| registered() == 1).await;
+    // Others are left alone.
+    bystander.open_channel(1).await;
+    drop(bystander);
+    b.stop().await;
+}
