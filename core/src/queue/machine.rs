@@ -103,6 +103,34 @@ impl QueueState {
         }
     }
 
+    /// Applies `cmd` and every command its effects lead to: `perform` carries out the effects
+    /// (in order) and returns what they taught it (what a page-in read, the deliveries a sink
+    /// refused, another batch to hand out), which is applied in turn. After a page-in, a get or
+    /// an expiry runs again and its reply answers `cmd`. Each round reads a page back (the head
+    /// always moves on), hands out a batch, or bounces deliveries (marking their consumers
+    /// blocked), so this ends. The one loop of every executor: the queue's and the model test's.
+    pub(crate) fn drive(
+        &mut self,
+        cmd: QueueCommand<'_>,
+        now: u64,
+        effects: &mut Vec<Effect>,
+        mut perform: impl FnMut(&QueueState, &mut Vec<Effect>) -> Option<QueueCommand<'static>>,
+    ) -> Reply {
+        let again = cmd.resume();
+        let mut reply = self.apply(cmd, now, effects);
+        while let Some(follow) = perform(self, effects) {
+            let after_page_in = matches!(follow, QueueCommand::Loaded { .. });
+            self.apply(follow, now, effects);
+            if after_page_in {
+                let r = self.apply(again.command(), now, effects);
+                if again.answers() {
+                    reply = r;
+                }
+            }
+        }
+        reply
+    }
+
     fn enqueue(
         &mut self,
         msg: Arc<Message>,

@@ -266,23 +266,9 @@ impl Queue {
             let mut guard = self.lock();
             let Inner { state, effects } = &mut *guard;
             let now = self.clock.now_ms();
-            // What runs again after each page-in: a get or an expiry (whose reply then
-            // answers `cmd`), else a dispatch.
-            let again = cmd.resume();
-            let mut reply = state.apply(cmd, now, effects);
-            // Each round reads a page back (the head always moves on), hands out a batch, or
-            // bounces deliveries (marking their consumers blocked), so this ends.
-            while let Some(follow) = self.perform(state, effects, &mut later) {
-                let after_page_in = matches!(follow, QueueCommand::Loaded { .. });
-                state.apply(follow, now, effects);
-                if after_page_in {
-                    let r = state.apply(again.command(), now, effects);
-                    if again.answers() {
-                        reply = r;
-                    }
-                }
-            }
-            reply
+            state.drive(cmd, now, effects, |state, effects| {
+                self.perform(state, effects, &mut later)
+            })
         };
         self.finish(later);
         reply

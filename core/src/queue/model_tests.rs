@@ -123,6 +123,12 @@ struct Consumer {
 /// The world the queue runs in.
 struct World {
     state: QueueState,
+    env: Env,
+}
+
+/// Everything around the queue: the clock, the store, the consumers and what became of each
+/// message.
+struct Env {
     now: u64,
     store: HashSet<(StoredAs, u64)>,
     bodies: HashMap<u64, Arc<Message>>,
@@ -144,41 +150,305 @@ impl World {
     fn new(rules: Rules) -> Self {
         World {
             state: QueueState::new(rules, 0),
-            now: 0,
-            store: HashSet::new(),
-            bodies: HashMap::new(),
-            fates: BTreeMap::new(),
-            by_seq: HashMap::new(),
-            seq_of: HashMap::new(),
-            expiry: HashMap::new(),
-            consumers: Vec::new(),
-            next_id: 0,
-            next_key: 1,
+            env: Env {
+                now: 0,
+                store: HashSet::new(),
+                bodies: HashMap::new(),
+                fates: BTreeMap::new(),
+                by_seq: HashMap::new(),
+                seq_of: HashMap::new(),
+                expiry: HashMap::new(),
+                consumers: Vec::new(),
+                next_id: 0,
+                next_key: 1,
+            },
         }
     }
 
     /// Applies a command and everything it leads to, as [`super::Queue::run`] does.
     fn run(&mut self, cmd: QueueCommand<'_>) -> Reply {
         let mut out = Vec::new();
-        let again = cmd.resume();
-        let mut reply = self.state.apply(cmd, self.now, &mut out);
         let mut rounds = 0;
-        while let Some(follow) = self.perform(&mut out) {
+        let env = &mut self.env;
+        self.state.drive(cmd, env.now, &mut out, |st, out| {
             rounds += 1;
             assert!(rounds < 10_000, "effects never settle");
-            let after_page_in = matches!(follow, QueueCommand::Loaded { .. });
-            self.state.apply(follow, self.now, &mut out);
-            if after_page_in {
-                let r = self.state.apply(again.command(), self.now, &mut out);
-                if again.answers() {
-                    reply = r;
+            env.perform(st, out)
+        })
+    }
+
+    fn consumer(&self, i: usize) -> Option<&Consumer> {
+        if self.env.consumers.is_empty() {
+            None
+        } else {
+            self.env.consumers.get(i % self.env.consumers.len())
+        }
+    }
+
+    /// The unacked delivery ids of consumer `i`'s fates.
+    fn unacked_of(&self, key: Option<u64>) -> Vec<(u64, u64)> {
+        self.env
+            .fates
+            .iter()
+            .filter_map(|(m, f)| match f {
+                Fate::Unacked(k, d) if *k == key => Some((*m, *d)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn step(&mut self, op: Op) {
+        match op {
+            Op::Publish {
+                persistent,
+                priority,
+                ttl,
+                page_transient,
+            } => {
+                let id = self.env.next_id;
+                self.env.next_id += 1;
+                let props = Properties {
+                    delivery_mode: Some(if persistent { 2 } else { 1 }),
+                    priority: Some(priority),
+                    expiration: ttl.map(|t| t.to_string()),
+                    ..Properties::default()
+                };
+                let message = Message::new("", "q", props, Bytes::from(id.to_string()));
+                let ttl = self.state.rules.ttl_for(ttl);
+                self.env.expiry.insert(id, ttl.map(|t| self.env.now + t));
+                self.env.fates.insert(id, Fate::Waiting);
+                let seq = self.state.next_seq;
+                self.env.by_seq.insert(seq, id);
+                self.env.seq_of.insert(id, seq);
+                let reply = self.run(QueueCommand::Enqueue {
+                    message,
+                    page_transient,
+                });
+                if let Reply::Enqueued(super::Enqueued::Rejected) = reply {
+                    self.env.by_seq.remove(&seq);
+                    let was = self.env.fates.insert(id, Fate::Refused);
+                    // reject-publish-dlx dead-letters it in the same step.
+                    assert!(matches!(
+                        was,
+                        Some(Fate::Waiting) | Some(Fate::DeadLettered(DeathReason::MaxLen))
+                    ));
+                    if was == Some(Fate::DeadLettered(DeathReason::MaxLen)) {
+                        self.env
+                            .fates
+                            .insert(id, Fate::DeadLettered(DeathReason::MaxLen));
+                    }
+                }
+            }
+            Op::Consume { no_ack, prefetch } => {
+                let key = self.env.next_key;
+                self.env.next_key += 1;
+                let (tx, rx) = sink(1_000_000);
+                let spec = ConsumerSpec {
+                    key,
+                    tag: format!("c{key}"),
+                    connection: 1,
+                    no_ack,
+                    exclusive: false,
+                    priority: 0,
+                    credit: Some(Credit::new(prefetch)),
+                    shared_credit: None,
+                    sink: tx,
+                };
+                self.env.consumers.push(Consumer {
+                    key,
+                    no_ack,
+                    prefetch,
+                    full: false,
+                    _receiver: rx,
+                    last_first: HashMap::new(),
+                });
+                let reply = self.run(QueueCommand::AddConsumer(spec));
+                assert!(matches!(reply, Reply::Done), "{reply:?}");
+            }
+            Op::Cancel(i) => {
+                let Some(key) = self.consumer(i).map(|c| c.key) else {
+                    return;
+                };
+                let reply = self.run(QueueCommand::CancelConsumer { key, connection: 1 });
+                assert!(matches!(reply, Reply::Yes(true)));
+                self.env.consumers.retain(|c| c.key != key);
+                // Its connection goes too: what it held comes back (and may go straight out
+                // again, so it is waiting before the command runs).
+                self.requeued(Some(key));
+                self.run(QueueCommand::RequeueConsumer(key));
+            }
+            Op::Ack(i) | Op::Reject(i, _) => {
+                let key = self.consumer(i).map(|c| c.key);
+                let held = self.unacked_of(key);
+                let Some(&(msg, id)) = held.first() else {
+                    return;
+                };
+                let reply = match op {
+                    Op::Reject(_, requeue) => {
+                        // Requeued, it may go straight out again; else the dead-letter effect
+                        // sets its fate.
+                        if requeue {
+                            self.env.fates.insert(msg, Fate::Waiting);
+                        }
+                        self.run(QueueCommand::Reject {
+                            ids: &[id],
+                            requeue,
+                        })
+                    }
+                    _ => {
+                        let reply = self.run(QueueCommand::Ack(&[id]));
+                        if matches!(self.env.fates[&msg], Fate::Unacked(..)) {
+                            self.env.fates.insert(msg, Fate::Acked);
+                        }
+                        reply
+                    }
+                };
+                assert!(
+                    matches!(reply, Reply::Unknown(ref u) if u.is_empty()),
+                    "{reply:?}"
+                );
+                // An unknown id is reported, not acted on.
+                let reply = self.run(QueueCommand::Ack(&[u64::MAX]));
+                assert!(matches!(reply, Reply::Unknown(ref u) if u == &[u64::MAX]));
+            }
+            Op::RequeueConsumer(i) => {
+                let Some(key) = self.consumer(i).map(|c| c.key) else {
+                    return;
+                };
+                // Mark them waiting first: the requeue may hand them straight out again.
+                self.requeued(Some(key));
+                self.run(QueueCommand::RequeueConsumer(key));
+            }
+            Op::Get(no_ack) => {
+                if let Reply::Taken(Some(t)) = self.run(QueueCommand::Get { no_ack }) {
+                    let id = id_of(&t.message);
+                    assert!(self.env.expiry[&id].is_none_or(|x| x >= self.env.now));
+                    let fate = if no_ack {
+                        Fate::SentNoAck
+                    } else {
+                        Fate::Unacked(None, t.id)
+                    };
+                    self.env.set_fate(id, fate);
+                    assert_eq!(t.remaining, self.state.ready());
+                }
+            }
+            Op::Sink(i, full) => {
+                let n = self.env.consumers.len();
+                if n == 0 {
+                    return;
+                }
+                self.env.consumers[i % n].full = full;
+                if !full {
+                    self.run(QueueCommand::Wake);
+                }
+            }
+            Op::Advance(ms) => self.env.now += ms,
+            Op::Expire => {
+                self.run(QueueCommand::Expire);
+                // Nothing expired is left at a level's head.
+                for level in &self.state.levels {
+                    if let Some(e) = level.front() {
+                        assert!(e.expires_at.is_none_or(|t| t > self.env.now));
+                    }
+                }
+            }
+            Op::Purge => {
+                let ready: Vec<u64> = self
+                    .state
+                    .levels
+                    .iter()
+                    .flatten()
+                    .map(|e| self.env.by_seq[&e.seq])
+                    .collect();
+                let reply = self.run(QueueCommand::Purge);
+                assert!(matches!(reply, Reply::Count(n) if n == ready.len()));
+                for id in ready {
+                    self.env.set_fate(id, Fate::Purged);
                 }
             }
         }
-        reply
     }
 
-    fn perform(&mut self, out: &mut Vec<Effect>) -> Option<QueueCommand<'static>> {
+    /// Every unacked delivery of `key` is back to waiting (about to be requeued).
+    fn requeued(&mut self, key: Option<u64>) {
+        for (m, _) in self.unacked_of(key) {
+            self.env.fates.insert(m, Fate::Waiting);
+        }
+    }
+
+    fn check(&self) {
+        let st = &self.state;
+        let entries: Vec<_> = st.levels.iter().flatten().collect();
+        assert_eq!(st.ready, entries.len());
+        assert_eq!(
+            st.loaded,
+            entries.iter().filter(|e| e.msg.is_some()).count()
+        );
+        assert_eq!(
+            st.ready_bytes,
+            entries.iter().map(|e| e.size as usize).sum::<usize>()
+        );
+        for level in &st.levels {
+            assert!(level
+                .iter()
+                .zip(level.iter().skip(1))
+                .all(|(a, b)| a.seq < b.seq));
+        }
+        // What waits in the queue is what the fates say waits.
+        let waiting: HashSet<u64> = entries.iter().map(|e| self.env.by_seq[&e.seq]).collect();
+        let said: HashSet<u64> = self
+            .env
+            .fates
+            .iter()
+            .filter(|(_, f)| **f == Fate::Waiting)
+            .map(|(m, _)| *m)
+            .collect();
+        assert_eq!(waiting, said, "ready list and fates disagree");
+        let unacked: HashSet<u64> = st
+            .unacked
+            .values()
+            .map(|u| self.env.by_seq[&u.entry.seq])
+            .collect();
+        let said: HashSet<u64> = self
+            .env
+            .fates
+            .iter()
+            .filter(|(_, f)| matches!(f, Fate::Unacked(..)))
+            .map(|(m, _)| *m)
+            .collect();
+        assert_eq!(unacked, said, "unacked set and fates disagree");
+        // The store holds exactly the copies of what the queue still has.
+        let needed: HashSet<(StoredAs, u64)> = entries
+            .iter()
+            .copied()
+            .chain(st.unacked.values().map(|u| &u.entry))
+            .filter_map(|e| e.stored_as().map(|at| (at, e.seq)))
+            .collect();
+        assert_eq!(needed, self.env.store, "store and queue disagree");
+        // Prefetch windows hold.
+        for c in &self.env.consumers {
+            let held = self.unacked_of(Some(c.key)).len() as u32;
+            if !c.no_ack && c.prefetch > 0 {
+                assert!(
+                    held <= c.prefetch,
+                    "consumer {} holds {held} > {}",
+                    c.key,
+                    c.prefetch
+                );
+            }
+        }
+        if let (Some(m), Overflow::DropHead) = (st.rules.args.max_length, st.rules.args.overflow) {
+            assert!(
+                st.ready as u64 <= m,
+                "{} ready beyond max-length {m}",
+                st.ready
+            );
+        }
+    }
+}
+
+impl Env {
+    fn perform(&mut self, st: &QueueState, out: &mut Vec<Effect>) -> Option<QueueCommand<'static>> {
         let mut bounces: Vec<Bounce> = Vec::new();
         let mut follow = None;
         for effect in std::mem::take(out) {
@@ -215,7 +485,7 @@ impl World {
                     );
                     assert_eq!(c.no_ack, h.id == 0);
                     if !h.redelivered {
-                        let level = self.state.level_for(h.message.properties.priority);
+                        let level = st.level_for(h.message.properties.priority);
                         let seq = self.seq_of[&id];
                         if let Some(last) = c.last_first.insert(level, seq) {
                             assert!(
@@ -288,271 +558,6 @@ impl World {
         );
         assert!(allowed, "message {id}: {old:?} then {fate:?}");
     }
-
-    fn consumer(&self, i: usize) -> Option<&Consumer> {
-        if self.consumers.is_empty() {
-            None
-        } else {
-            self.consumers.get(i % self.consumers.len())
-        }
-    }
-
-    /// The unacked delivery ids of consumer `i`'s fates.
-    fn unacked_of(&self, key: Option<u64>) -> Vec<(u64, u64)> {
-        self.fates
-            .iter()
-            .filter_map(|(m, f)| match f {
-                Fate::Unacked(k, d) if *k == key => Some((*m, *d)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn step(&mut self, op: Op) {
-        match op {
-            Op::Publish {
-                persistent,
-                priority,
-                ttl,
-                page_transient,
-            } => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let props = Properties {
-                    delivery_mode: Some(if persistent { 2 } else { 1 }),
-                    priority: Some(priority),
-                    expiration: ttl.map(|t| t.to_string()),
-                    ..Properties::default()
-                };
-                let message = Message::new("", "q", props, Bytes::from(id.to_string()));
-                let ttl = self.state.rules.ttl_for(ttl);
-                self.expiry.insert(id, ttl.map(|t| self.now + t));
-                self.fates.insert(id, Fate::Waiting);
-                let seq = self.state.next_seq;
-                self.by_seq.insert(seq, id);
-                self.seq_of.insert(id, seq);
-                let reply = self.run(QueueCommand::Enqueue {
-                    message,
-                    page_transient,
-                });
-                if let Reply::Enqueued(super::Enqueued::Rejected) = reply {
-                    self.by_seq.remove(&seq);
-                    let was = self.fates.insert(id, Fate::Refused);
-                    // reject-publish-dlx dead-letters it in the same step.
-                    assert!(matches!(
-                        was,
-                        Some(Fate::Waiting) | Some(Fate::DeadLettered(DeathReason::MaxLen))
-                    ));
-                    if was == Some(Fate::DeadLettered(DeathReason::MaxLen)) {
-                        self.fates
-                            .insert(id, Fate::DeadLettered(DeathReason::MaxLen));
-                    }
-                }
-            }
-            Op::Consume { no_ack, prefetch } => {
-                let key = self.next_key;
-                self.next_key += 1;
-                let (tx, rx) = sink(1_000_000);
-                let spec = ConsumerSpec {
-                    key,
-                    tag: format!("c{key}"),
-                    connection: 1,
-                    no_ack,
-                    exclusive: false,
-                    priority: 0,
-                    credit: Some(Credit::new(prefetch)),
-                    shared_credit: None,
-                    sink: tx,
-                };
-                self.consumers.push(Consumer {
-                    key,
-                    no_ack,
-                    prefetch,
-                    full: false,
-                    _receiver: rx,
-                    last_first: HashMap::new(),
-                });
-                let reply = self.run(QueueCommand::AddConsumer(spec));
-                assert!(matches!(reply, Reply::Done), "{reply:?}");
-            }
-            Op::Cancel(i) => {
-                let Some(key) = self.consumer(i).map(|c| c.key) else {
-                    return;
-                };
-                let reply = self.run(QueueCommand::CancelConsumer { key, connection: 1 });
-                assert!(matches!(reply, Reply::Yes(true)));
-                self.consumers.retain(|c| c.key != key);
-                // Its connection goes too: what it held comes back (and may go straight out
-                // again, so it is waiting before the command runs).
-                self.requeued(Some(key));
-                self.run(QueueCommand::RequeueConsumer(key));
-            }
-            Op::Ack(i) | Op::Reject(i, _) => {
-                let key = self.consumer(i).map(|c| c.key);
-                let held = self.unacked_of(key);
-                let Some(&(msg, id)) = held.first() else {
-                    return;
-                };
-                let reply = match op {
-                    Op::Reject(_, requeue) => {
-                        // Requeued, it may go straight out again; else the dead-letter effect
-                        // sets its fate.
-                        if requeue {
-                            self.fates.insert(msg, Fate::Waiting);
-                        }
-                        self.run(QueueCommand::Reject {
-                            ids: &[id],
-                            requeue,
-                        })
-                    }
-                    _ => {
-                        let reply = self.run(QueueCommand::Ack(&[id]));
-                        if matches!(self.fates[&msg], Fate::Unacked(..)) {
-                            self.fates.insert(msg, Fate::Acked);
-                        }
-                        reply
-                    }
-                };
-                assert!(
-                    matches!(reply, Reply::Unknown(ref u) if u.is_empty()),
-                    "{reply:?}"
-                );
-                // An unknown id is reported, not acted on.
-                let reply = self.run(QueueCommand::Ack(&[u64::MAX]));
-                assert!(matches!(reply, Reply::Unknown(ref u) if u == &[u64::MAX]));
-            }
-            Op::RequeueConsumer(i) => {
-                let Some(key) = self.consumer(i).map(|c| c.key) else {
-                    return;
-                };
-                // Mark them waiting first: the requeue may hand them straight out again.
-                self.requeued(Some(key));
-                self.run(QueueCommand::RequeueConsumer(key));
-            }
-            Op::Get(no_ack) => {
-                if let Reply::Taken(Some(t)) = self.run(QueueCommand::Get { no_ack }) {
-                    let id = id_of(&t.message);
-                    assert!(self.expiry[&id].is_none_or(|x| x >= self.now));
-                    let fate = if no_ack {
-                        Fate::SentNoAck
-                    } else {
-                        Fate::Unacked(None, t.id)
-                    };
-                    self.set_fate(id, fate);
-                    assert_eq!(t.remaining, self.state.ready());
-                }
-            }
-            Op::Sink(i, full) => {
-                let n = self.consumers.len();
-                if n == 0 {
-                    return;
-                }
-                self.consumers[i % n].full = full;
-                if !full {
-                    self.run(QueueCommand::Wake);
-                }
-            }
-            Op::Advance(ms) => self.now += ms,
-            Op::Expire => {
-                self.run(QueueCommand::Expire);
-                // Nothing expired is left at a level's head.
-                for level in &self.state.levels {
-                    if let Some(e) = level.front() {
-                        assert!(e.expires_at.is_none_or(|t| t > self.now));
-                    }
-                }
-            }
-            Op::Purge => {
-                let ready: Vec<u64> = self
-                    .state
-                    .levels
-                    .iter()
-                    .flatten()
-                    .map(|e| self.by_seq[&e.seq])
-                    .collect();
-                let reply = self.run(QueueCommand::Purge);
-                assert!(matches!(reply, Reply::Count(n) if n == ready.len()));
-                for id in ready {
-                    self.set_fate(id, Fate::Purged);
-                }
-            }
-        }
-    }
-
-    /// Every unacked delivery of `key` is back to waiting (about to be requeued).
-    fn requeued(&mut self, key: Option<u64>) {
-        for (m, _) in self.unacked_of(key) {
-            self.fates.insert(m, Fate::Waiting);
-        }
-    }
-
-    fn check(&self) {
-        let st = &self.state;
-        let entries: Vec<_> = st.levels.iter().flatten().collect();
-        assert_eq!(st.ready, entries.len());
-        assert_eq!(
-            st.loaded,
-            entries.iter().filter(|e| e.msg.is_some()).count()
-        );
-        assert_eq!(
-            st.ready_bytes,
-            entries.iter().map(|e| e.size as usize).sum::<usize>()
-        );
-        for level in &st.levels {
-            assert!(level
-                .iter()
-                .zip(level.iter().skip(1))
-                .all(|(a, b)| a.seq < b.seq));
-        }
-        // What waits in the queue is what the fates say waits.
-        let waiting: HashSet<u64> = entries.iter().map(|e| self.by_seq[&e.seq]).collect();
-        let said: HashSet<u64> = self
-            .fates
-            .iter()
-            .filter(|(_, f)| **f == Fate::Waiting)
-            .map(|(m, _)| *m)
-            .collect();
-        assert_eq!(waiting, said, "ready list and fates disagree");
-        let unacked: HashSet<u64> = st
-            .unacked
-            .values()
-            .map(|u| self.by_seq[&u.entry.seq])
-            .collect();
-        let said: HashSet<u64> = self
-            .fates
-            .iter()
-            .filter(|(_, f)| matches!(f, Fate::Unacked(..)))
-            .map(|(m, _)| *m)
-            .collect();
-        assert_eq!(unacked, said, "unacked set and fates disagree");
-        // The store holds exactly the copies of what the queue still has.
-        let needed: HashSet<(StoredAs, u64)> = entries
-            .iter()
-            .copied()
-            .chain(st.unacked.values().map(|u| &u.entry))
-            .filter_map(|e| e.stored_as().map(|at| (at, e.seq)))
-            .collect();
-        assert_eq!(needed, self.store, "store and queue disagree");
-        // Prefetch windows hold.
-        for c in &self.consumers {
-            let held = self.unacked_of(Some(c.key)).len() as u32;
-            if !c.no_ack && c.prefetch > 0 {
-                assert!(
-                    held <= c.prefetch,
-                    "consumer {} holds {held} > {}",
-                    c.key,
-                    c.prefetch
-                );
-            }
-        }
-        if let (Some(m), Overflow::DropHead) = (st.rules.args.max_length, st.rules.args.overflow) {
-            assert!(
-                st.ready as u64 <= m,
-                "{} ready beyond max-length {m}",
-                st.ready
-            );
-        }
-    }
 }
 
 proptest! {
@@ -566,21 +571,21 @@ proptest! {
             w.check();
         }
         // Drain: every consumer drains and acks until nothing is left but what expired.
-        for c in &mut w.consumers {
+        for c in &mut w.env.consumers {
             c.full = false;
         }
         w.run(QueueCommand::Wake);
         for _ in 0..10_000 {
-            let any = w.consumers.iter().map(|c| Some(c.key)).chain([None]).find_map(|k| {
+            let any = w.env.consumers.iter().map(|c| Some(c.key)).chain([None]).find_map(|k| {
                 w.unacked_of(k).first().copied()
             });
             match any {
                 Some((msg, id)) => {
                     w.run(QueueCommand::Ack(&[id]));
-                    w.fates.insert(msg, Fate::Acked);
+                    w.env.fates.insert(msg, Fate::Acked);
                 }
                 None => match w.run(QueueCommand::Get { no_ack: true }) {
-                    Reply::Taken(Some(t)) => w.set_fate(id_of(&t.message), Fate::SentNoAck),
+                    Reply::Taken(Some(t)) => w.env.set_fate(id_of(&t.message), Fate::SentNoAck),
                     _ => break,
                 },
             }
@@ -588,8 +593,8 @@ proptest! {
         }
         prop_assert_eq!(w.state.ready(), 0);
         prop_assert_eq!(w.state.unacked(), 0);
-        prop_assert!(w.store.is_empty());
-        for (id, fate) in &w.fates {
+        prop_assert!(w.env.store.is_empty());
+        for (id, fate) in &w.env.fates {
             prop_assert!(
                 !matches!(fate, Fate::Waiting | Fate::Unacked(..)),
                 "message {} left {:?}", id, fate
