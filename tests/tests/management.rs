@@ -28,6 +28,25 @@ fn hash(password: &str) -> String {
     password_hashing::base64_encoded_salted_password_hash_sha256(&salt, password)
 }
 
+/// Publishes `body` on `ch` and waits until the broker has taken it.
+async fn publish(ch: &lapin::Channel, exchange: &str, key: &str, body: &[u8]) {
+    within(ch.basic_publish(exchange, key, Default::default(), body, Default::default()))
+        .await
+        .expect("publish")
+        .await
+        .expect("published");
+}
+
+/// The broker's queue `name` in `vhost`.
+fn queue_of(b: &TestBroker, vhost: &str, name: &str) -> std::sync::Arc<junction_core::Queue> {
+    b.gateway()
+        .broker()
+        .vhost(vhost)
+        .expect("vhost")
+        .queue(name, None)
+        .expect("queue")
+}
+
 #[tokio::test]
 async fn rabbitmq_http_client_manages_vhosts_and_users() {
     let b = TestBroker::start().await;
@@ -339,25 +358,9 @@ async fn queues_are_declared_listed_read_purged_and_deleted_through_the_api() {
     // The queue is the broker's own: AMQP publishes into it.
     let (_conn, ch) = junction_tests::amqp_channel(&b.amqp_uri()).await;
     for body in ["one", "two", "three"] {
-        within(ch.basic_publish(
-            "",
-            "work",
-            Default::default(),
-            body.as_bytes(),
-            Default::default(),
-        ))
-        .await
-        .expect("publish")
-        .await
-        .expect("published");
+        publish(&ch, "", "work", body.as_bytes()).await;
     }
-    let q = b
-        .gateway()
-        .broker()
-        .vhost("/")
-        .unwrap()
-        .queue("work", None)
-        .unwrap();
+    let q = queue_of(&b, "/", "work");
     junction_tests::eventually(|| q.message_count() == 3).await;
     let info = within(admin.get_queue_info("/", "work"))
         .await
@@ -491,13 +494,7 @@ async fn exchanges_bindings_and_publish_through_the_api() {
         .await
         .expect("publish");
     assert!(routed.routed);
-    let q = b
-        .gateway()
-        .broker()
-        .vhost("/")
-        .unwrap()
-        .queue("audit", None)
-        .unwrap();
+    let q = queue_of(&b, "/", "audit");
     assert_eq!(q.message_count(), 1);
     let got = within(admin.get_messages("/", "audit", 1, "ack_requeue_false"))
         .await
@@ -775,24 +772,8 @@ async fn a_rabbitmq_definitions_file_imports_and_its_user_logs_in_on_every_proto
     // AMQP, on the imported vhost, through the imported exchange and binding.
     let (_conn, ch) =
         junction_tests::amqp_channel(&b.amqp_uri_for("importer", "s3cret", "imported")).await;
-    within(ch.basic_publish(
-        "jobs.x",
-        "job.build",
-        Default::default(),
-        b"go",
-        Default::default(),
-    ))
-    .await
-    .expect("publish")
-    .await
-    .expect("published");
-    let q = b
-        .gateway()
-        .broker()
-        .vhost("imported")
-        .unwrap()
-        .queue("jobs", None)
-        .unwrap();
+    publish(&ch, "jobs.x", "job.build", b"go").await;
+    let q = queue_of(&b, "imported", "jobs");
     junction_tests::eventually(|| q.message_count() == 1).await;
     // STOMP.
     let (_c, ok) = within(StompClient::connect_with(
@@ -927,14 +908,9 @@ async fn connections_of_every_protocol_are_listed_and_closed_with_their_protocol
         assert_eq!(status, 200);
         body.as_array().cloned().unwrap_or_default()
     };
-    let mut seen = Vec::new();
-    for _ in 0..500 {
-        seen = listed().await;
-        if seen.len() == 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let registered = || b.gateway().broker().connection_list().len();
+    junction_tests::eventually(|| registered() == 3).await;
+    let seen = listed().await;
     let protocols: std::collections::BTreeSet<String> = seen
         .iter()
         .map(|c| c["protocol"].as_str().unwrap_or_default().to_string())
@@ -1006,12 +982,7 @@ async fn connections_of_every_protocol_are_listed_and_closed_with_their_protocol
     );
 
     // Gone from the list; closing again is 404.
-    for _ in 0..500 {
-        if listed().await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    junction_tests::eventually(|| registered() == 0).await;
     assert!(listed().await.is_empty());
     assert_eq!(close(name_of("MQTT 5.0"), "again").await, 404);
     b.stop().await;

@@ -9,7 +9,9 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
+use junction_core::vhost::VHost;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Tags that open the management API.
 const MANAGEMENT_TAGS: [&str; 4] = ["management", "policymaker", "monitoring", "administrator"];
@@ -40,6 +42,32 @@ impl Caller {
     /// only the vhosts it may open.
     pub(crate) fn sees_all(&self) -> bool {
         self.has("administrator") || self.has("monitoring")
+    }
+
+    /// Whether the caller may see what is in `vhost`.
+    pub(crate) fn may_see(&self, api: &Api, vhost: &str) -> bool {
+        self.sees_all() || api.broker.auth().check_vhost(&self.name, vhost).is_ok()
+    }
+
+    /// The vhost `name`, if the caller may use it (404 when it does not exist, 403 when it is
+    /// not the caller's).
+    pub(crate) fn vhost(&self, api: &Api, name: &str) -> Result<Arc<VHost>, ApiError> {
+        let v = api.broker.vhost(name).map_err(|_| ApiError::not_found())?;
+        if !self.may_see(api, name) {
+            return Err(ApiError::forbidden(format!(
+                "access to vhost '{name}' refused for user '{}'",
+                self.name
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Every vhost the caller may see, by name.
+    pub(crate) fn vhosts(&self, api: &Api) -> Vec<Arc<VHost>> {
+        let mut all = api.broker.vhost_list();
+        all.retain(|v| self.may_see(api, &v.name));
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 }
 

@@ -2,12 +2,12 @@
 //! delete by properties key. A binding without arguments has its routing key as properties
 //! key (`~` for an empty key), as RabbitMQ; with arguments, the key, `~` and a hash of them.
 
-use super::args::{object_to_table, table_to_json};
+use super::args::table_to_json;
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
 use super::exchanges::exchange_name;
 use super::listing::respond;
-use super::queues::vhost_for;
+use super::request::{arguments, json_body};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -85,13 +85,9 @@ pub(crate) async fn list_all(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut vhosts = api.broker.vhost_list();
-    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
-    for v in vhosts {
-        if caller.sees_all() || api.broker.auth().check_vhost(&caller.name, &v.name).is_ok() {
-            out.extend(all_of(&v).iter().map(|b| describe(&v, b)));
-        }
+    for v in caller.vhosts(&api) {
+        out.extend(all_of(&v).iter().map(|b| describe(&v, b)));
     }
     respond(out, &q)
 }
@@ -103,7 +99,7 @@ pub(crate) async fn list(
     Path(vhost): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     respond(all_of(&v).iter().map(|b| describe(&v, b)).collect(), &q)
 }
 
@@ -113,7 +109,7 @@ pub(crate) async fn of_queue(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     v.queue(&name, None).map_err(|_| ApiError::not_found())?;
     let dest = Destination::Queue(name);
     Ok(Json(
@@ -131,7 +127,7 @@ pub(crate) async fn of_exchange(
     caller: Caller,
     Path((vhost, name, side)): Path<(String, String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let name = exchange_name(&name).to_string();
     v.exchange(&name).map_err(|_| ApiError::not_found())?;
     let keep: Box<dyn Fn(&Binding) -> bool> = match side.as_str() {
@@ -166,7 +162,7 @@ pub(crate) async fn create(
     Path((vhost, source, kind, destination)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let destination = destination_of(&kind, destination)?;
     let fields = json_body(&body)?;
     let routing_key = match fields.get("routing_key") {
@@ -174,11 +170,7 @@ pub(crate) async fn create(
         Some(Value::String(k)) => k.clone(),
         Some(_) => return Err(ApiError::bad_request("'routing_key' must be a string")),
     };
-    let arguments = match fields.get("arguments") {
-        None | Some(Value::Null) => Default::default(),
-        Some(Value::Object(m)) => object_to_table(m),
-        Some(_) => return Err(ApiError::bad_request("'arguments' must be an object")),
-    };
+    let arguments = arguments(&fields)?;
     let source = exchange_name(&source).to_string();
     if source.is_empty() {
         return Err(ApiError::forbidden(
@@ -207,7 +199,7 @@ async fn find(
     caller: &Caller,
     (vhost, source, kind, destination, props): (String, String, String, String, String),
 ) -> Result<(std::sync::Arc<VHost>, Binding), ApiError> {
-    let v = vhost_for(api, caller, &vhost)?;
+    let v = caller.vhost(api, &vhost)?;
     let destination = destination_of(&kind, destination)?;
     let source = exchange_name(&source).to_string();
     let b = all_of(&v)
@@ -251,7 +243,7 @@ pub(crate) async fn list_between(
     caller: Caller,
     Path((vhost, source, kind, destination)): Path<(String, String, String, String)>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let destination = destination_of(&kind, destination)?;
     let source = exchange_name(&source).to_string();
     Ok(Json(

@@ -72,7 +72,7 @@ pub(crate) async fn of_vhost(
     Path(vhost): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    super::queues::vhost_for(&api, &caller, &vhost)?;
+    caller.vhost(&api, &vhost)?;
     let items = visible(&api, &caller)
         .iter()
         .filter(|(_, c)| c.vhost == vhost)

@@ -2,9 +2,10 @@
 //! and their bindings, as RabbitMQ's definitions JSON — exported, and imported from a file
 //! RabbitMQ (3.x or 4.x) exported, users keeping their password hashes.
 
-use super::args::{object_to_table, table_to_json};
+use super::args::table_to_json;
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
+use super::request::{arguments, flag, json_body};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -129,26 +130,6 @@ fn text<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a str, A
         .ok_or_else(|| ApiError::bad_request(format!("{at}: '{key}' must be a string")))
 }
 
-fn flag(o: &Map<String, Value>, key: &str, default: bool, at: &str) -> Result<bool, ApiError> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "{at}: '{key}' must be true or false"
-        ))),
-    }
-}
-
-fn table(o: &Map<String, Value>, at: &str) -> Result<junction_core::FieldTable, ApiError> {
-    match o.get("arguments") {
-        None | Some(Value::Null) => Ok(Default::default()),
-        Some(Value::Object(m)) => Ok(object_to_table(m)),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "{at}: 'arguments' must be an object"
-        ))),
-    }
-}
-
 /// Everything a file asks for, checked before anything is applied.
 struct Plan {
     vhosts: Vec<String>,
@@ -211,10 +192,10 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
             ExchangeDef {
                 name: text(e, "name", &at)?.to_string(),
                 kind,
-                durable: flag(e, "durable", true, &at)?,
-                auto_delete: flag(e, "auto_delete", false, &at)?,
-                internal: flag(e, "internal", false, &at)?,
-                arguments: table(e, &at)?,
+                durable: flag(e, "durable", true).map_err(|e| e.at(&at))?,
+                auto_delete: flag(e, "auto_delete", false).map_err(|e| e.at(&at))?,
+                internal: flag(e, "internal", false).map_err(|e| e.at(&at))?,
+                arguments: arguments(e).map_err(|e| e.at(&at))?,
             },
         ));
     }
@@ -224,10 +205,10 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
             text(q, "vhost", &at)?.to_string(),
             QueueDef {
                 name: text(q, "name", &at)?.to_string(),
-                durable: flag(q, "durable", true, &at)?,
+                durable: flag(q, "durable", true).map_err(|e| e.at(&at))?,
                 exclusive: false,
-                auto_delete: flag(q, "auto_delete", false, &at)?,
-                arguments: table(q, &at)?,
+                auto_delete: flag(q, "auto_delete", false).map_err(|e| e.at(&at))?,
+                arguments: arguments(q).map_err(|e| e.at(&at))?,
             },
         ));
     }
@@ -249,7 +230,7 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
                 source: text(b, "source", &at)?.to_string(),
                 destination,
                 routing_key: text(b, "routing_key", &at)?.to_string(),
-                arguments: table(b, &at)?,
+                arguments: arguments(b).map_err(|e| e.at(&at))?,
             },
         ));
     }

@@ -42,6 +42,13 @@ impl ApiError {
         }
     }
 
+    /// The same refusal, its reason prefixed with where in the request it was found
+    /// (`queues[3]: ...`).
+    pub(crate) fn at(mut self, place: &str) -> Self {
+        self.reason = format!("{place}: {}", self.reason);
+        self
+    }
+
     /// 404: no such object.
     pub(crate) fn not_found() -> Self {
         ApiError {
@@ -87,18 +94,4 @@ impl IntoResponse for ApiError {
 /// What an unknown path answers.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found()
-}
-
-/// The body of a PUT or POST as JSON (an empty body is `{}`), or 400.
-pub(crate) fn json_body(
-    body: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Map::new());
-    }
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!("body is not JSON: {e}"))),
-    }
 }

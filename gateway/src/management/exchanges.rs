@@ -3,9 +3,9 @@
 
 use super::args::{object_to_table, table_to_json};
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
 use super::listing::respond;
-use super::queues::vhost_for;
+use super::request::{arguments, flag, json_body, put_status};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -53,13 +53,9 @@ pub(crate) async fn list_all(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut vhosts = api.broker.vhost_list();
-    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
-    for v in vhosts {
-        if caller.sees_all() || api.broker.auth().check_vhost(&caller.name, &v.name).is_ok() {
-            out.extend(sorted(&v).iter().map(|e| describe(&v, e)));
-        }
+    for v in caller.vhosts(&api) {
+        out.extend(sorted(&v).iter().map(|e| describe(&v, e)));
     }
     respond(out, &q)
 }
@@ -71,7 +67,7 @@ pub(crate) async fn list(
     Path(vhost): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     respond(sorted(&v).iter().map(|e| describe(&v, e)).collect(), &q)
 }
 
@@ -81,21 +77,11 @@ pub(crate) async fn show(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let e = v
         .exchange(exchange_name(&name))
         .map_err(|_| ApiError::not_found())?;
     Ok(Json(describe(&v, &e)))
-}
-
-fn flag(fields: &Map<String, Value>, key: &str, default: bool) -> Result<bool, ApiError> {
-    match fields.get(key) {
-        None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "'{key}' must be true or false"
-        ))),
-    }
 }
 
 /// `PUT /api/exchanges/{vhost}/{name}` with `type`, `durable`, `auto_delete`, `internal`,
@@ -106,7 +92,7 @@ pub(crate) async fn put(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let fields = json_body(&body)?;
     let kind = match fields.get("type") {
         Some(Value::String(t)) => ExchangeKind::parse(t)
@@ -114,11 +100,7 @@ pub(crate) async fn put(
         Some(_) => return Err(ApiError::bad_request("'type' must be a string")),
         None => return Err(ApiError::bad_request("an exchange needs a 'type'")),
     };
-    let arguments = match fields.get("arguments") {
-        None | Some(Value::Null) => Default::default(),
-        Some(Value::Object(m)) => object_to_table(m),
-        Some(_) => return Err(ApiError::bad_request("'arguments' must be an object")),
-    };
+    let arguments = arguments(&fields)?;
     let name = exchange_name(&name).to_string();
     if name.is_empty() || name.starts_with("amq.") {
         return Err(ApiError::forbidden(format!(
@@ -138,11 +120,7 @@ pub(crate) async fn put(
     if outcome.stored() {
         api.broker.sync().await?;
     }
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 /// `DELETE /api/exchanges/{vhost}/{name}` with optional `if-unused`.
@@ -152,7 +130,7 @@ pub(crate) async fn delete(
     Path((vhost, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let name = exchange_name(&name);
     v.exchange(name).map_err(|_| ApiError::not_found())?;
     if name.is_empty() || name.starts_with("amq.") {
@@ -228,7 +206,7 @@ pub(crate) async fn publish(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let name = exchange_name(&name).to_string();
     v.exchange(&name).map_err(|_| ApiError::not_found())?;
     let fields = json_body(&body)?;

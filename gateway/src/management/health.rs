@@ -70,15 +70,7 @@ pub(crate) async fn aliveness(
     caller: Caller,
     Path(vhost): Path<String>,
 ) -> Result<Check, ApiError> {
-    if !caller.sees_all() && api.broker.auth().check_vhost(&caller.name, &vhost).is_err() {
-        return Err(ApiError::forbidden(format!(
-            "access to vhost '{vhost}' refused"
-        )));
-    }
-    let v = api
-        .broker
-        .vhost(&vhost)
-        .map_err(|_| ApiError::not_found())?;
+    let v = caller.vhost(&api, &vhost)?;
     let name = "aliveness-test";
     v.declare_queue(QueueDef::new(name), false, api.broker.next_connection_id())?;
     let message = Message::new("", name, Properties::default(), "test_message".into());

@@ -19,6 +19,7 @@ mod listing;
 mod overview;
 mod permissions;
 mod queues;
+mod request;
 mod users;
 mod vhosts;
 

@@ -11,14 +11,7 @@ pub(crate) const NODE: &str = "junction@localhost";
 
 /// `GET /api/overview`.
 pub(crate) async fn overview(State(api): State<Api>, caller: Caller) -> Json<Value> {
-    let vhosts: Vec<_> = api
-        .broker
-        .vhost_list()
-        .into_iter()
-        .filter(|v| {
-            caller.sees_all() || api.broker.auth().check_vhost(&caller.name, &v.name).is_ok()
-        })
-        .collect();
+    let vhosts = caller.vhosts(&api);
     let (mut queues, mut exchanges, mut consumers, mut ready, mut unacked) = (0, 0, 0, 0, 0);
     for v in &vhosts {
         exchanges += v.exchange_names().len();

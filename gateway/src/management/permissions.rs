@@ -4,8 +4,9 @@
 //! the security issue.)
 
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
 use super::listing::respond;
+use super::request::{json_body, put_status};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -132,11 +133,7 @@ pub(crate) async fn put(
     api.broker.put_permission(p)?;
     api.broker.sync().await?;
     tracing::info!(user = %user, vhost = %vhost, by = %caller.name, "permissions set through the management API");
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 /// `DELETE /api/permissions/{vhost}/{user}`.

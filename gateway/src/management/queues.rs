@@ -1,9 +1,10 @@
 //! `/api/queues`: list, show, declare (PUT), delete, purge, and get messages.
 
-use super::args::{object_to_table, table_to_json};
+use super::args::table_to_json;
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
 use super::listing::respond;
+use super::request::{arguments, flag, json_body, put_status};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -37,18 +38,6 @@ fn describe(v: &VHost, q: &Queue) -> Value {
     })
 }
 
-/// The vhost `name`, if `caller` may use it (404 when it does not exist, 403 when not theirs).
-pub(crate) fn vhost_for(api: &Api, caller: &Caller, name: &str) -> Result<Arc<VHost>, ApiError> {
-    let v = api.broker.vhost(name).map_err(|_| ApiError::not_found())?;
-    if !caller.sees_all() && api.broker.auth().check_vhost(&caller.name, name).is_err() {
-        return Err(ApiError::forbidden(format!(
-            "access to vhost '{name}' refused for user '{}'",
-            caller.name
-        )));
-    }
-    Ok(v)
-}
-
 fn sorted(v: &VHost) -> Vec<Arc<Queue>> {
     let mut qs = v.queues();
     qs.sort_by(|a, b| a.def.name.cmp(&b.def.name));
@@ -61,13 +50,9 @@ pub(crate) async fn list_all(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut vhosts = api.broker.vhost_list();
-    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
-    for v in vhosts {
-        if caller.sees_all() || api.broker.auth().check_vhost(&caller.name, &v.name).is_ok() {
-            out.extend(sorted(&v).iter().map(|queue| describe(&v, queue)));
-        }
+    for v in caller.vhosts(&api) {
+        out.extend(sorted(&v).iter().map(|queue| describe(&v, queue)));
     }
     respond(out, &q)
 }
@@ -79,7 +64,7 @@ pub(crate) async fn list(
     Path(vhost): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     respond(
         sorted(&v).iter().map(|queue| describe(&v, queue)).collect(),
         &q,
@@ -92,19 +77,9 @@ pub(crate) async fn show(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let q = v.queue(&name, None).map_err(|_| ApiError::not_found())?;
     Ok(Json(describe(&v, &q)))
-}
-
-fn flag(fields: &Map<String, Value>, key: &str, default: bool) -> Result<bool, ApiError> {
-    match fields.get(key) {
-        None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "'{key}' must be true or false"
-        ))),
-    }
 }
 
 /// `PUT /api/queues/{vhost}/{name}`: declares the queue (201), or finds it declared the same
@@ -115,13 +90,9 @@ pub(crate) async fn put(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let fields = json_body(&body)?;
-    let arguments = match fields.get("arguments") {
-        None | Some(Value::Null) => Default::default(),
-        Some(Value::Object(m)) => object_to_table(m),
-        Some(_) => return Err(ApiError::bad_request("'arguments' must be an object")),
-    };
+    let arguments = arguments(&fields)?;
     let def = QueueDef {
         name: name.clone(),
         durable: flag(&fields, "durable", true)?,
@@ -139,11 +110,7 @@ pub(crate) async fn put(
     if declared.stored {
         api.broker.sync().await?;
     }
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 /// `DELETE /api/queues/{vhost}/{name}` with optional `if-empty` and `if-unused`.
@@ -153,7 +120,7 @@ pub(crate) async fn delete(
     Path((vhost, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     v.queue(&name, None).map_err(|_| ApiError::not_found())?;
     let yes = |k: &str| query.get(k).is_some_and(|x| x == "true");
     let deleted = v.delete_queue(&name, None, yes("if-unused"), yes("if-empty"))?;
@@ -169,7 +136,7 @@ pub(crate) async fn purge(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let q = v.queue(&name, None).map_err(|_| ApiError::not_found())?;
     q.purge();
     Ok(StatusCode::NO_CONTENT)
@@ -235,7 +202,7 @@ pub(crate) async fn get(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let v = vhost_for(&api, &caller, &vhost)?;
+    let v = caller.vhost(&api, &vhost)?;
     let q = v.queue(&name, None).map_err(|_| ApiError::not_found())?;
     let fields = json_body(&body)?;
     let count = match fields.get("count") {

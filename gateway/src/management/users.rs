@@ -3,8 +3,9 @@
 //! `password` (hashed here) or `password_hash` (taken as it is, as definitions imports do).
 
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
 use super::listing::respond;
+use super::request::{json_body, put_status};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -152,11 +153,7 @@ pub(crate) async fn put(
     api.broker.put_user(record)?;
     api.broker.sync().await?;
     tracing::info!(user = %name, by = %caller.name, created, "user saved through the management API");
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(put_status(!created))
 }
 
 /// `DELETE /api/users/{name}`.

@@ -1,8 +1,9 @@
 //! `/api/vhosts`: list, show, create (PUT) and delete virtual hosts.
 
 use super::auth::Caller;
-use super::error::{json_body, ApiError};
+use super::error::ApiError;
 use super::listing::respond;
+use super::request::json_body;
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -32,24 +33,13 @@ fn describe(v: &VHost) -> Value {
     })
 }
 
-/// Whether `caller` may see `vhost`.
-fn visible(api: &Api, caller: &Caller, vhost: &str) -> bool {
-    caller.sees_all() || api.broker.auth().check_vhost(&caller.name, vhost).is_ok()
-}
-
 /// `GET /api/vhosts`.
 pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut all = api.broker.vhost_list();
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    let items = all
-        .iter()
-        .filter(|v| visible(&api, &caller, &v.name))
-        .map(|v| describe(v))
-        .collect();
+    let items = caller.vhosts(&api).iter().map(|v| describe(v)).collect();
     respond(items, &q)
 }
 
@@ -59,7 +49,7 @@ pub(crate) async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !visible(&api, &caller, &name) {
+    if !caller.may_see(&api, &name) {
         return Err(ApiError::not_found());
     }
     let v = api.broker.vhost(&name).map_err(|_| ApiError::not_found())?;
