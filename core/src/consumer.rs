@@ -40,6 +40,9 @@ pub struct Delivery {
     pub message: Arc<Message>,
     /// It was delivered before (requeued, or recovered as delivered).
     pub redelivered: bool,
+    /// The [`crate::exchange::MATCH_BIT`]s of the bindings that routed it to the queue; 0 when
+    /// none carried one or it was recovered from the store (the bits are not stored).
+    pub matched: u32,
 }
 
 /// What the core pushes into a consumer's sink.

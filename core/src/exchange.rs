@@ -148,7 +148,21 @@ pub struct Binding {
     pub arguments: FieldTable,
 }
 
+/// The binding argument that marks what a binding routes with a bit (0–31): a consumer of the
+/// queue sees the bits of every binding that matched (`Delivery::matched`), so an adapter that
+/// keeps many bindings on one queue (MQTT, one per subscription) knows which ones did without
+/// matching the routing key again.
+pub const MATCH_BIT: &str = "x-match-bit";
+
 impl Binding {
+    /// The bit this binding marks its messages with (none without a valid `x-match-bit`).
+    pub fn match_bits(&self) -> u32 {
+        match self.arguments.get(MATCH_BIT).and_then(FieldValue::as_i64) {
+            Some(b @ 0..=31) => 1 << b,
+            _ => 0,
+        }
+    }
+
     /// The same binding (arguments compared as sets of entries).
     pub fn same(&self, other: &Binding) -> bool {
         self.source == other.source
@@ -166,9 +180,25 @@ enum HeadersMode {
     AnyWithX,
 }
 
+/// A destination as the routing tables hold it: where to go and the bits to mark it with.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    destination: Destination,
+    bits: u32,
+}
+
+impl Target {
+    fn of(b: &Binding) -> Self {
+        Target {
+            destination: b.destination.clone(),
+            bits: b.match_bits(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct HeadersBinding {
-    destination: Destination,
+    target: Target,
     mode: HeadersMode,
     arguments: FieldTable,
 }
@@ -190,7 +220,7 @@ impl HeadersBinding {
             },
         };
         Ok(HeadersBinding {
-            destination: b.destination.clone(),
+            target: Target::of(b),
             mode,
             arguments: b.arguments.clone(),
         })
@@ -220,9 +250,9 @@ impl HeadersBinding {
 
 #[derive(Debug)]
 enum Routes {
-    Direct(HashMap<String, Vec<Destination>>),
-    Fanout(Vec<Destination>),
-    Topic(TopicTrie<Destination>),
+    Direct(HashMap<String, Vec<Target>>),
+    Fanout(Vec<Target>),
+    Topic(TopicTrie<Target>),
     Headers(Vec<HeadersBinding>),
 }
 
@@ -278,12 +308,12 @@ impl Exchange {
             Routes::Direct(m) => m
                 .entry(b.routing_key.clone())
                 .or_default()
-                .push(b.destination.clone()),
-            Routes::Fanout(v) => v.push(b.destination.clone()),
+                .push(Target::of(&b)),
+            Routes::Fanout(v) => v.push(Target::of(&b)),
             Routes::Topic(trie) => {
-                // The trie keeps one entry per (pattern, destination); several bindings
-                // that differ only by arguments share it.
-                trie.insert(&b.routing_key, b.destination.clone());
+                // The trie keeps one entry per (pattern, destination, bits); several bindings
+                // that differ only by other arguments share it.
+                trie.insert(&b.routing_key, Target::of(&b));
             }
             Routes::Headers(v) => v.push(HeadersBinding::new(&b)?),
         }
@@ -302,7 +332,10 @@ impl Exchange {
             return false;
         };
         let removed = list.remove(pos);
-        let still_keyed = list.iter().any(|x| x.routing_key == removed.routing_key);
+        let target = Target::of(&removed);
+        let still_keyed = list
+            .iter()
+            .any(|x| x.routing_key == removed.routing_key && x.match_bits() == target.bits);
         if list.is_empty() {
             t.bindings.remove(&b.destination);
         }
@@ -310,7 +343,7 @@ impl Exchange {
         match &mut t.routes {
             Routes::Direct(m) => {
                 if let Some(v) = m.get_mut(&removed.routing_key) {
-                    if let Some(i) = v.iter().position(|d| *d == removed.destination) {
+                    if let Some(i) = v.iter().position(|d| *d == target) {
                         v.remove(i);
                     }
                     if v.is_empty() {
@@ -319,19 +352,18 @@ impl Exchange {
                 }
             }
             Routes::Fanout(v) => {
-                if let Some(i) = v.iter().position(|d| *d == removed.destination) {
+                if let Some(i) = v.iter().position(|d| *d == target) {
                     v.remove(i);
                 }
             }
             Routes::Topic(trie) => {
                 if !still_keyed {
-                    trie.remove(&removed.routing_key, &removed.destination);
+                    trie.remove(&removed.routing_key, &target);
                 }
             }
             Routes::Headers(v) => {
                 if let Some(i) = v.iter().position(|h| {
-                    h.destination == removed.destination
-                        && h.arguments.same_entries(&removed.arguments)
+                    h.target == target && h.arguments.same_entries(&removed.arguments)
                 }) {
                     v.remove(i);
                 }
@@ -362,6 +394,17 @@ impl Exchange {
             .contains_key(dest)
     }
 
+    /// A snapshot of this exchange's bindings to `dest` (costs those, not all of them).
+    pub fn bindings_to(&self, dest: &Destination) -> Vec<Binding> {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .bindings
+            .get(dest)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// A snapshot of the bindings whose source is this exchange.
     pub fn bindings(&self) -> Vec<Binding> {
         self.table
@@ -379,27 +422,29 @@ impl Exchange {
         self.table.read().unwrap_or_else(|e| e.into_inner()).count
     }
 
-    /// Calls `f` for each destination this exchange's own bindings select for the message (a
-    /// destination bound by several matching bindings may come more than once).
+    /// Calls `f` for each destination this exchange's own bindings select for the message, with
+    /// the [`MATCH_BIT`]s of the binding that selected it (a destination bound by several
+    /// matching bindings may come more than once).
     pub fn route(
         &self,
         routing_key: &str,
         headers: Option<&FieldTable>,
-        f: &mut impl FnMut(&Destination),
+        f: &mut impl FnMut(&Destination, u32),
     ) {
         let t = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let mut each = |t: &Target| f(&t.destination, t.bits);
         match &t.routes {
             Routes::Direct(m) => {
                 if let Some(v) = m.get(routing_key) {
-                    v.iter().for_each(f);
+                    v.iter().for_each(each);
                 }
             }
-            Routes::Fanout(v) => v.iter().for_each(f),
-            Routes::Topic(trie) => trie.matches(routing_key, f),
+            Routes::Fanout(v) => v.iter().for_each(each),
+            Routes::Topic(trie) => trie.matches(routing_key, &mut each),
             Routes::Headers(v) => v
                 .iter()
                 .filter(|h| h.matches(headers))
-                .for_each(|h| f(&h.destination)),
+                .for_each(|h| each(&h.target)),
         }
     }
 }
@@ -424,7 +469,7 @@ mod tests {
 
     fn routed(ex: &Exchange, key: &str, headers: Option<&FieldTable>) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        ex.route(key, headers, &mut |d| names.push(d.name().to_string()));
+        ex.route(key, headers, &mut |d, _| names.push(d.name().to_string()));
         names.sort();
         names.dedup();
         names

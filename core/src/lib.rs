@@ -32,7 +32,7 @@ pub use consumer::{
     DeliverySink, Notices, SinkEvent,
 };
 pub use error::{CoreError, CoreResult};
-pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind};
+pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind, MATCH_BIT};
 pub use message::{Message, Properties, SharedProperties};
 pub use queue::{Enqueued, Fetched, Queue, QueueDef};
 pub use value::{FieldTable, FieldValue};
@@ -40,6 +40,8 @@ pub use vhost::{DeclaredQueue, Routed, VHost};
 
 #[cfg(test)]
 mod consumer_tests;
+#[cfg(test)]
+mod match_bits_tests;
 #[cfg(test)]
 mod paging_tests;
 #[cfg(test)]

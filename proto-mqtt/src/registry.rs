@@ -29,6 +29,10 @@ pub struct Subscription {
     pub id: Option<usize>,
     /// `$share/group/...`: the group (the filter is in `req`, without the prefix).
     pub group: Option<String>,
+    /// The match bit its binding marks deliveries with (none: matched by topic). Not stored:
+    /// a resumed session reads it back from its queue's bindings, which the broker keeps.
+    #[serde(skip)]
+    pub bit: Option<u8>,
 }
 
 /// What a persistent session keeps while its client is away.

@@ -15,6 +15,8 @@ pub(super) enum QueueCommand<'a> {
     /// the memory window goes to the store too.
     Enqueue {
         message: Arc<Message>,
+        /// The match bits of the bindings that routed it.
+        matched: u32,
         page_transient: bool,
     },
     /// Messages recovered from the store at start (`wall_ms`: the Unix time now, for TTLs that
@@ -130,6 +132,8 @@ pub(super) struct Handout {
     pub id: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
+    /// The match bits it was routed with.
+    pub matched: u32,
     /// A durable message delivered for the first time: tell the store, once sent.
     pub mark_delivered: Option<u64>,
     /// A no-ack delivery's entry: settled in the store once sent, or given back by a bounce.

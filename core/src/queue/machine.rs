@@ -28,8 +28,9 @@ impl QueueState {
         match cmd {
             QueueCommand::Enqueue {
                 message,
+                matched,
                 page_transient,
-            } => Reply::Enqueued(self.enqueue(message, page_transient, now, out)),
+            } => Reply::Enqueued(self.enqueue(message, matched, page_transient, now, out)),
             QueueCommand::Restore { stored, wall_ms } => {
                 self.restore(stored, wall_ms, now);
                 Reply::Done
@@ -134,6 +135,7 @@ impl QueueState {
     fn enqueue(
         &mut self,
         msg: Arc<Message>,
+        matched: u32,
         page_transient: bool,
         now: u64,
         out: &mut Vec<Effect>,
@@ -203,6 +205,7 @@ impl QueueState {
             msg: (!paged && !paged_transient).then_some(msg),
             expires_at,
             size: size as u32,
+            matched,
             redelivered: false,
             durable,
             paged_transient,
@@ -263,6 +266,7 @@ impl QueueState {
                 msg: m.message,
                 expires_at,
                 size: m.body_size as u32,
+                matched: 0,
                 redelivered: m.redelivered,
                 durable: true,
                 paged_transient: false,
@@ -325,7 +329,7 @@ impl QueueState {
             };
             self.next_consumer = ci + 1;
             let c = &self.consumers[ci].spec;
-            let (key, redelivered) = (c.key, entry.redelivered);
+            let (key, redelivered, matched) = (c.key, entry.redelivered, entry.matched);
             if c.no_ack {
                 out.push(Effect::Deliver(Handout {
                     consumer: ci,
@@ -333,6 +337,7 @@ impl QueueState {
                     id: 0,
                     message,
                     redelivered,
+                    matched,
                     mark_delivered: None,
                     entry: Some(entry),
                 }));
@@ -354,6 +359,7 @@ impl QueueState {
                 id,
                 message,
                 redelivered,
+                matched,
                 mark_delivered,
                 entry: None,
             }));

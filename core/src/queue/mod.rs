@@ -126,11 +126,13 @@ impl Queue {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Offers a published message; delivers it at once if a consumer can take it.
-    pub fn enqueue(&self, message: Arc<Message>) -> Enqueued {
+    /// Offers a published message; delivers it at once if a consumer can take it. `matched`:
+    /// the match bits of the bindings that routed it here (0 for none), handed to its consumer.
+    pub fn enqueue(&self, message: Arc<Message>, matched: u32) -> Enqueued {
         let page_transient = self.store.as_ref().is_some_and(|s| s.transient_paging());
         match self.run(QueueCommand::Enqueue {
             message,
+            matched,
             page_transient,
         }) {
             Reply::Enqueued(e) => e,
@@ -367,6 +369,7 @@ impl Queue {
             id,
             message,
             redelivered,
+            matched,
             mark_delivered,
             entry,
         } = h;
@@ -387,6 +390,7 @@ impl Queue {
             id,
             message,
             redelivered,
+            matched,
         };
         let sink = &state.consumers[consumer].spec.sink;
         let sent = match sink.offer(SinkEvent::Deliver(delivery)) {

@@ -18,6 +18,9 @@ pub(crate) struct Entry {
     pub(crate) expires_at: Option<u64>,
     /// Body bytes (what `x-max-length-bytes` counts).
     pub(crate) size: u32,
+    /// The match bits of the bindings that routed it (0 after recovery: not stored). Fits in
+    /// what was padding, so an entry is no larger for it.
+    pub(crate) matched: u32,
     pub(crate) redelivered: bool,
     /// A persistent message in a durable queue: the message store has it.
     pub(crate) durable: bool,

@@ -531,11 +531,11 @@ impl VHost {
     }
 }
 
-/// Enqueues `message` on each target queue.
-fn deliver_to(targets: Vec<Arc<Queue>>, message: Arc<Message>) -> Routed {
+/// Enqueues `message` on each target queue, with the match bits of the bindings that led there.
+fn deliver_to(targets: Vec<(Arc<Queue>, u32)>, message: Arc<Message>) -> Routed {
     let mut routed = Routed::default();
-    for q in targets {
-        match q.enqueue(message.clone()) {
+    for (q, matched) in targets {
+        match q.enqueue(message.clone(), matched) {
             Enqueued::Accepted => routed.queues += 1,
             Enqueued::Stored => {
                 routed.queues += 1;

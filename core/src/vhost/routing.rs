@@ -35,13 +35,14 @@ impl VHost {
         Ok(deliver_to(targets, message))
     }
 
-    /// Collects the queues a message reaches from `ex`, each once, following exchange-to-exchange
-    /// bindings and alternate exchanges, each exchange visited once.
+    /// Collects the queues a message reaches from `ex`, each once with the match bits of every
+    /// binding that led to it, following exchange-to-exchange bindings and alternate exchanges,
+    /// each exchange visited once.
     pub(super) fn route(
         &self,
         ex: &Arc<Exchange>,
         msg: &Message,
-        out: &mut Vec<Arc<Queue>>,
+        out: &mut Vec<(Arc<Queue>, u32)>,
         visited: &mut Vec<Arc<Exchange>>,
     ) {
         visited.push(ex.clone());
@@ -50,22 +51,23 @@ impl VHost {
         let mut onward: Vec<String> = Vec::new();
         {
             let queues = read(&self.queues);
-            let mut add = |name: &str| {
+            let mut add = |name: &str, bits: u32| {
                 if let Some(q) = queues.get(name) {
                     reached = true;
-                    if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
-                        out.push(q.clone());
+                    match out.iter_mut().find(|(o, _)| Arc::ptr_eq(o, q)) {
+                        Some((_, b)) => *b |= bits,
+                        None => out.push((q.clone(), bits)),
                     }
                 }
             };
             if ex.def.name.is_empty() {
-                add(&msg.routing_key);
+                add(&msg.routing_key, 0);
             } else {
                 ex.route(
                     &msg.routing_key,
                     msg.properties.headers.as_ref(),
-                    &mut |d| match d {
-                        Destination::Queue(q) => add(q),
+                    &mut |d, bits| match d {
+                        Destination::Queue(q) => add(q, bits),
                         Destination::Exchange(e) => onward.push(e.clone()),
                     },
                 );
@@ -132,7 +134,7 @@ impl VHost {
         // Cycle detection, as RabbitMQ: a message that already died in a target queue without
         // ever being rejected would loop forever, so that queue is skipped.
         let cyclic = cycle_queues(dead.properties.headers.as_ref());
-        targets.retain(|q| !cyclic.iter().any(|c| c == q.name()));
+        targets.retain(|(q, _)| !cyclic.iter().any(|c| c == q.name()));
         deliver_to(targets, dead);
     }
 }

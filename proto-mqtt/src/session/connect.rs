@@ -131,7 +131,8 @@ impl Session {
     /// Re-attaches a resumed session: its queue, its shared subscriptions, and PUBRELs in flight.
     pub(super) fn resume(&mut self) -> Result<(), junction_core::CoreError> {
         if self.session.subscriptions.iter().any(|s| s.group.is_none()) {
-            self.ensure_queue()?;
+            let q = self.ensure_queue()?;
+            self.restore_bits(&q);
         }
         let shared: Vec<Subscription> = self
             .session

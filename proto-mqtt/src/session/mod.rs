@@ -1,8 +1,9 @@
 //! The MQTT session, sans I/O: packets and clock values in, core calls and packets out.
 //!
 //! A session's subscriptions are bindings of its queue to `amq.topic` (shared subscriptions
-//! consume a queue per group and filter). Deliveries are matched back against the
-//! subscriptions to pick the QoS, the retain flag and the v5 subscription identifiers.
+//! consume a queue per group and filter). Each binding carries a match bit, and a delivery the
+//! bits of the bindings that routed it: those name the subscriptions it came for (their QoS,
+//! retain flag and v5 subscription identifiers) without matching the topic again.
 
 use crate::codec::{
     self, Ack, ConnAckInfo, ConnectInfo, FilterReq, Inbound, Level, PubProps, Publish, ReasonCode,
@@ -30,6 +31,7 @@ use crate::headers::{
 
 mod connect;
 mod mapping;
+mod match_bits;
 mod publish;
 mod subscribe;
 #[cfg(test)]
@@ -153,6 +155,9 @@ pub struct Session {
     published: bool,
     /// This connection resumed a stored session (Session Present 1).
     resumed: bool,
+    /// Where the search for a free match bit starts (bits go round, so a freed one is taken
+    /// again as late as possible).
+    next_bit: u8,
 }
 
 fn qos_of_message(m: &Message) -> u8 {
@@ -202,6 +207,7 @@ impl Session {
             kicked: None,
             published: false,
             resumed: false,
+            next_bit: 0,
         }
     }
 

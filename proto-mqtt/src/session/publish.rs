@@ -102,7 +102,7 @@ impl Session {
                 Some(f) => s.group.is_some() && s.req.filter == *f,
                 None => s.group.is_none(),
             };
-            if ours && matches(&topic, &s.req.filter) && !(s.req.no_local && from_self) {
+            if ours && Self::came_for(s, d.matched, &topic) && !(s.req.no_local && from_self) {
                 any = true;
                 granted = granted.max(s.req.qos);
                 keep_retain |= s.req.retain_as_published;

@@ -22,10 +22,11 @@ impl Session {
                 continue;
             }
             req.filter = filter.clone();
-            let sub = Subscription {
+            let mut sub = Subscription {
                 req: req.clone(),
                 id,
                 group: group.clone(),
+                bit: None,
             };
             let existing = self
                 .session
@@ -34,20 +35,18 @@ impl Session {
                 .position(|s| s.req.filter == filter && s.group == group);
             let result = match (&group, existing) {
                 (_, Some(i)) => {
+                    sub.bit = self.session.subscriptions[i].bit;
                     self.session.subscriptions[i] = sub.clone();
                     self.dirty = true;
                     Ok(())
                 }
                 (Some(_), None) => self.consume_shared(&sub),
                 (None, None) => self.ensure_queue().and_then(|q| {
+                    let key = filter_to_binding(&filter);
+                    sub.bit = self.bit_for(&key);
                     self.vh()
                         .bind(
-                            Binding {
-                                source: "amq.topic".into(),
-                                destination: Destination::Queue(q.name().to_string()),
-                                routing_key: filter_to_binding(&filter),
-                                arguments: FieldTable::new(),
-                            },
+                            Self::subscription_binding(q.name(), key, sub.bit),
                             Some(self.ctx.connection_id),
                         )
                         .map(|done| {
@@ -115,7 +114,7 @@ impl Session {
                 .position(|s| s.req.filter == filter && s.group == group);
             existed.push(pos.is_some());
             let Some(i) = pos else { continue };
-            self.session.subscriptions.remove(i);
+            let gone = self.session.subscriptions.remove(i);
             self.dirty = true;
             match group {
                 None => {
@@ -127,12 +126,7 @@ impl Session {
                             });
                         if !still {
                             let _ = self.vh().unbind(
-                                &Binding {
-                                    source: "amq.topic".into(),
-                                    destination: Destination::Queue(q.name().to_string()),
-                                    routing_key: key,
-                                    arguments: FieldTable::new(),
-                                },
+                                &Self::subscription_binding(q.name(), key, gone.bit),
                                 Some(self.ctx.connection_id),
                             );
                         }

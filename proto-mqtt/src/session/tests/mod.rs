@@ -3,6 +3,7 @@
 
 mod connect;
 mod flows;
+mod match_bits;
 mod sessions;
 
 use super::Session;
