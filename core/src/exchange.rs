@@ -271,6 +271,8 @@ pub struct Exchange {
     /// What it was declared with.
     pub def: ExchangeDef,
     table: RwLock<Table>,
+    /// The policy that applies to it, if one does.
+    policy: RwLock<Option<std::sync::Arc<crate::policy::Policy>>>,
 }
 
 impl Exchange {
@@ -289,6 +291,29 @@ impl Exchange {
                 count: 0,
                 routes,
             }),
+            policy: RwLock::new(None),
+        }
+    }
+
+    /// The policy that applies to it, if one does.
+    pub fn policy(&self) -> Option<std::sync::Arc<crate::policy::Policy>> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts the exchange under `policy` (none: no policy applies any more).
+    pub(crate) fn set_policy(&self, policy: Option<std::sync::Arc<crate::policy::Policy>>) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
+    /// Where unroutable messages go: its `alternate-exchange` argument, else its policy's.
+    pub fn alternate_exchange(&self) -> Option<String> {
+        let own = self.def.alternate_exchange();
+        match self.policy() {
+            Some(p) => p.alternate_exchange(own).map(str::to_string),
+            None => own.map(str::to_string),
         }
     }
 

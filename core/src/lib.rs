@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod id_hash;
 pub mod message;
 pub mod meta;
+pub mod policy;
 pub mod queue;
 pub mod queue_args;
 pub mod refusals;
@@ -44,5 +45,7 @@ mod consumer_tests;
 mod match_bits_tests;
 #[cfg(test)]
 mod paging_tests;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

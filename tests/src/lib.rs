@@ -2,6 +2,7 @@
 //! that put a timeout on every await.
 
 pub mod bench;
+pub mod management;
 pub mod mqtt_v5;
 pub mod process;
 pub mod raw_amqp;

@@ -3,30 +3,9 @@
 //! codes and bodies of refusals.
 
 use junction_core::refusals::Refusal;
+use junction_tests::management::{client, hash, reason_of, send};
 use junction_tests::{within, TestBroker};
-use rabbitmq_http_client::api::Client;
-use rabbitmq_http_client::password_hashing;
 use rabbitmq_http_client::requests::{UserParams, VirtualHostParams};
-use serde_json::Value;
-
-type Api = Client<String, String, String>;
-
-fn endpoint(b: &TestBroker) -> String {
-    format!(
-        "http://{}/api",
-        b.addrs.management.expect("management listener")
-    )
-}
-
-fn client(b: &TestBroker, user: &str, pass: &str) -> Api {
-    Client::new(endpoint(b), user.to_string(), pass.to_string())
-}
-
-/// A salted SHA-256 hash of `password`, computed by the client crate as RabbitMQ does.
-fn hash(password: &str) -> String {
-    let salt = password_hashing::salt();
-    password_hashing::base64_encoded_salted_password_hash_sha256(&salt, password)
-}
 
 /// Publishes `body` on `ch` and waits until the broker has taken it.
 async fn publish(ch: &lapin::Channel, exchange: &str, key: &str, body: &[u8]) {
@@ -102,42 +81,6 @@ async fn rabbitmq_http_client_manages_vhosts_and_users() {
         .await
         .expect("idempotent delete");
     b.stop().await;
-}
-
-async fn send(
-    b: &TestBroker,
-    method: reqwest::Method,
-    path: &str,
-    auth: Option<(&str, &str)>,
-    body: Option<&str>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let url = format!("http://{}{path}", b.addrs.management.expect("listener"));
-    let mut req = reqwest::Client::new().request(method, url);
-    if let Some((u, p)) = auth {
-        req = req.basic_auth(u, Some(p));
-    }
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let resp = within(req.send()).await.expect("HTTP request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = within(resp.text()).await.expect("body");
-    let json = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    };
-    (status, headers, json)
-}
-
-fn reason_of(body: &Value) -> (&str, &str) {
-    (
-        body["error"].as_str().expect("error field"),
-        body["reason"].as_str().expect("reason field"),
-    )
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! from a replicated log.
 
 use crate::exchange::{Binding, ExchangeDef};
+use crate::policy::Policy;
 use crate::queue::QueueDef;
 
 /// A stored user.
@@ -99,6 +100,15 @@ pub enum MetaCommand {
         /// The vhost.
         vhost: String,
     },
+    /// Adds or replaces a policy (validated before it is proposed).
+    PutPolicy(Policy),
+    /// Deletes a policy.
+    DeletePolicy {
+        /// The vhost it is in.
+        vhost: String,
+        /// Its name.
+        name: String,
+    },
     /// An adapter's own durable record (e.g. an MQTT session or retained message), opaque to
     /// the core: `space` names the kind, `key` the record within it.
     PutRecord {
@@ -127,7 +137,9 @@ impl MetaCommand {
             | MetaCommand::PutQueue { vhost, .. }
             | MetaCommand::DeleteQueue { vhost, .. }
             | MetaCommand::PutBinding { vhost, .. }
-            | MetaCommand::DeleteBinding { vhost, .. } => Some(vhost),
+            | MetaCommand::DeleteBinding { vhost, .. }
+            | MetaCommand::DeletePolicy { vhost, .. } => Some(vhost),
+            MetaCommand::PutPolicy(p) => Some(&p.vhost),
             _ => None,
         }
     }
@@ -148,13 +160,15 @@ pub struct MetaSnapshot {
     pub users: Vec<UserRecord>,
     /// Users' permissions per vhost.
     pub permissions: Vec<Permission>,
+    /// Policies of every vhost.
+    pub policies: Vec<Policy>,
     /// Adapter records: (space, key, value).
     pub records: Vec<(String, String, Vec<u8>)>,
 }
 
 impl MetaSnapshot {
     /// The commands that rebuild this state from nothing, in an order that applies cleanly
-    /// (vhosts, users, exchanges, queues, then bindings). Adapter records are not among them:
+    /// (vhosts, users, permissions, policies, exchanges, queues, then bindings). Adapter records are not among them:
     /// their adapters hold that state ([`crate::Broker::take_records`]).
     pub fn commands(&self) -> Vec<MetaCommand> {
         let mut out: Vec<MetaCommand> = Vec::new();
@@ -166,6 +180,7 @@ impl MetaSnapshot {
                 .cloned()
                 .map(MetaCommand::PutPermission),
         );
+        out.extend(self.policies.iter().cloned().map(MetaCommand::PutPolicy));
         out.extend(
             self.exchanges
                 .iter()

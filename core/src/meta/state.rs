@@ -5,6 +5,7 @@
 use super::command::{MetaCommand, MetaSnapshot, Permission, UserRecord};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{builtin_exchanges, is_builtin, Binding, Destination, ExchangeDef};
+use crate::policy::Policy;
 use crate::queue::QueueDef;
 use std::collections::BTreeMap;
 
@@ -53,6 +54,8 @@ pub struct VHostMeta {
     pub queues: BTreeMap<String, QueueEntry>,
     /// Bindings by destination (finding one costs its destination's, not the vhost's).
     pub bindings: BTreeMap<Destination, Vec<Binding>>,
+    /// Policies by name.
+    pub policies: BTreeMap<String, Policy>,
 }
 
 impl VHostMeta {
@@ -265,6 +268,23 @@ impl MetaState {
                     ))),
                 }
             }
+            C::PutPolicy(p) => {
+                let v = self.vhost_mut(&p.vhost)?;
+                if v.policies.get(&p.name) == Some(p) {
+                    return Ok(Outcome::Unchanged);
+                }
+                v.policies.insert(p.name.clone(), p.clone());
+                applied(true)
+            }
+            C::DeletePolicy { vhost, name } => {
+                let v = self.vhost_mut(vhost)?;
+                match v.policies.remove(name) {
+                    Some(_) => applied(true),
+                    None => Err(CoreError::NotFound(format!(
+                        "no policy '{name}' in vhost '{vhost}'"
+                    ))),
+                }
+            }
             // Adapter records are held by their adapters; the state machine only orders them.
             C::PutRecord { .. } | C::DeleteRecord { .. } => applied(true),
         }
@@ -279,6 +299,7 @@ impl MetaState {
             ..MetaSnapshot::default()
         };
         for (name, v) in &self.vhosts {
+            snap.policies.extend(v.policies.values().cloned());
             for def in v.exchanges.values() {
                 if def.durable && !is_builtin(&def.name) {
                     snap.exchanges.push((name.clone(), def.clone()));

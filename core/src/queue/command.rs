@@ -49,6 +49,8 @@ pub(super) enum QueueCommand<'a> {
     },
     /// Marks the queue used (`x-expires`).
     Touch,
+    /// New effective arguments (a policy changed): limits apply at once (drop-head trims).
+    Configure(crate::queue_args::QueueArgs),
     /// Drops expired messages; replies whether the queue itself expired.
     Expire,
     Purge,

@@ -83,6 +83,21 @@ impl QueueState {
                 Reply::Done
             }
             QueueCommand::Expire => Reply::Yes(self.expire(now, out)),
+            QueueCommand::Configure(args) => {
+                // Priority levels and single-active-consumer are fixed at declaration.
+                let fixed = (
+                    self.rules.args.max_priority,
+                    self.rules.args.single_active_consumer,
+                );
+                self.rules.args = crate::queue_args::QueueArgs {
+                    max_priority: fixed.0,
+                    single_active_consumer: fixed.1,
+                    ..args
+                };
+                self.trim(out);
+                self.dispatch(now, out);
+                Reply::Done
+            }
             QueueCommand::Purge => {
                 let n = self.ready;
                 for e in self.take_all() {

@@ -36,8 +36,8 @@ use state::{QueueState, Rules, StoredAs};
 pub struct Queue {
     /// What it was declared with.
     pub def: QueueDef,
-    /// Its arguments, parsed.
-    pub args: QueueArgs,
+    /// The policy that applies to it, if one does.
+    policy: std::sync::RwLock<Option<Arc<crate::policy::Policy>>>,
     /// The connection of an exclusive queue.
     pub owner: Option<u64>,
     /// The vhost, for what the queue cannot do alone (dead-lettering, deleting itself).
@@ -87,7 +87,7 @@ impl Queue {
     ) -> Arc<Self> {
         let store_id = crate::storage::queue_id(&vhost_name, &def.name);
         let rules = Rules {
-            args: args.clone(),
+            args,
             auto_delete: def.auto_delete,
             durable_store: def.durable && !def.exclusive && store.is_some(),
             has_store: store.is_some(),
@@ -96,7 +96,7 @@ impl Queue {
         let state = QueueState::new(rules, clock.now_ms());
         Arc::new_cyclic(|me| Queue {
             def,
-            args,
+            policy: std::sync::RwLock::new(None),
             owner,
             host,
             vhost_name,
@@ -115,6 +115,25 @@ impl Queue {
     /// The queue's name.
     pub fn name(&self) -> &str {
         &self.def.name
+    }
+
+    /// Its effective arguments, parsed: what it was declared with under its policy.
+    pub fn args(&self) -> QueueArgs {
+        self.lock().state.rules.args.clone()
+    }
+
+    /// The policy that applies to it, if one does.
+    pub fn policy(&self) -> Option<Arc<crate::policy::Policy>> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts the queue under `policy` with the effective arguments `args` (limits apply at once).
+    pub(crate) fn set_policy(&self, policy: Option<Arc<crate::policy::Policy>>, args: QueueArgs) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+        self.run(QueueCommand::Configure(args));
     }
 
     /// The name of its vhost.
@@ -250,9 +269,9 @@ impl Queue {
 
     /// True if the queue has something [`Queue::expire`] may act on.
     pub fn needs_expiry(&self) -> bool {
-        self.args.message_ttl.is_some()
-            || self.args.expires.is_some()
-            || self.lock().state.expiring > 0
+        let inner = self.lock();
+        let args = &inner.state.rules.args;
+        args.message_ttl.is_some() || args.expires.is_some() || inner.state.expiring > 0
     }
 
     /// True once the queue has been deleted.

@@ -8,6 +8,7 @@
 use super::watermark::{lock, Watermark};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{Binding, Destination, ExchangeDef};
+use crate::policy::Policy;
 use crate::queue::QueueDef;
 use crate::storage::{MetaCommand, MetaSnapshot, MetadataStore, Permission, UserRecord};
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ const BINDING: u8 = b'b';
 const USER: u8 = b'u';
 const PERMISSION: u8 = b'p';
 const RECORD: u8 = b'r';
+const POLICY: u8 = b'o';
 
 fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![kind, 0];
@@ -95,7 +97,7 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
     match c {
         MetaCommand::PutVHost(v) => put(t, key(VHOST, &[v.as_bytes()]), Vec::new()),
         MetaCommand::DeleteVHost(v) => {
-            for kind in [EXCHANGE, QUEUE, BINDING, PERMISSION] {
+            for kind in [EXCHANGE, QUEUE, BINDING, PERMISSION, POLICY] {
                 for (k, _) in keys_with_prefix(t, &vhost_prefix(kind, v))? {
                     del(t, k)?;
                 }
@@ -148,6 +150,14 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
         ),
         MetaCommand::DeletePermission { user, vhost } => {
             del(t, key(PERMISSION, &[vhost.as_bytes(), user.as_bytes()]))
+        }
+        MetaCommand::PutPolicy(p) => put(
+            t,
+            key(POLICY, &[p.vhost.as_bytes(), p.name.as_bytes()]),
+            encode(p),
+        ),
+        MetaCommand::DeletePolicy { vhost, name } => {
+            del(t, key(POLICY, &[vhost.as_bytes(), name.as_bytes()]))
         }
         MetaCommand::PutRecord {
             space,
@@ -204,6 +214,11 @@ fn snapshot_entry(snap: &mut MetaSnapshot, k: &[u8], v: &[u8]) {
         (PERMISSION, [_, _]) => {
             if let Ok(p) = postcard::from_bytes::<Permission>(v) {
                 snap.permissions.push(p);
+            }
+        }
+        (POLICY, [_, _]) => {
+            if let Ok(p) = postcard::from_bytes::<Policy>(v) {
+                snap.policies.push(p);
             }
         }
         (RECORD, [space, key]) => snap.records.push((text(space), text(key), v.to_vec())),

@@ -19,9 +19,14 @@ impl Materialize for VHost {
     fn materialize(&self, cmd: &MetaCommand) {
         match cmd {
             MetaCommand::PutExchange { def, .. } => {
+                let policy = read(&self.policies).for_exchange(&def.name);
                 write(&self.exchanges)
                     .entry(def.name.clone())
-                    .or_insert_with(|| Arc::new(Exchange::new(def.clone())));
+                    .or_insert_with(|| {
+                        let ex = Exchange::new(def.clone());
+                        ex.set_policy(policy);
+                        Arc::new(ex)
+                    });
             }
             MetaCommand::DeleteExchange { name, .. } => {
                 write(&self.exchanges).remove(name);
@@ -31,8 +36,11 @@ impl Materialize for VHost {
                 }
             }
             MetaCommand::PutQueue { def, owner, .. } => {
-                let args = QueueArgs::parse(&def.arguments).unwrap_or_default();
-                let q = self.build_queue(def.clone(), args, *owner);
+                let (policy, args) = self.queue_args_for(def, &read(&self.policies));
+                let q = self.build_queue(def.clone(), args.clone(), *owner);
+                if policy.is_some() {
+                    q.set_policy(policy, args);
+                }
                 write(&self.queues).insert(def.name.clone(), q);
             }
             MetaCommand::DeleteQueue { name, .. } => {
@@ -56,6 +64,10 @@ impl Materialize for VHost {
                     ex.unbind(binding);
                 }
             }
+            MetaCommand::PutPolicy(p) => self.change_policies(|set| set.put(p.clone())),
+            MetaCommand::DeletePolicy { name, .. } => self.change_policies(|set| {
+                set.remove(name);
+            }),
             _ => {}
         }
     }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
 
 mod materialize;
+mod policies;
 mod routing;
 
 /// What became of a publish.
@@ -71,6 +72,8 @@ pub struct VHost {
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Its policies, compiled (they follow the policy commands).
+    policies: RwLock<crate::policy::PolicySet>,
     clock: Arc<Clock>,
     catalog: Arc<Catalog>,
     messages: Arc<dyn MessageStore>,
@@ -146,6 +149,7 @@ impl VHost {
             name: name.to_string(),
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
+            policies: RwLock::default(),
             clock,
             catalog,
             messages,

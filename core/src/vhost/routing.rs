@@ -84,9 +84,9 @@ impl VHost {
             }
         }
         if !reached {
-            if let Some(ae) = ex.def.alternate_exchange() {
+            if let Some(ae) = ex.alternate_exchange() {
                 if !visited.iter().any(|v| v.def.name == ae) {
-                    if let Ok(next) = self.exchange(ae) {
+                    if let Ok(next) = self.exchange(&ae) {
                         self.route(&next, msg, out, visited);
                     }
                 }
@@ -96,7 +96,8 @@ impl VHost {
 
     /// Re-publishes a message that died in `queue` to its dead-letter exchange with `x-death`.
     pub(super) fn route_dead_letter(&self, queue: &Queue, msg: &Message, reason: DeathReason) {
-        let Some(dlx) = queue.args.dead_letter_exchange.as_deref() else {
+        let args = queue.args();
+        let Some(dlx) = args.dead_letter_exchange.as_deref() else {
             return;
         };
         let Ok(ex) = self.exchange(dlx) else {
@@ -118,8 +119,7 @@ impl VHost {
             msg,
             original_expiration,
         );
-        let routing_key = queue
-            .args
+        let routing_key = args
             .dead_letter_routing_key
             .clone()
             .unwrap_or_else(|| msg.routing_key.clone());

@@ -38,6 +38,15 @@ impl Caller {
         }
     }
 
+    /// 403 unless the caller may manage policies (`policymaker` or `administrator`).
+    pub(crate) fn require_policymaker(&self) -> Result<(), ApiError> {
+        if self.has("administrator") || self.has("policymaker") {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("Not policymaker user"))
+        }
+    }
+
     /// Whether the caller sees everything (administrators and monitoring users) rather than
     /// only the vhosts it may open.
     pub(crate) fn sees_all(&self) -> bool {

@@ -91,6 +91,11 @@ pub(crate) async fn export(
             }));
         }
     }
+    let policies: Vec<Value> = vhosts
+        .iter()
+        .flat_map(|v| v.policies())
+        .map(|p| super::policies::describe(&p))
+        .collect();
     let vhosts: Vec<Value> = vhosts
         .iter()
         .map(|v| json!({"name": v.name, "description": "", "tags": [], "metadata": {"description": "", "tags": []}, "limits": []}))
@@ -100,7 +105,7 @@ pub(crate) async fn export(
         "rabbit_version": version, "rabbitmq_version": version,
         "product_name": "Junction", "product_version": version,
         "users": users, "vhosts": vhosts, "permissions": permissions,
-        "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
+        "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": policies,
         "queues": queues, "exchanges": exchanges, "bindings": bindings,
     })))
 }
@@ -135,6 +140,7 @@ struct Plan {
     vhosts: Vec<String>,
     users: Vec<(String, Vec<u8>, Vec<String>)>,
     permissions: Vec<Permission>,
+    policies: Vec<junction_core::policy::Policy>,
     exchanges: Vec<(String, ExchangeDef)>,
     queues: Vec<(String, QueueDef)>,
     bindings: Vec<(String, Binding)>,
@@ -145,6 +151,7 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
         vhosts: Vec::new(),
         users: Vec::new(),
         permissions: Vec::new(),
+        policies: Vec::new(),
         exchanges: Vec::new(),
         queues: Vec::new(),
         bindings: Vec::new(),
@@ -181,6 +188,13 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
             write: pattern("write")?,
             read: pattern("read")?,
         });
+    }
+    for (i, x) in section(root, "policies")?.into_iter().enumerate() {
+        let at = format!("policies[{i}]");
+        let policy = super::policies::parse(text(x, "vhost", &at)?, text(x, "name", &at)?, x)
+            .map_err(|e| e.at(&at))?;
+        policy.validate().map_err(|e| ApiError::from(e).at(&at))?;
+        p.policies.push(policy);
     }
     for (i, e) in section(root, "exchanges")?.into_iter().enumerate() {
         let at = format!("exchanges[{i}]");
@@ -239,7 +253,7 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
 
 /// `POST /api/definitions` (administrators): applies a definitions file. The whole file is
 /// checked first, so a malformed one changes nothing; then vhosts, users, permissions,
-/// exchanges, queues and bindings are applied in that order (an entity the broker refuses —
+/// policies, exchanges, queues and bindings are applied in that order (an entity the broker refuses —
 /// a binding to a queue the file does not declare — stops the import there, with its reason).
 pub(crate) async fn import(
     State(api): State<Api>,
@@ -271,6 +285,9 @@ pub(crate) async fn import(
         b.vhost(name)
             .map_err(|_| ApiError::bad_request(format!("vhost '{name}' is not defined")))
     };
+    for policy in p.policies {
+        vhost(&policy.vhost.clone())?.put_policy(policy)?;
+    }
     for (v, def) in p.exchanges {
         if is_builtin(&def.name) || def.name.starts_with("amq.") {
             continue;

@@ -38,6 +38,7 @@ fn describe(v: &VHost, e: &Exchange) -> Value {
         "auto_delete": d.auto_delete,
         "internal": d.internal,
         "arguments": table_to_json(&d.arguments),
+        "policy": e.policy().map(|p| p.name.clone()),
     })
 }
 

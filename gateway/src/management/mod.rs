@@ -18,6 +18,7 @@ mod health;
 mod listing;
 mod overview;
 mod permissions;
+mod policies;
 mod queues;
 mod request;
 mod users;
@@ -142,6 +143,14 @@ fn router(api: Api) -> Router {
             get(health::port_listener),
         )
         .route("/api/aliveness-test/{vhost}", get(health::aliveness))
+        .route("/api/policies", get(policies::list_all))
+        .route("/api/policies/{vhost}", get(policies::list))
+        .route(
+            "/api/policies/{vhost}/{name}",
+            get(policies::show)
+                .put(policies::put)
+                .delete(policies::delete),
+        )
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(api.clone(), count_refusals))
         .with_state(api)

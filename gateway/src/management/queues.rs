@@ -20,6 +20,7 @@ use std::sync::Arc;
 /// A queue as RabbitMQ's API shows it.
 fn describe(v: &VHost, q: &Queue) -> Value {
     let (ready, unacked) = (q.message_count(), q.unacked_count());
+    let policy = q.policy();
     json!({
         "name": q.def.name,
         "vhost": v.name,
@@ -35,6 +36,8 @@ fn describe(v: &VHost, q: &Queue) -> Value {
         "messages_ready": ready,
         "messages_unacknowledged": unacked,
         "messages_paged_out": q.paged_out_count(),
+        "policy": policy.as_ref().map(|p| p.name.clone()),
+        "effective_policy_definition": policy.map_or(json!({}), |p| table_to_json(&p.definition)),
     })
 }
 
