@@ -65,6 +65,8 @@ pub struct Broker {
     connections: Connections,
     /// What was refused, by kind.
     refusals: Refusals,
+    /// Topic permissions and user limits.
+    access: crate::access::Access,
 }
 
 impl Broker {
@@ -85,6 +87,7 @@ impl Broker {
             taps: Arc::default(),
             connections: Connections::default(),
             refusals: Refusals::default(),
+            access: crate::access::Access::default(),
         });
         let first_start = snap.vhosts.is_empty() && snap.users.is_empty();
         for cmd in snap.commands() {
@@ -225,6 +228,11 @@ impl Broker {
             .commit(MetaCommand::DeleteUser(name.to_string()), self)?;
         self.close_connections_where(|c| c.user == name, &format!("user '{name}' was deleted"));
         Ok(())
+    }
+
+    /// Topic permissions and user limits.
+    pub fn access(&self) -> &crate::access::Access {
+        &self.access
     }
 
     /// The metadata state machine.
@@ -386,6 +394,7 @@ impl Broker {
 impl Materialize for Broker {
     /// Vhosts and users live here; what is inside a vhost is the vhost's own business.
     fn materialize(&self, cmd: &MetaCommand) {
+        self.access.follow(cmd);
         match cmd {
             MetaCommand::PutVHost(name) => {
                 self.insert_vhost(name);
@@ -410,7 +419,11 @@ impl Materialize for Broker {
             MetaCommand::DeletePermission { user, vhost } => {
                 self.auth.remove_permission(user, vhost)
             }
-            MetaCommand::PutRecord { .. } | MetaCommand::DeleteRecord { .. } => {}
+            MetaCommand::PutRecord { .. }
+            | MetaCommand::DeleteRecord { .. }
+            | MetaCommand::PutTopicPermission(_)
+            | MetaCommand::DeleteTopicPermission { .. }
+            | MetaCommand::PutUserLimits { .. } => {}
             scoped => {
                 if let Some(v) = scoped.vhost().and_then(|v| self.vhost_opt(v)) {
                     v.materialize(scoped);

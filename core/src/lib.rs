@@ -4,6 +4,7 @@
 //! vhosts and register consumers with bounded sinks; the core never learns which protocol is on
 //! the other side.
 
+pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod clock;
@@ -14,6 +15,7 @@ mod dead_letter;
 pub mod error;
 pub mod exchange;
 pub mod id_hash;
+pub mod limits;
 pub mod message;
 pub mod meta;
 pub mod policy;

@@ -7,7 +7,7 @@
 use crate::error::CoreResult;
 use crate::message::Message;
 use crate::meta::MetaState;
-pub use crate::meta::{MetaCommand, MetaSnapshot, Permission, UserRecord};
+pub use crate::meta::{MetaCommand, MetaSnapshot, Permission, TopicPermission, UserRecord};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;

@@ -35,6 +35,22 @@ pub struct Permission {
     pub read: String,
 }
 
+/// What a user may do with routing keys on a topic exchange: RabbitMQ's topic permissions
+/// (write and read regular expressions, `{username}`, `{vhost}` and `{client_id}` expanded).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicPermission {
+    /// The user.
+    pub user: String,
+    /// The vhost.
+    pub vhost: String,
+    /// The topic exchange it applies to.
+    pub exchange: String,
+    /// Routing keys the user may publish with.
+    pub write: String,
+    /// Routing keys the user may bind and consume with.
+    pub read: String,
+}
+
 /// A change to metadata. Applied to [`crate::meta::MetaState`] first; the durable ones then go
 /// to the [`crate::storage::MetadataStore`].
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +116,31 @@ pub enum MetaCommand {
         /// The vhost.
         vhost: String,
     },
+    /// Sets a user's topic permissions on one exchange of a vhost.
+    PutTopicPermission(TopicPermission),
+    /// Clears a user's topic permissions in a vhost: on one exchange, or on all.
+    DeleteTopicPermission {
+        /// The user.
+        user: String,
+        /// The vhost.
+        vhost: String,
+        /// The exchange (none: every exchange).
+        exchange: Option<String>,
+    },
+    /// Sets a vhost's limits (an empty table clears them).
+    PutVHostLimits {
+        /// The vhost.
+        vhost: String,
+        /// The limits.
+        limits: crate::limits::LimitTable,
+    },
+    /// Sets a user's limits (an empty table clears them).
+    PutUserLimits {
+        /// The user.
+        user: String,
+        /// The limits.
+        limits: crate::limits::LimitTable,
+    },
     /// Adds or replaces a policy (validated before it is proposed).
     PutPolicy(Policy),
     /// Deletes a policy.
@@ -138,7 +179,8 @@ impl MetaCommand {
             | MetaCommand::DeleteQueue { vhost, .. }
             | MetaCommand::PutBinding { vhost, .. }
             | MetaCommand::DeleteBinding { vhost, .. }
-            | MetaCommand::DeletePolicy { vhost, .. } => Some(vhost),
+            | MetaCommand::DeletePolicy { vhost, .. }
+            | MetaCommand::PutVHostLimits { vhost, .. } => Some(vhost),
             MetaCommand::PutPolicy(p) => Some(&p.vhost),
             _ => None,
         }
@@ -162,6 +204,12 @@ pub struct MetaSnapshot {
     pub permissions: Vec<Permission>,
     /// Policies of every vhost.
     pub policies: Vec<Policy>,
+    /// Users' topic permissions.
+    pub topic_permissions: Vec<TopicPermission>,
+    /// Vhost limits (vhost, limits).
+    pub vhost_limits: Vec<(String, crate::limits::LimitTable)>,
+    /// User limits (user, limits).
+    pub user_limits: Vec<(String, crate::limits::LimitTable)>,
     /// Adapter records: (space, key, value).
     pub records: Vec<(String, String, Vec<u8>)>,
 }
@@ -181,6 +229,28 @@ impl MetaSnapshot {
                 .map(MetaCommand::PutPermission),
         );
         out.extend(self.policies.iter().cloned().map(MetaCommand::PutPolicy));
+        out.extend(
+            self.topic_permissions
+                .iter()
+                .cloned()
+                .map(MetaCommand::PutTopicPermission),
+        );
+        out.extend(
+            self.vhost_limits
+                .iter()
+                .map(|(vhost, limits)| MetaCommand::PutVHostLimits {
+                    vhost: vhost.clone(),
+                    limits: limits.clone(),
+                }),
+        );
+        out.extend(
+            self.user_limits
+                .iter()
+                .map(|(user, limits)| MetaCommand::PutUserLimits {
+                    user: user.clone(),
+                    limits: limits.clone(),
+                }),
+        );
         out.extend(
             self.exchanges
                 .iter()

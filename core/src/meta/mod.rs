@@ -8,7 +8,7 @@ mod command;
 mod state;
 
 pub use catalog::{Catalog, Materialize};
-pub use command::{MetaCommand, MetaSnapshot, Permission, UserRecord};
+pub use command::{MetaCommand, MetaSnapshot, Permission, TopicPermission, UserRecord};
 pub use state::{MetaState, Outcome, QueueEntry, VHostMeta};
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! free of I/O and clocks, so the live path, recovery (a replay) and a replica apply the same
 //! commands to the same result.
 
-use super::command::{MetaCommand, MetaSnapshot, Permission, UserRecord};
+use super::command::{MetaCommand, MetaSnapshot, Permission, TopicPermission, UserRecord};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{builtin_exchanges, is_builtin, Binding, Destination, ExchangeDef};
+use crate::limits::LimitTable;
 use crate::policy::Policy;
 use crate::queue::QueueDef;
 use std::collections::BTreeMap;
@@ -56,6 +57,8 @@ pub struct VHostMeta {
     pub bindings: BTreeMap<Destination, Vec<Binding>>,
     /// Policies by name.
     pub policies: BTreeMap<String, Policy>,
+    /// Its limits.
+    pub limits: LimitTable,
 }
 
 impl VHostMeta {
@@ -88,6 +91,10 @@ pub struct MetaState {
     users: BTreeMap<String, UserRecord>,
     /// Permissions by (vhost, user).
     permissions: BTreeMap<(String, String), Permission>,
+    /// Topic permissions by (vhost, user, exchange).
+    topic_permissions: BTreeMap<(String, String, String), TopicPermission>,
+    /// User limits by user.
+    user_limits: BTreeMap<String, LimitTable>,
 }
 
 fn missing(kind: &str, name: &str, vhost: &str) -> CoreError {
@@ -136,6 +143,7 @@ impl MetaState {
             C::DeleteVHost(name) => match self.vhosts.remove(name) {
                 Some(_) => {
                     self.permissions.retain(|(v, _), _| v != name);
+                    self.topic_permissions.retain(|(v, _, _), _| v != name);
                     applied(true)
                 }
                 None => Err(CoreError::NotFound(format!("no vhost '{name}'"))),
@@ -242,6 +250,8 @@ impl MetaState {
             C::DeleteUser(name) => match self.users.remove(name) {
                 Some(_) => {
                     self.permissions.retain(|(_, u), _| u != name);
+                    self.topic_permissions.retain(|(_, u, _), _| u != name);
+                    self.user_limits.remove(name);
                     applied(true)
                 }
                 None => Ok(Outcome::Unchanged),
@@ -267,6 +277,59 @@ impl MetaState {
                         "no permissions for user '{user}' in vhost '{vhost}'"
                     ))),
                 }
+            }
+            C::PutTopicPermission(p) => {
+                if !self.users.contains_key(&p.user) {
+                    return Err(CoreError::NotFound(format!("no user '{}'", p.user)));
+                }
+                if !self.vhosts.contains_key(&p.vhost) {
+                    return Err(CoreError::NotFound(format!("no vhost '{}'", p.vhost)));
+                }
+                let slot = (p.vhost.clone(), p.user.clone(), p.exchange.clone());
+                if self.topic_permissions.get(&slot) == Some(p) {
+                    return Ok(Outcome::Unchanged);
+                }
+                self.topic_permissions.insert(slot, p.clone());
+                applied(true)
+            }
+            C::DeleteTopicPermission {
+                user,
+                vhost,
+                exchange,
+            } => {
+                let before = self.topic_permissions.len();
+                self.topic_permissions.retain(|(v, u, x), _| {
+                    !(v == vhost && u == user && exchange.as_ref().is_none_or(|e| e == x))
+                });
+                if self.topic_permissions.len() == before {
+                    return Err(CoreError::NotFound(format!(
+                        "no topic permissions for user '{user}' in vhost '{vhost}'"
+                    )));
+                }
+                applied(true)
+            }
+            C::PutVHostLimits { vhost, limits } => {
+                let v = self.vhost_mut(vhost)?;
+                if v.limits == *limits {
+                    return Ok(Outcome::Unchanged);
+                }
+                v.limits = limits.clone();
+                applied(true)
+            }
+            C::PutUserLimits { user, limits } => {
+                if !self.users.contains_key(user) {
+                    return Err(CoreError::NotFound(format!("no user '{user}'")));
+                }
+                let had = self.user_limits.get(user).cloned().unwrap_or_default();
+                if had == *limits {
+                    return Ok(Outcome::Unchanged);
+                }
+                if limits.is_empty() {
+                    self.user_limits.remove(user);
+                } else {
+                    self.user_limits.insert(user.clone(), limits.clone());
+                }
+                applied(true)
             }
             C::PutPolicy(p) => {
                 let v = self.vhost_mut(&p.vhost)?;
@@ -296,10 +359,19 @@ impl MetaState {
             vhosts: self.vhosts.keys().cloned().collect(),
             users: self.users.values().cloned().collect(),
             permissions: self.permissions.values().cloned().collect(),
+            topic_permissions: self.topic_permissions.values().cloned().collect(),
+            user_limits: self
+                .user_limits
+                .iter()
+                .map(|(u, l)| (u.clone(), l.clone()))
+                .collect(),
             ..MetaSnapshot::default()
         };
         for (name, v) in &self.vhosts {
             snap.policies.extend(v.policies.values().cloned());
+            if !v.limits.is_empty() {
+                snap.vhost_limits.push((name.clone(), v.limits.clone()));
+            }
             for def in v.exchanges.values() {
                 if def.durable && !is_builtin(&def.name) {
                     snap.exchanges.push((name.clone(), def.clone()));

@@ -8,9 +8,12 @@
 use super::watermark::{lock, Watermark};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{Binding, Destination, ExchangeDef};
+use crate::limits::LimitTable;
 use crate::policy::Policy;
 use crate::queue::QueueDef;
-use crate::storage::{MetaCommand, MetaSnapshot, MetadataStore, Permission, UserRecord};
+use crate::storage::{
+    MetaCommand, MetaSnapshot, MetadataStore, Permission, TopicPermission, UserRecord,
+};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::path::Path;
@@ -27,6 +30,9 @@ const USER: u8 = b'u';
 const PERMISSION: u8 = b'p';
 const RECORD: u8 = b'r';
 const POLICY: u8 = b'o';
+const TOPIC_PERMISSION: u8 = b't';
+const VHOST_LIMITS: u8 = b'l';
+const USER_LIMITS: u8 = b'm';
 
 fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![kind, 0];
@@ -97,11 +103,19 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
     match c {
         MetaCommand::PutVHost(v) => put(t, key(VHOST, &[v.as_bytes()]), Vec::new()),
         MetaCommand::DeleteVHost(v) => {
-            for kind in [EXCHANGE, QUEUE, BINDING, PERMISSION, POLICY] {
+            for kind in [
+                EXCHANGE,
+                QUEUE,
+                BINDING,
+                PERMISSION,
+                POLICY,
+                TOPIC_PERMISSION,
+            ] {
                 for (k, _) in keys_with_prefix(t, &vhost_prefix(kind, v))? {
                     del(t, k)?;
                 }
             }
+            del(t, key(VHOST_LIMITS, &[v.as_bytes()]))?;
             del(t, key(VHOST, &[v.as_bytes()]))
         }
         MetaCommand::PutExchange { vhost, def } => put(
@@ -141,7 +155,37 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
                     del(t, k)?;
                 }
             }
+            for (k, v) in keys_with_prefix(t, &key(TOPIC_PERMISSION, &[]))? {
+                if postcard::from_bytes::<TopicPermission>(&v).is_ok_and(|p| p.user == *n) {
+                    del(t, k)?;
+                }
+            }
+            del(t, key(USER_LIMITS, &[n.as_bytes()]))?;
             del(t, key(USER, &[n.as_bytes()]))
+        }
+        MetaCommand::PutTopicPermission(p) => {
+            put(t, topic_key(&p.vhost, &p.user, &p.exchange), encode(p))
+        }
+        MetaCommand::DeleteTopicPermission {
+            user,
+            vhost,
+            exchange,
+        } => {
+            for (k, v) in keys_with_prefix(t, &vhost_prefix(TOPIC_PERMISSION, vhost))? {
+                let hit = postcard::from_bytes::<TopicPermission>(&v).is_ok_and(|p| {
+                    p.user == *user && exchange.as_ref().is_none_or(|e| *e == p.exchange)
+                });
+                if hit {
+                    del(t, k)?;
+                }
+            }
+            Ok(())
+        }
+        MetaCommand::PutVHostLimits { vhost, limits } => {
+            limits_entry(t, key(VHOST_LIMITS, &[vhost.as_bytes()]), limits)
+        }
+        MetaCommand::PutUserLimits { user, limits } => {
+            limits_entry(t, key(USER_LIMITS, &[user.as_bytes()]), limits)
         }
         MetaCommand::PutPermission(p) => put(
             t,
@@ -172,6 +216,24 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
             del(t, key(RECORD, &[space.as_bytes(), k.as_bytes()]))
         }
     }
+}
+
+/// A topic permission's key: its vhost first (a vhost's go with it), then user and exchange.
+fn topic_key(vhost: &str, user: &str, exchange: &str) -> Vec<u8> {
+    let mut k = vhost_prefix(TOPIC_PERMISSION, vhost);
+    k.extend_from_slice(&encode(&(user, exchange)));
+    k
+}
+
+/// Stores a limits table (an empty one removes the entry).
+fn limits_entry(t: &mut MetaTable<'_>, k: Vec<u8>, limits: &LimitTable) -> CoreResult<()> {
+    if limits.is_empty() {
+        t.remove(k.as_slice()).map_err(storage_err)?;
+    } else {
+        t.insert(k.as_slice(), encode(limits).as_slice())
+            .map_err(storage_err)?;
+    }
+    Ok(())
 }
 
 /// Splits a key into its kind and NUL-separated parts.
@@ -214,6 +276,21 @@ fn snapshot_entry(snap: &mut MetaSnapshot, k: &[u8], v: &[u8]) {
         (PERMISSION, [_, _]) => {
             if let Ok(p) = postcard::from_bytes::<Permission>(v) {
                 snap.permissions.push(p);
+            }
+        }
+        (TOPIC_PERMISSION, [_, _]) => {
+            if let Ok(p) = postcard::from_bytes::<TopicPermission>(v) {
+                snap.topic_permissions.push(p);
+            }
+        }
+        (VHOST_LIMITS, [vhost]) => {
+            if let Ok(l) = postcard::from_bytes::<LimitTable>(v) {
+                snap.vhost_limits.push((text(vhost), l));
+            }
+        }
+        (USER_LIMITS, [user]) => {
+            if let Ok(l) = postcard::from_bytes::<LimitTable>(v) {
+                snap.user_limits.push((text(user), l));
             }
         }
         (POLICY, [_, _]) => {

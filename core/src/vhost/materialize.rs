@@ -64,6 +64,7 @@ impl Materialize for VHost {
                     ex.unbind(binding);
                 }
             }
+            MetaCommand::PutVHostLimits { limits, .. } => *write(&self.limits) = limits.clone(),
             MetaCommand::PutPolicy(p) => self.change_policies(|set| set.put(p.clone())),
             MetaCommand::DeletePolicy { name, .. } => self.change_policies(|set| {
                 set.remove(name);

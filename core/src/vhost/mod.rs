@@ -74,6 +74,8 @@ pub struct VHost {
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     /// Its policies, compiled (they follow the policy commands).
     policies: RwLock<crate::policy::PolicySet>,
+    /// Its limits (`max-connections`, `max-queues`).
+    limits: RwLock<crate::limits::LimitTable>,
     clock: Arc<Clock>,
     catalog: Arc<Catalog>,
     messages: Arc<dyn MessageStore>,
@@ -150,6 +152,7 @@ impl VHost {
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
             policies: RwLock::default(),
+            limits: RwLock::default(),
             clock,
             catalog,
             messages,
@@ -326,6 +329,14 @@ impl VHost {
             )));
         }
         QueueArgs::parse(&def.arguments)?;
+        if let Some(max) = crate::limits::limit(&self.limits(), "max-queues") {
+            if read(&self.queues).len() as u64 >= max {
+                return Err(CoreError::PreconditionFailed(format!(
+                    "cannot declare queue '{}': queue limit in vhost '{}' ({max}) is reached",
+                    def.name, self.name
+                )));
+            }
+        }
         let owner = def.exclusive.then_some(connection);
         let name = def.name.clone();
         let outcome = self.commit(MetaCommand::PutQueue {

@@ -1,5 +1,5 @@
-//! A vhost's policies: kept compiled beside its maps, applied to every queue and exchange they
-//! match whenever they change, and to each new queue or exchange as it is declared.
+//! A vhost's policies and limits: policies kept compiled beside its maps, applied to every
+//! queue and exchange they match whenever they change, and to each new one as it is declared.
 
 use super::*;
 use crate::policy::{Policy, PolicySet};
@@ -19,6 +19,11 @@ impl VHost {
             vhost: self.name.clone(),
             name: name.to_string(),
         })
+    }
+
+    /// The vhost's limits (`max-connections`, `max-queues`; empty: none).
+    pub fn limits(&self) -> crate::limits::LimitTable {
+        read(&self.limits).clone()
     }
 
     /// The vhost's policies, highest priority first.

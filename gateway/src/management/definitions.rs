@@ -91,6 +91,14 @@ pub(crate) async fn export(
             }));
         }
     }
+    let topic_permissions: Vec<Value> = api
+        .broker
+        .access()
+        .topic_permissions()
+        .iter()
+        .filter(|p| vhosts.iter().any(|v| v.name == p.vhost))
+        .map(super::topic_permissions::describe)
+        .collect();
     let policies: Vec<Value> = vhosts
         .iter()
         .flat_map(|v| v.policies())
@@ -105,7 +113,7 @@ pub(crate) async fn export(
         "rabbit_version": version, "rabbitmq_version": version,
         "product_name": "Junction", "product_version": version,
         "users": users, "vhosts": vhosts, "permissions": permissions,
-        "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": policies,
+        "topic_permissions": topic_permissions, "parameters": [], "global_parameters": [], "policies": policies,
         "queues": queues, "exchanges": exchanges, "bindings": bindings,
     })))
 }
@@ -141,6 +149,7 @@ struct Plan {
     users: Vec<(String, Vec<u8>, Vec<String>)>,
     permissions: Vec<Permission>,
     policies: Vec<junction_core::policy::Policy>,
+    topic_permissions: Vec<junction_core::storage::TopicPermission>,
     exchanges: Vec<(String, ExchangeDef)>,
     queues: Vec<(String, QueueDef)>,
     bindings: Vec<(String, Binding)>,
@@ -152,6 +161,7 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
         users: Vec::new(),
         permissions: Vec::new(),
         policies: Vec::new(),
+        topic_permissions: Vec::new(),
         exchanges: Vec::new(),
         queues: Vec::new(),
         bindings: Vec::new(),
@@ -188,6 +198,18 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
             write: pattern("write")?,
             read: pattern("read")?,
         });
+    }
+    for (i, x) in section(root, "topic_permissions")?.into_iter().enumerate() {
+        let at = format!("topic_permissions[{i}]");
+        let field = |key: &str| text(x, key, &at).map(str::to_string);
+        p.topic_permissions
+            .push(junction_core::storage::TopicPermission {
+                user: field("user")?,
+                vhost: field("vhost")?,
+                exchange: field("exchange")?,
+                write: field("write")?,
+                read: field("read")?,
+            });
     }
     for (i, x) in section(root, "policies")?.into_iter().enumerate() {
         let at = format!("policies[{i}]");
@@ -253,7 +275,7 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
 
 /// `POST /api/definitions` (administrators): applies a definitions file. The whole file is
 /// checked first, so a malformed one changes nothing; then vhosts, users, permissions,
-/// policies, exchanges, queues and bindings are applied in that order (an entity the broker refuses —
+/// topic permissions, policies, exchanges, queues and bindings are applied in that order (an entity the broker refuses —
 /// a binding to a queue the file does not declare — stops the import there, with its reason).
 pub(crate) async fn import(
     State(api): State<Api>,
@@ -285,6 +307,9 @@ pub(crate) async fn import(
         b.vhost(name)
             .map_err(|_| ApiError::bad_request(format!("vhost '{name}' is not defined")))
     };
+    for tp in p.topic_permissions {
+        b.put_topic_permission(tp)?;
+    }
     for policy in p.policies {
         vhost(&policy.vhost.clone())?.put_policy(policy)?;
     }

@@ -15,12 +15,14 @@ mod definitions;
 mod error;
 mod exchanges;
 mod health;
+mod limits;
 mod listing;
 mod overview;
 mod permissions;
 mod policies;
 mod queues;
 mod request;
+mod topic_permissions;
 mod users;
 mod vhosts;
 
@@ -143,6 +145,33 @@ fn router(api: Api) -> Router {
             get(health::port_listener),
         )
         .route("/api/aliveness-test/{vhost}", get(health::aliveness))
+        .route("/api/topic-permissions", get(topic_permissions::list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(topic_permissions::show)
+                .put(topic_permissions::put)
+                .delete(topic_permissions::delete),
+        )
+        .route(
+            "/api/users/{name}/topic-permissions",
+            get(topic_permissions::of_user),
+        )
+        .route(
+            "/api/vhosts/{name}/topic-permissions",
+            get(topic_permissions::of_vhost),
+        )
+        .route("/api/vhost-limits", get(limits::vhosts))
+        .route("/api/vhost-limits/{vhost}", get(limits::of_vhost))
+        .route(
+            "/api/vhost-limits/{vhost}/{name}",
+            axum::routing::put(limits::put_vhost).delete(limits::delete_vhost),
+        )
+        .route("/api/user-limits", get(limits::users))
+        .route("/api/user-limits/{user}", get(limits::of_user))
+        .route(
+            "/api/user-limits/{user}/{name}",
+            axum::routing::put(limits::put_user).delete(limits::delete_user),
+        )
         .route("/api/policies", get(policies::list_all))
         .route("/api/policies/{vhost}", get(policies::list))
         .route(

@@ -392,8 +392,7 @@ impl Session {
                     .map(|u| u.name.clone())
                     .unwrap_or_default();
                 self.broker
-                    .auth()
-                    .check_vhost(&user, &vhost)
+                    .admit(&user, &vhost)
                     .map_err(|e| AmqpError::core_on_connection(e, ids))?;
                 self.vhost = Some(v);
                 self.send(0, &Method::ConnectionOpenOk);

@@ -33,12 +33,18 @@ impl Session {
                 "bad user name or password",
             );
         }
-        if auth.check_vhost(&user, &vhost_name).is_err() {
-            return self.refuse(
-                level,
-                ReasonCode::NotAuthorized,
-                "not authorized for this vhost",
-            );
+        match self.ctx.broker.admit(&user, &vhost_name) {
+            Ok(()) => {}
+            Err(CoreError::NotAllowed(why)) => {
+                return self.refuse(level, ReasonCode::QuotaExceeded, &why);
+            }
+            Err(_) => {
+                return self.refuse(
+                    level,
+                    ReasonCode::NotAuthorized,
+                    "not authorized for this vhost",
+                );
+            }
         }
         let Ok(vhost) = self.ctx.broker.vhost(&vhost_name) else {
             return self.refuse(level, ReasonCode::NotAuthorized, "no such vhost");

@@ -259,7 +259,7 @@ impl Session {
             );
             return;
         }
-        if let Err(e) = self.broker.auth().check_vhost(&user.name, &vhost_name) {
+        if let Err(e) = self.broker.admit(&user.name, &vhost_name) {
             self.error("Access refused", &e.to_string(), None);
             return;
         }
