@@ -66,9 +66,15 @@ pub fn valid_filter(filter: &str) -> bool {
     })
 }
 
+/// MQTT's rule for `$` topics (`$SYS/...`): a filter starting with a wildcard never matches
+/// one, though the AMQP binding it maps to does.
+pub fn hides_dollar_topic(topic: &str, filter: &str) -> bool {
+    topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#'))
+}
+
 /// MQTT matching: a filter starting with a wildcard never matches a `$` topic.
 pub fn matches(topic: &str, filter: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+    if hides_dollar_topic(topic, filter) {
         return false;
     }
     let mut t = topic.as_bytes().split(|&b| b == b'/');

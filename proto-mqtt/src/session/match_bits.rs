@@ -7,6 +7,7 @@
 //! server finish delivering what was queued when the UNSUBSCRIBE came).
 
 use super::*;
+use crate::topic::hides_dollar_topic;
 
 /// Bits a session can hand out (a delivery carries 32).
 const BITS: u8 = 32;
@@ -83,7 +84,9 @@ impl Session {
     /// Whether a delivery with `matched` bits on `topic` came for subscription `s`.
     pub(super) fn came_for(s: &Subscription, matched: u32, topic: &str) -> bool {
         match s.bit {
-            Some(b) if matched != 0 => matched & 1 << b != 0,
+            Some(b) if matched != 0 => {
+                matched & 1 << b != 0 && !hides_dollar_topic(topic, &s.req.filter)
+            }
             _ => matches(topic, &s.req.filter),
         }
     }

@@ -109,4 +109,14 @@ fn bits_are_trusted_when_present_and_the_topic_decides_when_not() {
     assert!(!Session::came_for(&s, 0b001, "a/b"));
     assert!(Session::came_for(&s, 0, "a/b"));
     assert!(!Session::came_for(&s, 0, "a/c"));
+    // A `$` topic reaches a wildcard filter's binding (AMQP `#` matches it) but not the filter.
+    let all = Subscription {
+        req: FilterReq {
+            filter: "#".into(),
+            ..s.req.clone()
+        },
+        ..s
+    };
+    assert!(!Session::came_for(&all, 0b100, "$SYS/broker/load"));
+    assert!(Session::came_for(&all, 0b100, "sys/broker/load"));
 }
