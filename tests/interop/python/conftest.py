@@ -15,5 +15,10 @@ def amqp_url(amqp_port):
 
 
 @pytest.fixture
+def management_port():
+    return int(os.environ["JUNCTION_MANAGEMENT_PORT"])
+
+
+@pytest.fixture
 def management_url():
     return f"http://127.0.0.1:{int(os.environ['JUNCTION_MANAGEMENT_PORT'])}"
