@@ -518,6 +518,9 @@ pub struct ConsumerSpec {
     pub tag: String,
     /// The connection that owns the consumer (for exclusive queues).
     pub connection: u64,
+    /// The adapter's channel for it (the AMQP channel number; 1 for STOMP and MQTT, as
+    /// RabbitMQ's plugins report their one channel; 0 in tests).
+    pub channel: u16,
     /// Deliveries are settled on sending (AMQP no-ack, MQTT QoS 0, STOMP ack:auto).
     pub no_ack: bool,
     /// The consumer wants to be the queue's only one (AMQP exclusive consume).

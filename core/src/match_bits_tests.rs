@@ -40,6 +40,7 @@ fn setup() -> (Arc<Broker>, Arc<VHost>, DeliveryReceiver) {
             key: 7,
             tag: "c".into(),
             connection: 1,
+            channel: 0,
             no_ack: false,
             exclusive: false,
             priority: 0,

@@ -111,6 +111,7 @@ async fn messages_beyond_the_window_are_read_back_in_order() {
         key: 9,
         tag: "c".into(),
         connection: CONN,
+        channel: 0,
         no_ack: false,
         exclusive: false,
         priority: 0,

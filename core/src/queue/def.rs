@@ -95,3 +95,24 @@ pub trait QueueHost: Send + Sync + std::fmt::Debug {
     /// Deletes `queue` (it has auto-deleted or expired).
     fn auto_delete(&self, queue: &super::Queue);
 }
+
+/// A consumer of a queue as operators see it (the management API's `/api/consumers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// Its tag.
+    pub tag: String,
+    /// Its connection.
+    pub connection: u64,
+    /// Its channel on that connection.
+    pub channel: u16,
+    /// Deliveries wait for an acknowledgement.
+    pub ack_required: bool,
+    /// It consumes exclusively.
+    pub exclusive: bool,
+    /// `x-priority`.
+    pub priority: i32,
+    /// Unacknowledged deliveries it may hold (0: no limit).
+    pub prefetch: u32,
+    /// It receives messages (false for a waiting single-active-consumer).
+    pub active: bool,
+}

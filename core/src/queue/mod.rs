@@ -28,7 +28,7 @@ mod model_tests;
 mod state;
 
 use command::{Bounce, Effect, Handout, QueueCommand, Reply};
-pub use def::{DeathReason, Enqueued, Fetched, QueueDef, QueueHost};
+pub use def::{ConsumerInfo, DeathReason, Enqueued, Fetched, QueueDef, QueueHost};
 use state::{QueueState, Rules, StoredAs};
 
 /// A queue of one vhost.
@@ -260,6 +260,31 @@ impl Queue {
     /// Delivered, not yet acked.
     pub fn unacked_count(&self) -> usize {
         self.lock().state.unacked()
+    }
+
+    /// Its consumers, in the order they came.
+    pub fn consumers(&self) -> Vec<ConsumerInfo> {
+        let inner = self.lock();
+        let single = inner.state.rules.args.single_active_consumer;
+        inner
+            .state
+            .consumers
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let s = &slot.spec;
+                ConsumerInfo {
+                    tag: s.tag.clone(),
+                    connection: s.connection,
+                    channel: s.channel,
+                    ack_required: !s.no_ack,
+                    exclusive: s.exclusive,
+                    priority: s.priority,
+                    prefetch: s.credit.as_ref().map_or(0, |c| c.limit()),
+                    active: !single || i == 0,
+                }
+            })
+            .collect()
     }
 
     /// How many consumers it has.

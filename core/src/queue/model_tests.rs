@@ -248,6 +248,7 @@ impl World {
                     key,
                     tag: format!("c{key}"),
                     connection: 1,
+                    channel: 0,
                     no_ack,
                     exclusive: false,
                     priority: 0,

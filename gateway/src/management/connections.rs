@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// RabbitMQ's connection name: `client address -> listener address`.
-fn name_of(c: &ConnectionInfo) -> String {
+pub(crate) fn name_of(c: &ConnectionInfo) -> String {
     match c.local {
         Some(local) => format!("{} -> {local}", c.peer),
         None => c.peer.to_string(),

@@ -11,6 +11,7 @@ mod args;
 mod auth;
 mod bindings;
 mod connections;
+mod consumers;
 mod definitions;
 mod error;
 mod exchanges;
@@ -172,6 +173,8 @@ fn router(api: Api) -> Router {
             "/api/user-limits/{user}/{name}",
             axum::routing::put(limits::put_user).delete(limits::delete_user),
         )
+        .route("/api/consumers", get(consumers::list_all))
+        .route("/api/consumers/{vhost}", get(consumers::list))
         .route("/api/policies", get(policies::list_all))
         .route("/api/policies/{vhost}", get(policies::list))
         .route(

@@ -236,6 +236,7 @@ impl Session {
             key,
             tag: format!("mqtt-{}", self.client_id),
             connection: self.ctx.connection_id,
+            channel: 1,
             no_ack: false,
             exclusive: false,
             priority: 0,

@@ -323,6 +323,7 @@ impl Session {
             key,
             tag: id.clone(),
             connection: self.ctx.connection_id,
+            channel: 1,
             no_ack,
             exclusive: false,
             priority: 0,

@@ -210,6 +210,7 @@ impl Session {
             key,
             tag: tag.clone(),
             connection: conn,
+            channel: ch,
             no_ack,
             exclusive,
             priority: arguments
