@@ -41,6 +41,13 @@ impl TestBroker {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts on the data directory `data` (kept by the caller), so that a second call after
+    /// [`TestBroker::stop`] is a restart of the same broker.
+    pub async fn start_in(data: &std::path::Path) -> TestBroker {
+        let data = data.to_path_buf();
+        Self::start_with(move |c| c.data_dir = data).await
+    }
+
     /// Starts after `tweak` has adjusted the test configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestBroker {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -206,10 +206,7 @@ async fn refusals_have_rabbitmqs_status_codes_and_json_reasons_and_are_counted()
 async fn users_and_vhosts_made_through_the_api_survive_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let start = || {
-        let data = data.clone();
-        TestBroker::start_with(move |c| c.data_dir = data)
-    };
+    let start = || TestBroker::start_in(&data);
     let b = start().await;
     let admin = client(&b, "guest", "guest");
     within(admin.create_vhost(&VirtualHostParams::named("kept")))
@@ -562,10 +559,7 @@ async fn permissions_set_through_the_api_open_a_vhost_to_amqp_and_survive_a_rest
     use reqwest::Method;
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let start = || {
-        let data = data.clone();
-        TestBroker::start_with(move |c| c.data_dir = data)
-    };
+    let start = || TestBroker::start_in(&data);
     let guest = Some(("guest", "guest"));
     let b = start().await;
     let admin = client(&b, "guest", "guest");

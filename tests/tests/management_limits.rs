@@ -89,10 +89,7 @@ async fn a_queue_limit_refuses_the_next_declaration() {
 async fn user_limits_and_topic_permissions_survive_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let start = || {
-        let data = data.clone();
-        TestBroker::start_with(move |c| c.data_dir = data)
-    };
+    let start = || TestBroker::start_in(&data);
     let b = start().await;
     let put =
         |path: &'static str, body: &'static str| send(&b, Method::PUT, path, GUEST, Some(body));

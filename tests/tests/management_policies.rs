@@ -14,10 +14,7 @@ use reqwest::Method;
 async fn a_policy_caps_existing_and_new_queues_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let start = || {
-        let data = data.clone();
-        TestBroker::start_with(move |c| c.data_dir = data)
-    };
+    let start = || TestBroker::start_in(&data);
     let b = start().await;
     let admin = client(&b, "guest", "guest");
     within(admin.declare_queue(
