@@ -82,6 +82,13 @@ impl Access {
     }
 }
 
+/// Checks that a permission's expression (`configure`, `write`, `read`) compiles.
+pub fn check_pattern(what: &str, re: &str) -> CoreResult<()> {
+    regex::Regex::new(re).map(|_| ()).map_err(|e| {
+        CoreError::PreconditionFailed(format!("'{what}' is not a valid regular expression: {e}"))
+    })
+}
+
 impl Broker {
     /// Whether `user` may open a connection to `vhost` now: a permission there (403
     /// otherwise), and neither the vhost's nor the user's `max-connections` reached
@@ -116,13 +123,8 @@ impl Broker {
 
     /// Sets a user's topic permissions on one exchange (durable once [`Broker::sync`] resolves).
     pub fn put_topic_permission(&self, p: TopicPermission) -> CoreResult<Outcome> {
-        for (what, re) in [("write", &p.write), ("read", &p.read)] {
-            regex::Regex::new(re).map_err(|e| {
-                CoreError::PreconditionFailed(format!(
-                    "'{what}' is not a valid regular expression: {e}"
-                ))
-            })?;
-        }
+        check_pattern("write", &p.write)?;
+        check_pattern("read", &p.read)?;
         self.catalog()
             .commit(MetaCommand::PutTopicPermission(p), self)
     }

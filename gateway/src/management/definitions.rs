@@ -184,11 +184,7 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
         let at = format!("permissions[{i}]");
         let pattern = |key: &str| -> Result<String, ApiError> {
             let s = text(x, key, &at)?;
-            regex::Regex::new(s).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "{at}: '{key}' is not a valid regular expression: {e}"
-                ))
-            })?;
+            junction_core::access::check_pattern(key, s).map_err(|e| ApiError::from(e).at(&at))?;
             Ok(s.to_string())
         };
         p.permissions.push(Permission {

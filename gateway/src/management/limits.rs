@@ -17,6 +17,15 @@ fn entry(scope: &str, name: &str, limits: &LimitTable) -> Value {
     json!({ scope: name, "value": limits })
 }
 
+/// One object's limits as a list: empty when it has none, as RabbitMQ answers.
+fn listed(scope: &str, name: &str, limits: &LimitTable) -> Json<Vec<Value>> {
+    Json(if limits.is_empty() {
+        Vec::new()
+    } else {
+        vec![entry(scope, name, limits)]
+    })
+}
+
 /// The `{"value": N}` of a PUT.
 fn value_of(body: &[u8]) -> Result<i64, ApiError> {
     json_body(body)?
@@ -49,12 +58,7 @@ pub(crate) async fn of_vhost(
     Path(vhost): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
-    let l = v.limits();
-    Ok(Json(if l.is_empty() {
-        Vec::new()
-    } else {
-        vec![entry("vhost", &v.name, &l)]
-    }))
+    Ok(listed("vhost", &v.name, &v.limits()))
 }
 
 /// `PUT /api/vhost-limits/{vhost}/{name}` with `{"value": N}`.
@@ -116,12 +120,11 @@ pub(crate) async fn of_user(
         .auth()
         .get(&user)
         .ok_or_else(ApiError::not_found)?;
-    let l = api.broker.access().user_limits(&user);
-    Ok(Json(if l.is_empty() {
-        Vec::new()
-    } else {
-        vec![entry("user", &user, &l)]
-    }))
+    Ok(listed(
+        "user",
+        &user,
+        &api.broker.access().user_limits(&user),
+    ))
 }
 
 /// `PUT /api/user-limits/{user}/{name}` with `{"value": N}`.

@@ -102,9 +102,7 @@ pub(crate) async fn show(
 fn pattern(fields: &serde_json::Map<String, Value>, key: &str) -> Result<String, ApiError> {
     match fields.get(key) {
         Some(Value::String(s)) => {
-            regex::Regex::new(s).map_err(|e| {
-                ApiError::bad_request(format!("'{key}' is not a valid regular expression: {e}"))
-            })?;
+            junction_core::access::check_pattern(key, s)?;
             Ok(s.clone())
         }
         Some(_) => Err(ApiError::bad_request(format!("'{key}' must be a string"))),
