@@ -4,6 +4,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::topic::TopicTrie;
 use crate::value::{FieldTable, FieldValue};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 /// The routing algorithm of an exchange.
@@ -273,9 +274,38 @@ pub struct Exchange {
     table: RwLock<Table>,
     /// The policy that applies to it, if one does.
     policy: RwLock<Option<std::sync::Arc<crate::policy::Policy>>>,
+    /// Messages published to it, and copies it routed on to queues (RabbitMQ's `publish_in`
+    /// and `publish_out`). Atomics: publishers of any connection count without a lock.
+    publish_in: AtomicU64,
+    publish_out: AtomicU64,
+}
+
+/// What an exchange has routed since it was declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeCounters {
+    /// Messages published to it.
+    pub publish_in: u64,
+    /// Copies it routed on to queues.
+    pub publish_out: u64,
 }
 
 impl Exchange {
+    /// Counts a message published to it that reached `queues` queues.
+    pub(crate) fn count_routed(&self, queues: usize) {
+        self.publish_in.fetch_add(1, Ordering::Relaxed);
+        if queues > 0 {
+            self.publish_out.fetch_add(queues as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// What it has routed so far.
+    pub fn counters(&self) -> ExchangeCounters {
+        ExchangeCounters {
+            publish_in: self.publish_in.load(Ordering::Relaxed),
+            publish_out: self.publish_out.load(Ordering::Relaxed),
+        }
+    }
+
     /// An exchange with no bindings.
     pub fn new(def: ExchangeDef) -> Self {
         let routes = match def.kind {
@@ -292,6 +322,8 @@ impl Exchange {
                 routes,
             }),
             policy: RwLock::new(None),
+            publish_in: AtomicU64::new(0),
+            publish_out: AtomicU64::new(0),
         }
     }
 

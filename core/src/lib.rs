@@ -35,9 +35,9 @@ pub use consumer::{
     DeliverySink, Notices, SinkEvent,
 };
 pub use error::{CoreError, CoreResult};
-pub use exchange::{Binding, Destination, ExchangeDef, ExchangeKind, MATCH_BIT};
+pub use exchange::{Binding, Destination, ExchangeCounters, ExchangeDef, ExchangeKind, MATCH_BIT};
 pub use message::{Message, Properties, SharedProperties};
-pub use queue::{Enqueued, Fetched, Queue, QueueDef};
+pub use queue::{Enqueued, Fetched, Queue, QueueCounters, QueueDef, QueueSnapshot};
 pub use value::{FieldTable, FieldValue};
 pub use vhost::{DeclaredQueue, Routed, VHost};
 
@@ -49,5 +49,7 @@ mod match_bits_tests;
 mod paging_tests;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod stats_tests;
 #[cfg(test)]
 mod tests;

@@ -343,6 +343,23 @@ impl Default for MemoryConfig {
     }
 }
 
+/// The `[management]` section: how the management API keeps its statistics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConfig {
+    /// How often message rates are sampled, in milliseconds (RabbitMQ's
+    /// `collect_statistics_interval`, 5000 by default).
+    pub collect_statistics_interval: u64,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        ManagementConfig {
+            collect_statistics_interval: 5000,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -355,6 +372,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The memory high watermark.
     pub memory: MemoryConfig,
+    /// The management API's statistics.
+    pub management: ManagementConfig,
     /// The vhost created on first start.
     pub default_vhost: String,
     /// The user created on first start (RabbitMQ's guest/guest, loopback only).
@@ -382,6 +401,7 @@ impl Default for Config {
             data_dir: PathBuf::from("junction-data"),
             storage: StorageConfig::default(),
             memory: MemoryConfig::default(),
+            management: ManagementConfig::default(),
             default_vhost: "/".into(),
             default_user: "guest".into(),
             default_pass: "guest".into(),
@@ -472,6 +492,12 @@ impl Config {
             return bad(
                 "storage.message_log_limit_mib",
                 "must be 0 (no limit) or at least twice segment_size_mib",
+            );
+        }
+        if !(100..=3_600_000).contains(&self.management.collect_statistics_interval) {
+            return bad(
+                "management.collect_statistics_interval",
+                "must be between 100 and 3600000 (milliseconds)",
             );
         }
         if self.storage.memory_window_messages == 0 {

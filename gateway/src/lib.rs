@@ -349,6 +349,9 @@ impl Gateway {
             tracing::info!(%bound, protocol = "HTTP (management)", "listening");
             addrs.management = Some(bound);
             let api = management::Api::new(broker.clone(), listed_listeners(&addrs));
+            accept_tasks.push(api.sample_every(Duration::from_millis(
+                cfg.management.collect_statistics_interval,
+            )));
             for socket in sockets {
                 accept_tasks.push(tokio::spawn(management::serve(socket, api.clone())));
             }

@@ -62,6 +62,43 @@ impl DeathReason {
     }
 }
 
+/// What a queue has done since it was declared (RabbitMQ's `message_stats` counts), kept in
+/// its state under the lock it takes anyway: counting costs the publish path nothing more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Messages taken in.
+    pub publish: u64,
+    /// Delivered to consumers that ack.
+    pub deliver: u64,
+    /// Delivered to consumers that do not ack.
+    pub deliver_no_ack: u64,
+    /// Fetched by basic.get (and the API's get) with an ack to come.
+    pub get: u64,
+    /// Fetched without an ack.
+    pub get_no_ack: u64,
+    /// Deliveries and gets of messages delivered before.
+    pub redeliver: u64,
+    /// Acked.
+    pub ack: u64,
+}
+
+/// A queue's numbers at one moment, read under one lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSnapshot {
+    /// Ready messages.
+    pub ready: usize,
+    /// Delivered, not yet acked.
+    pub unacked: usize,
+    /// Ready messages whose body is only in the message store.
+    pub paged_out: usize,
+    /// Body bytes of the ready messages.
+    pub ready_bytes: usize,
+    /// Consumers.
+    pub consumers: usize,
+    /// What it has done so far.
+    pub counters: QueueCounters,
+}
+
 /// The result of offering a message to a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {

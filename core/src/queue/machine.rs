@@ -188,6 +188,7 @@ impl QueueState {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.counters.publish += 1;
         let expires_at = self
             .rules
             .ttl_for(msg.properties.ttl_ms())
@@ -345,7 +346,9 @@ impl QueueState {
             self.next_consumer = ci + 1;
             let c = &self.consumers[ci].spec;
             let (key, redelivered, matched) = (c.key, entry.redelivered, entry.matched);
+            self.counters.redeliver += u64::from(redelivered);
             if c.no_ack {
+                self.counters.deliver_no_ack += 1;
                 out.push(Effect::Deliver(Handout {
                     consumer: ci,
                     key,
@@ -358,6 +361,7 @@ impl QueueState {
                 }));
                 continue;
             }
+            self.counters.deliver += 1;
             let id = self.next_delivery;
             self.next_delivery += 1;
             let mark_delivered = (!redelivered && entry.durable).then_some(entry.seq);
@@ -491,6 +495,17 @@ impl QueueState {
                 })
             };
             if let Some(e) = entry {
+                // Not delivered after all: uncounted.
+                let delivered = if b.id == 0 {
+                    &mut self.counters.deliver_no_ack
+                } else {
+                    &mut self.counters.deliver
+                };
+                *delivered = delivered.saturating_sub(1);
+                self.counters.redeliver = self
+                    .counters
+                    .redeliver
+                    .saturating_sub(u64::from(e.redelivered));
                 self.push_ready(e);
             }
             if let Some(c) = self.consumers.get_mut(b.consumer) {
@@ -543,7 +558,10 @@ impl QueueState {
         let mut unknown = Vec::new();
         for &id in ids {
             match self.settle_delivery(id) {
-                Some(u) => settle(&u.entry, out),
+                Some(u) => {
+                    self.counters.ack += 1;
+                    settle(&u.entry, out)
+                }
                 None => unknown.push(id),
             }
         }
@@ -592,10 +610,13 @@ impl QueueState {
             let e = self.pop_front(level)?;
             let message = e.msg.clone()?;
             let redelivered = e.redelivered;
+            self.counters.redeliver += u64::from(redelivered);
             let id = if no_ack {
+                self.counters.get_no_ack += 1;
                 settle(&e, out);
                 0
             } else {
+                self.counters.get += 1;
                 if !redelivered && e.durable {
                     out.push(Effect::MarkDelivered { seq: e.seq });
                 }

@@ -28,7 +28,9 @@ mod model_tests;
 mod state;
 
 use command::{Bounce, Effect, Handout, QueueCommand, Reply};
-pub use def::{ConsumerInfo, DeathReason, Enqueued, Fetched, QueueDef, QueueHost};
+pub use def::{
+    ConsumerInfo, DeathReason, Enqueued, Fetched, QueueCounters, QueueDef, QueueHost, QueueSnapshot,
+};
 use state::{QueueState, Rules, StoredAs};
 
 /// A queue of one vhost.
@@ -255,6 +257,20 @@ impl Queue {
     pub fn paged_out_count(&self) -> usize {
         let inner = self.lock();
         inner.state.ready - inner.state.loaded
+    }
+
+    /// Its counts and counters, read at once.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        let inner = self.lock();
+        let st = &inner.state;
+        QueueSnapshot {
+            ready: st.ready,
+            unacked: st.unacked(),
+            paged_out: st.ready - st.loaded,
+            ready_bytes: st.ready_bytes,
+            consumers: st.consumers.len(),
+            counters: st.counters,
+        }
     }
 
     /// Delivered, not yet acked.

@@ -141,6 +141,8 @@ pub(super) struct QueueState {
     pub(crate) overflowed: u64,
     /// A transient message was ever paged out to the store.
     pub(crate) paged_any: bool,
+    /// What it has done so far, for statistics.
+    pub(crate) counters: super::QueueCounters,
 }
 
 impl QueueState {
@@ -166,6 +168,7 @@ impl QueueState {
             deleted: false,
             overflowed: 0,
             paged_any: false,
+            counters: super::QueueCounters::default(),
         }
     }
 

@@ -32,6 +32,7 @@ impl VHost {
         self.taps.run(self, exchange, &message);
         let mut targets = Vec::new();
         self.route(&ex, &message, &mut targets, &mut Vec::new());
+        ex.count_routed(targets.len());
         Ok(deliver_to(targets, message))
     }
 

@@ -6,6 +6,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::listing::respond;
 use super::request::{arguments, flag, json_body, put_status};
+use super::stats::Samples;
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -28,7 +29,7 @@ pub(crate) fn exchange_name(path: &str) -> &str {
     }
 }
 
-fn describe(v: &VHost, e: &Exchange) -> Value {
+fn describe(v: &VHost, e: &Exchange, samples: &Samples) -> Value {
     let d = &e.def;
     json!({
         "name": d.name,
@@ -39,6 +40,7 @@ fn describe(v: &VHost, e: &Exchange) -> Value {
         "internal": d.internal,
         "arguments": table_to_json(&d.arguments),
         "policy": e.policy().map(|p| p.name.clone()),
+        "message_stats": samples.exchange(&v.name, &d.name, e.counters()),
     })
 }
 
@@ -55,9 +57,11 @@ pub(crate) async fn list_all(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
+    let samples = api.stats.read();
     for v in caller.vhosts(&api) {
-        out.extend(sorted(&v).iter().map(|e| describe(&v, e)));
+        out.extend(sorted(&v).iter().map(|e| describe(&v, e, &samples)));
     }
+    drop(samples);
     respond(out, &q)
 }
 
@@ -69,7 +73,13 @@ pub(crate) async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
-    respond(sorted(&v).iter().map(|e| describe(&v, e)).collect(), &q)
+    let samples = api.stats.read();
+    let all = sorted(&v)
+        .iter()
+        .map(|e| describe(&v, e, &samples))
+        .collect();
+    drop(samples);
+    respond(all, &q)
 }
 
 /// `GET /api/exchanges/{vhost}/{name}`.
@@ -82,7 +92,8 @@ pub(crate) async fn show(
     let e = v
         .exchange(exchange_name(&name))
         .map_err(|_| ApiError::not_found())?;
-    Ok(Json(describe(&v, &e)))
+    let out = describe(&v, &e, &api.stats.read());
+    Ok(Json(out))
 }
 
 /// `PUT /api/exchanges/{vhost}/{name}` with `type`, `durable`, `auto_delete`, `internal`,

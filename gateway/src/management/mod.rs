@@ -23,6 +23,7 @@ mod permissions;
 mod policies;
 mod queues;
 mod request;
+mod stats;
 mod topic_permissions;
 mod users;
 mod vhosts;
@@ -45,6 +46,8 @@ pub(crate) struct Api {
     broker: Arc<Broker>,
     /// Protocol listeners as RabbitMQ lists them (`amqp`, `stomp`, `mqtt`, `http`, ...).
     listeners: Arc<Vec<(&'static str, SocketAddr)>>,
+    /// Message rates, sampled.
+    stats: Arc<stats::Stats>,
 }
 
 impl Api {
@@ -53,7 +56,16 @@ impl Api {
         Api {
             broker,
             listeners: Arc::new(listeners),
+            stats: Arc::default(),
         }
+    }
+
+    /// Starts sampling message rates every `interval`; the task ends when aborted.
+    pub(crate) fn sample_every(
+        &self,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        self.stats.spawn(self.broker.clone(), interval)
     }
 }
 

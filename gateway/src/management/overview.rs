@@ -2,26 +2,41 @@
 
 use super::auth::Caller;
 use super::Api;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The node's name as the API reports it (one node, until the cluster work).
 pub(crate) const NODE: &str = "junction@localhost";
 
-/// `GET /api/overview`.
-pub(crate) async fn overview(State(api): State<Api>, caller: Caller) -> Json<Value> {
+/// `GET /api/overview`; `msg_rates_age=SECONDS` adds the node's recent samples to each
+/// `*_details` (as RabbitMQ's), which the console draws its charts from.
+pub(crate) async fn overview(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
     let vhosts = caller.vhosts(&api);
     let (mut queues, mut exchanges, mut consumers, mut ready, mut unacked) = (0, 0, 0, 0, 0);
     for v in &vhosts {
         exchanges += v.exchange_names().len();
         for q in v.queues() {
+            let s = q.snapshot();
             queues += 1;
-            consumers += q.consumer_count();
-            ready += q.message_count();
-            unacked += q.unacked_count();
+            consumers += s.consumers;
+            ready += s.ready;
+            unacked += s.unacked;
         }
     }
+    let age = q.get("msg_rates_age").and_then(|a| a.parse::<u64>().ok());
+    let (message_stats, depth_rates) = api.stats.read().node(age.map(|a| a.min(3600)));
+    let mut queue_totals = json!({
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+    });
+    super::queues::merge(&mut queue_totals, depth_rates);
     let listeners: Vec<Value> = api
         .listeners
         .iter()
@@ -48,12 +63,9 @@ pub(crate) async fn overview(State(api): State<Api>, caller: Caller) -> Json<Val
             "queues": queues,
             "consumers": consumers,
         },
-        "queue_totals": {
-            "messages": ready + unacked,
-            "messages_ready": ready,
-            "messages_unacknowledged": unacked,
-        },
-        "message_stats": {},
+        "queue_totals": queue_totals,
+        "message_stats": message_stats,
+        "statistics_db_event_queue": 0,
         "listeners": listeners,
     }))
 }

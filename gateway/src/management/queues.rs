@@ -5,6 +5,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::listing::respond;
 use super::request::{arguments, flag, json_body, put_status};
+use super::stats::Samples;
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -18,10 +19,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A queue as RabbitMQ's API shows it.
-fn describe(v: &VHost, q: &Queue) -> Value {
-    let (ready, unacked) = (q.message_count(), q.unacked_count());
+fn describe(v: &VHost, q: &Queue, samples: &Samples) -> Value {
+    let snap = q.snapshot();
+    let (ready, unacked) = (snap.ready, snap.unacked);
+    let (message_stats, depth_rates) = samples.queue(&v.name, q.name(), &snap);
     let policy = q.policy();
-    json!({
+    let mut out = json!({
         "name": q.def.name,
         "vhost": v.name,
         "type": "classic",
@@ -31,14 +34,25 @@ fn describe(v: &VHost, q: &Queue) -> Value {
         "arguments": table_to_json(&q.def.arguments),
         "node": super::overview::NODE,
         "state": "running",
-        "consumers": q.consumer_count(),
+        "consumers": snap.consumers,
         "messages": ready + unacked,
         "messages_ready": ready,
         "messages_unacknowledged": unacked,
-        "messages_paged_out": q.paged_out_count(),
+        "messages_paged_out": snap.paged_out,
+        "message_bytes_ready": snap.ready_bytes,
+        "message_stats": message_stats,
         "policy": policy.as_ref().map(|p| p.name.clone()),
         "effective_policy_definition": policy.map_or(json!({}), |p| table_to_json(&p.definition)),
-    })
+    });
+    merge(&mut out, depth_rates);
+    out
+}
+
+/// Adds the fields of `extra` (an object) to `into`.
+pub(crate) fn merge(into: &mut Value, extra: Value) {
+    if let (Some(into), Value::Object(extra)) = (into.as_object_mut(), extra) {
+        into.extend(extra);
+    }
 }
 
 fn sorted(v: &VHost) -> Vec<Arc<Queue>> {
@@ -54,9 +68,11 @@ pub(crate) async fn list_all(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
+    let samples = api.stats.read();
     for v in caller.vhosts(&api) {
-        out.extend(sorted(&v).iter().map(|queue| describe(&v, queue)));
+        out.extend(sorted(&v).iter().map(|queue| describe(&v, queue, &samples)));
     }
+    drop(samples);
     respond(out, &q)
 }
 
@@ -68,10 +84,13 @@ pub(crate) async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
-    respond(
-        sorted(&v).iter().map(|queue| describe(&v, queue)).collect(),
-        &q,
-    )
+    let samples = api.stats.read();
+    let all = sorted(&v)
+        .iter()
+        .map(|queue| describe(&v, queue, &samples))
+        .collect();
+    drop(samples);
+    respond(all, &q)
 }
 
 /// `GET /api/queues/{vhost}/{name}`.
@@ -82,7 +101,8 @@ pub(crate) async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
     let q = v.queue(&name, None).map_err(|_| ApiError::not_found())?;
-    Ok(Json(describe(&v, &q)))
+    let out = describe(&v, &q, &api.stats.read());
+    Ok(Json(out))
 }
 
 /// `PUT /api/queues/{vhost}/{name}`: declares the queue (201), or finds it declared the same

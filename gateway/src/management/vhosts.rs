@@ -4,6 +4,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::listing::respond;
 use super::request::json_body;
+use super::stats::Samples;
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -14,13 +15,15 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// A vhost as RabbitMQ's API shows it.
-fn describe(v: &VHost) -> Value {
+fn describe(v: &VHost, samples: &Samples) -> Value {
     let (mut ready, mut unacked) = (0, 0);
     for q in v.queues() {
-        ready += q.message_count();
-        unacked += q.unacked_count();
+        let s = q.snapshot();
+        ready += s.ready;
+        unacked += s.unacked;
     }
-    json!({
+    let (message_stats, depth_rates) = samples.vhost(&v.name);
+    let mut out = json!({
         "name": v.name,
         "description": "",
         "tags": [],
@@ -30,7 +33,10 @@ fn describe(v: &VHost) -> Value {
         "messages": ready + unacked,
         "messages_ready": ready,
         "messages_unacknowledged": unacked,
-    })
+        "message_stats": message_stats,
+    });
+    super::queues::merge(&mut out, depth_rates);
+    out
 }
 
 /// `GET /api/vhosts`.
@@ -39,7 +45,13 @@ pub(crate) async fn list(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let items = caller.vhosts(&api).iter().map(|v| describe(v)).collect();
+    let samples = api.stats.read();
+    let items = caller
+        .vhosts(&api)
+        .iter()
+        .map(|v| describe(v, &samples))
+        .collect();
+    drop(samples);
     respond(items, &q)
 }
 
@@ -53,7 +65,8 @@ pub(crate) async fn show(
         return Err(ApiError::not_found());
     }
     let v = api.broker.vhost(&name).map_err(|_| ApiError::not_found())?;
-    Ok(Json(describe(&v)))
+    let out = describe(&v, &api.stats.read());
+    Ok(Json(out))
 }
 
 /// `PUT /api/vhosts/{name}`: 201 when created, 204 when it existed.
