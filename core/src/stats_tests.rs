@@ -1,5 +1,5 @@
-//! The queue's statistics counters: each thing that happens counts once, and what did not
-//! happen after all (a delivery a full sink refused) does not count.
+//! What the management API reads from the core: statistics counters (each thing that happens
+//! counts once; a delivery a full sink refused does not) and routing previews.
 
 use crate::consumer::{sink, ConsumerSpec, Credit, DeliveryReceiver, SinkEvent};
 use crate::queue::QueueDef;
@@ -115,4 +115,32 @@ fn an_exchange_counts_what_came_in_and_the_copies_that_went_out() {
     assert_eq!(v.publish("", lost).unwrap().queues, 0);
     let c = v.exchange("").unwrap().counters();
     assert_eq!((c.publish_in, c.publish_out), (2, 1));
+}
+
+#[test]
+fn would_route_names_the_queues_without_publishing() {
+    let (_b, v) = setup();
+    v.declare_queue(QueueDef::new("other"), false, CONN)
+        .unwrap();
+    v.bind(
+        crate::Binding {
+            source: "amq.topic".into(),
+            destination: crate::Destination::Queue("q".into()),
+            routing_key: "a.*".into(),
+            arguments: crate::FieldTable::new(),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(v.would_route("amq.topic", "a.b", None).unwrap(), vec!["q"]);
+    assert!(v.would_route("amq.topic", "b", None).unwrap().is_empty());
+    assert_eq!(v.would_route("", "other", None).unwrap(), vec!["other"]);
+    assert!(v.would_route("missing", "k", None).is_err());
+    let q = v.queue("q", None).unwrap().snapshot();
+    assert_eq!(
+        (q.ready, q.counters.publish),
+        (0, 0),
+        "nothing was published"
+    );
+    assert_eq!(v.exchange("amq.topic").unwrap().counters().publish_in, 0);
 }

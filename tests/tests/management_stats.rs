@@ -1,6 +1,6 @@
-//! Message statistics against a real broker: counters that match what lapin did, rates that
+//! What the console reads, against a real broker: counters that match what lapin did, rates that
 //! are non-zero while a publisher runs and fall back to zero when it stops, the node's
-//! history for charts, read raw and through `rabbitmq_http_client`.
+//! history for charts, read raw and through `rabbitmq_http_client`; and the route test.
 
 use junction_tests::management::{client, send};
 use junction_tests::{amqp_channel, within, TestBroker};
@@ -164,4 +164,43 @@ async fn a_sampling_interval_out_of_range_is_refused_by_name() {
             .unwrap_err()
             .to_string();
     assert!(e.contains("management.collect_statistics_interval"), "{e}");
+}
+
+#[tokio::test]
+async fn the_route_test_names_the_queues_a_key_reaches_without_publishing() {
+    let b = fast_sampling().await;
+    let (_c, ch) = amqp_channel(&b.amqp_uri()).await;
+    for q in ["sensors", "all"] {
+        within(ch.queue_declare(q, QueueDeclareOptions::default(), Default::default()))
+            .await
+            .expect("declare");
+    }
+    for (q, key) in [("sensors", "sensor.*"), ("all", "#")] {
+        within(ch.queue_bind(q, "amq.topic", key, Default::default(), Default::default()))
+            .await
+            .expect("bind");
+    }
+    let ask = |key: &str| format!(r#"{{"routing_key": "{key}"}}"#);
+    let path = "/api/exchanges/%2F/amq.topic/route";
+    let (status, _, body) = send(&b, Method::POST, path, GUEST, Some(&ask("sensor.t"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["routed_to"], serde_json::json!(["all", "sensors"]));
+    let (_, _, body) = send(&b, Method::POST, path, GUEST, Some(&ask("x.y.z"))).await;
+    assert_eq!(body["routed_to"], serde_json::json!(["all"]));
+    // Nothing was published.
+    let (_, _, q) = send(&b, Method::GET, "/api/queues/%2F/all", GUEST, None).await;
+    assert_eq!(
+        (
+            q["messages"].as_u64(),
+            q["message_stats"]["publish"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    // Bad input: 400 with a reason; an unknown exchange: 404.
+    let (status, _, body) =
+        send(&b, Method::POST, path, GUEST, Some(r#"{"routing_key": 5}"#)).await;
+    assert_eq!(status, 400, "{body}");
+    let missing = "/api/exchanges/%2F/nope/route";
+    let (status, _, _) = send(&b, Method::POST, missing, GUEST, Some(&ask("k"))).await;
+    assert_eq!(status, 404);
 }

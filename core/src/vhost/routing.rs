@@ -36,6 +36,28 @@ impl VHost {
         Ok(deliver_to(targets, message))
     }
 
+    /// The queues a message with `routing_key` and `headers` published to `exchange` would
+    /// reach, by name, without publishing it (bindings, exchange-to-exchange bindings and
+    /// alternate exchanges followed as a publish would).
+    pub fn would_route(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<crate::value::FieldTable>,
+    ) -> CoreResult<Vec<String>> {
+        let ex = self.exchange(exchange)?;
+        let props = crate::message::Properties {
+            headers,
+            ..crate::message::Properties::default()
+        };
+        let msg = Message::new(exchange, routing_key, props, bytes::Bytes::new());
+        let mut targets = Vec::new();
+        self.route(&ex, &msg, &mut targets, &mut Vec::new());
+        let mut names: Vec<String> = targets.iter().map(|(q, _)| q.name().to_string()).collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Collects the queues a message reaches from `ex`, each once with the match bits of every
     /// binding that led to it, following exchange-to-exchange bindings and alternate exchanges,
     /// each exchange visited once.

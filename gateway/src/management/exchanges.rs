@@ -253,3 +253,29 @@ pub(crate) async fn publish(
     }
     Ok(Json(json!({ "routed": routed.queues > 0 })))
 }
+
+/// `POST /api/exchanges/{vhost}/{name}/route` with `routing_key` and optional
+/// `properties.headers` (a Junction addition; RabbitMQ has no such tool): the queues a message
+/// would reach, as `{"routed_to": [names]}`, without publishing anything.
+pub(crate) async fn route(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let v = caller.vhost(&api, &vhost)?;
+    let name = exchange_name(&name).to_string();
+    v.exchange(&name).map_err(|_| ApiError::not_found())?;
+    let fields = json_body(&body)?;
+    let key = match fields.get("routing_key") {
+        Some(Value::String(k)) => k.clone(),
+        _ => return Err(ApiError::bad_request("'routing_key' must be a string")),
+    };
+    let headers = match fields.get("properties") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(p)) => properties_of(p)?.headers,
+        Some(_) => return Err(ApiError::bad_request("'properties' must be an object")),
+    };
+    let queues = v.would_route(&name, &key, headers)?;
+    Ok(Json(json!({ "routed_to": queues })))
+}

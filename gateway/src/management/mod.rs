@@ -130,6 +130,10 @@ fn router(api: Api) -> Router {
             axum::routing::post(exchanges::publish),
         )
         .route(
+            "/api/exchanges/{vhost}/{name}/route",
+            axum::routing::post(exchanges::route),
+        )
+        .route(
             "/api/exchanges/{vhost}/{name}/bindings/{side}",
             get(bindings::of_exchange),
         )
