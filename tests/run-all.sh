@@ -2,7 +2,8 @@
 # Runs every check and test Junction has: formatting, lints, the Rust test suite (unit,
 # end-to-end with lapin, the binary as a process), then interop runs with the clients users run
 # (pika, kombu, stomp.py, paho-mqtt, mosquitto_pub/sub, Node's amqplib, and @stomp/stompjs and
-# mqtt.js over WebSocket) against a real `junction` process. Installs the Python and Node
+# mqtt.js over WebSocket) and the web console in headless chromium against a real `junction`
+# process. Installs the Python and Node
 # clients it needs if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +21,16 @@ step "cargo test"
 cargo test --workspace
 
 step "interop clients"
-if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+# mosquitto_pub/sub, and Debian's chromium for the console's browser tests (playwright-core
+# drives it; nothing downloads a browser).
+missing=()
+command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto-clients >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
+export JUNCTION_CHROMIUM="${JUNCTION_CHROMIUM:-$(command -v chromium)}"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/interop/requirements.txt
 (cd tests/interop/node && npm ci --no-audit --no-fund --silent)
 # rabbitmqadmin v2, RabbitMQ's CLI for the HTTP API: built once (about 3 minutes on 2 cores)
@@ -78,7 +85,7 @@ export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQ
 export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
 export JUNCTION_MANAGEMENT_PORT=$management_port
 
-step "interop: Node (amqplib, @stomp/stompjs and mqtt.js over WebSocket)"
+step "interop: Node (amqplib, @stomp/stompjs and mqtt.js over WebSocket; the console in chromium)"
 (cd tests/interop/node && node --test)
 
 step "interop: Python (pika, kombu, stomp.py, paho-mqtt, amqpstorm), mosquitto_pub/sub and rabbitmqadmin v2"

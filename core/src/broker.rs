@@ -309,6 +309,28 @@ impl Broker {
         self.connections.register(id, notifier)
     }
 
+    /// The live connections registry.
+    pub(crate) fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    /// Every open AMQP channel of a logged-in connection (see [`Connections::channels`]).
+    pub fn channel_list(
+        &self,
+    ) -> Vec<(
+        u64,
+        crate::connections::ConnectionInfo,
+        u16,
+        crate::channels::ChannelSnapshot,
+    )> {
+        self.connections.channels()
+    }
+
+    /// Open channels of connection `id`.
+    pub fn channel_count(&self, id: u64) -> usize {
+        self.connections.channel_count(id)
+    }
+
     /// Records what connection `id` says of itself once logged in (for listings).
     pub fn describe_connection(&self, id: u64, info: crate::connections::ConnectionInfo) {
         self.connections.describe(id, info);

@@ -42,6 +42,8 @@ struct State {
     infos: HashMap<u64, ConnectionInfo, IdHashBuilder>,
     /// Why an operator closed a connection, until it has read it.
     closing: HashMap<u64, Arc<str>, IdHashBuilder>,
+    /// Open AMQP channels, by connection and number.
+    channels: std::collections::BTreeMap<(u64, u16), Arc<crate::channels::ChannelStats>>,
     shutting_down: bool,
     /// Why publishers are blocked, per alarm source ([`Alarm`]), if they are.
     alarms: [Option<Arc<str>>; 2],
@@ -135,6 +137,41 @@ impl Connections {
         all
     }
 
+    /// Lists channel `number` of connection `id`.
+    pub(crate) fn add_channel(
+        &self,
+        id: u64,
+        number: u16,
+        stats: Arc<crate::channels::ChannelStats>,
+    ) {
+        self.lock().channels.insert((id, number), stats);
+    }
+
+    /// Stops listing channel `number` of connection `id`.
+    pub(crate) fn remove_channel(&self, id: u64, number: u16) {
+        self.lock().channels.remove(&(id, number));
+    }
+
+    /// Every open channel of a logged-in connection: the connection's id and what it said of
+    /// itself, the channel's number and its numbers, by connection then number.
+    pub(crate) fn channels(
+        &self,
+    ) -> Vec<(u64, ConnectionInfo, u16, crate::channels::ChannelSnapshot)> {
+        let st = self.lock();
+        st.channels
+            .iter()
+            .filter_map(|((id, n), s)| {
+                let info = st.infos.get(id)?;
+                Some((*id, info.clone(), *n, s.snapshot()))
+            })
+            .collect()
+    }
+
+    /// Open channels of connection `id`.
+    pub(crate) fn channel_count(&self, id: u64) -> usize {
+        self.lock().channels.range((id, 0)..=(id, u16::MAX)).count()
+    }
+
     /// Asks connection `id` to close, telling its client `reason`; false if there is none.
     pub(crate) fn close(&self, id: u64, reason: &str) -> bool {
         let mut st = self.lock();
@@ -171,6 +208,8 @@ impl Drop for Registration<'_> {
         let mut st = self.connections.lock();
         st.notifiers.remove(&self.id);
         st.infos.remove(&self.id);
+        let id = self.id;
+        st.channels.retain(|(c, _), _| *c != id);
         st.closing.remove(&self.id);
     }
 }

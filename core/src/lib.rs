@@ -7,6 +7,7 @@
 pub mod access;
 pub mod auth;
 pub mod broker;
+pub mod channels;
 pub mod clock;
 pub mod connection_id;
 pub mod connections;

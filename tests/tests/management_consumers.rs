@@ -1,5 +1,6 @@
-//! `/api/consumers` against a real broker: an AMQP consumer on its second channel, read back
-//! by `rabbitmq_http_client` (the client behind rabbitmqadmin v2) with its channel's details.
+//! `/api/consumers` and `/api/channels` against a real broker: an AMQP consumer on its second
+//! channel, read back by `rabbitmq_http_client` (the client behind rabbitmqadmin v2) with its
+//! channel's details; channels with their prefetch, consumers, unacked count and modes.
 
 use junction_tests::management::client;
 use junction_tests::{within, TestBroker};
@@ -59,6 +60,97 @@ async fn an_amqp_consumer_is_listed_with_its_channel_and_prefetch() {
             .len(),
         1
     );
+    within(conn.close(200, "bye")).await.expect("close");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn amqp_channels_are_listed_with_prefetch_consumers_unacked_and_modes() {
+    let b = TestBroker::start().await;
+    let conn = within(lapin::Connection::connect(
+        &b.amqp_uri_for("guest", "guest", "%2f"),
+        lapin::ConnectionProperties::default(),
+    ))
+    .await
+    .expect("connect");
+    let _first = within(conn.create_channel()).await.expect("channel 1");
+    let ch = within(conn.create_channel()).await.expect("channel 2");
+    within(ch.queue_declare(
+        "held",
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("declare");
+    within(ch.basic_qos(7, BasicQosOptions::default()))
+        .await
+        .expect("qos");
+    within(ch.confirm_select(Default::default()))
+        .await
+        .expect("confirms");
+    let _consumer = within(ch.basic_consume(
+        "held",
+        "holder",
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("consume");
+    for _ in 0..3 {
+        within(ch.basic_publish("", "held", Default::default(), b"m", Default::default()))
+            .await
+            .expect("publish")
+            .await
+            .expect("confirmed");
+    }
+    let admin = client(&b, "guest", "guest");
+    let channels = within(async {
+        loop {
+            let all = admin.list_channels().await.expect("channels");
+            if all.iter().any(|c| c.messages_unacknowledged == 3) {
+                return all;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    let two = channels.iter().find(|c| c.id == 2).expect("channel 2");
+    assert_eq!(
+        (
+            two.prefetch_count,
+            two.consumer_count,
+            two.has_publisher_confirms_enabled
+        ),
+        (7, 1, true)
+    );
+    let conns = within(admin.list_connections()).await.expect("connections");
+    assert_eq!(two.name, format!("{} (2)", conns[0].name));
+    assert_eq!(conns[0].channel_count, 2);
+    let on = within(admin.list_channels_on(&conns[0].name))
+        .await
+        .expect("channels of the connection");
+    assert_eq!(on.len(), 2);
+    assert_eq!(
+        within(admin.list_channels_in("/"))
+            .await
+            .expect("in /")
+            .len(),
+        2
+    );
+    // A closed channel leaves the listing.
+    within(ch.close(200, "done")).await.expect("close channel");
+    let left = within(async {
+        loop {
+            let all = admin.list_channels().await.expect("channels");
+            if all.len() == 1 {
+                return all;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(left[0].id, 1);
     within(conn.close(200, "bye")).await.expect("close");
     b.stop().await;
 }

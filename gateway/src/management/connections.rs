@@ -22,7 +22,7 @@ pub(crate) fn name_of(c: &ConnectionInfo) -> String {
     }
 }
 
-fn describe(c: &ConnectionInfo) -> Value {
+fn describe(api: &Api, id: u64, c: &ConnectionInfo) -> Value {
     json!({
         "name": name_of(c),
         "node": super::overview::NODE,
@@ -37,6 +37,7 @@ fn describe(c: &ConnectionInfo) -> Value {
         "port": c.local.map(|l| l.port()),
         "connected_at": c.connected_at,
         "client_properties": table_to_json(&c.client_properties),
+        "channels": api.broker.channel_count(id),
     })
 }
 
@@ -59,7 +60,7 @@ pub(crate) async fn list(
     respond(
         visible(&api, &caller)
             .iter()
-            .map(|(_, c)| describe(c))
+            .map(|(id, c)| describe(&api, *id, c))
             .collect(),
         &q,
     )
@@ -76,7 +77,7 @@ pub(crate) async fn of_vhost(
     let items = visible(&api, &caller)
         .iter()
         .filter(|(_, c)| c.vhost == vhost)
-        .map(|(_, c)| describe(c))
+        .map(|(id, c)| describe(&api, *id, c))
         .collect();
     respond(items, &q)
 }
@@ -94,8 +95,8 @@ pub(crate) async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, c) = find(&api, &caller, &name)?;
-    Ok(Json(describe(&c)))
+    let (id, c) = find(&api, &caller, &name)?;
+    Ok(Json(describe(&api, id, &c)))
 }
 
 /// `DELETE /api/connections/{name}`, the reason in `X-Reason`.

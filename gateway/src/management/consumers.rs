@@ -2,7 +2,6 @@
 //! connection, as RabbitMQ lists them (a non-administrator sees those of its own connections).
 
 use super::auth::Caller;
-use super::connections::name_of;
 use super::error::ApiError;
 use super::listing::respond;
 use super::Api;
@@ -28,16 +27,7 @@ fn describe_all(api: &Api, caller: &Caller, vhosts: &[Arc<VHost>]) -> Vec<Value>
                     continue;
                 }
                 let channel_details = conn.map_or(json!({}), |x| {
-                    let name = name_of(x);
-                    json!({
-                        "connection_name": name,
-                        "name": format!("{name} ({})", c.channel),
-                        "number": c.channel,
-                        "node": super::overview::NODE,
-                        "peer_host": x.peer.ip().to_string(),
-                        "peer_port": x.peer.port(),
-                        "user": x.user,
-                    })
+                    super::channels::channel_details(x, c.channel)
                 });
                 out.push(json!({
                     "consumer_tag": c.tag,

@@ -10,7 +10,9 @@
 mod args;
 mod auth;
 mod bindings;
+mod channels;
 mod connections;
+mod console;
 mod consumers;
 mod definitions;
 mod error;
@@ -72,6 +74,8 @@ impl Api {
 /// The API's routes.
 fn router(api: Api) -> Router {
     Router::new()
+        .route("/", get(console::page))
+        .route("/console/{*path}", get(console::asset))
         .route("/api/overview", get(overview::overview))
         .route("/api/whoami", get(users::whoami))
         .route("/api/vhosts", get(vhosts::list))
@@ -84,6 +88,13 @@ fn router(api: Api) -> Router {
         .route("/api/vhosts/{name}/permissions", get(permissions::of_vhost))
         .route("/api/vhosts/{name}/connections", get(connections::of_vhost))
         .route("/api/connections", get(connections::list))
+        .route("/api/channels", get(channels::list))
+        .route("/api/channels/{name}", get(channels::show))
+        .route("/api/vhosts/{name}/channels", get(channels::of_vhost))
+        .route(
+            "/api/connections/{name}/channels",
+            get(channels::of_connection),
+        )
         .route(
             "/api/connections/{name}",
             get(connections::show).delete(connections::close),
@@ -207,7 +218,14 @@ fn router(api: Api) -> Router {
 /// Counts every refused request by kind, and logs the first of a burst.
 async fn count_refusals(State(api): State<Api>, req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let response = next.run(req).await;
+    // Scripts (the console) handle a 401 themselves: no browser login dialog for them.
+    let from_script = req.headers().contains_key("x-requested-with");
+    let mut response = next.run(req).await;
+    if from_script {
+        response
+            .headers_mut()
+            .remove(axum::http::header::WWW_AUTHENTICATE);
+    }
     let kind = match response.status() {
         StatusCode::BAD_REQUEST => Some(Refusal::ManagementBadRequest),
         StatusCode::UNAUTHORIZED => Some(Refusal::ManagementLogin),

@@ -582,6 +582,7 @@ impl driver::Session for Session {
                 if let Some((ch, tag)) = self.consumers.remove(&consumer) {
                     if let Some(channel) = self.channels.get_mut(&ch) {
                         channel.consumers.remove(&tag);
+                        channel.report();
                     }
                     // consumer_cancel_notify: tell the client its queue went away.
                     self.send(

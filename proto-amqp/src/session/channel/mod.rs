@@ -83,6 +83,8 @@ pub(super) struct Channel {
     last_queue: Option<String>,
     flow_paused: bool,
     reply_queue: Option<String>,
+    /// Its entry in the broker's channel listing.
+    listing: Option<junction_core::channels::ChannelEntry>,
 }
 
 impl Channel {
@@ -101,8 +103,26 @@ impl Channel {
                     id: d.id,
                 },
             );
+            if let Some(l) = &self.listing {
+                l.stats().set_unacked(self.unacked.len());
+            }
         }
         self.next_tag
+    }
+
+    /// Writes its numbers into its listing entry.
+    pub(super) fn report(&self) {
+        if let Some(l) = &self.listing {
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            l.stats().set(junction_core::channels::ChannelSnapshot {
+                prefetch: self.prefetch.into(),
+                global_prefetch: self.global.as_ref().map_or(0, |g| g.limit()),
+                consumers: count(self.consumers.len()),
+                unacked: count(self.unacked.len()),
+                confirm: self.confirm,
+                transactional: self.tx.is_some(),
+            });
+        }
     }
 
     /// Removes the deliveries an ack/nack/reject names; `None` if the tag is unknown.
@@ -166,7 +186,18 @@ impl Session {
         }
         match (self.channels.get(&ch), &method) {
             (None, Method::ChannelOpen) => {
-                self.channels.insert(ch, Channel::default());
+                let listing = junction_core::channels::ChannelEntry::open(
+                    &self.broker,
+                    self.ctx.connection_id,
+                    ch,
+                );
+                self.channels.insert(
+                    ch,
+                    Channel {
+                        listing: Some(listing),
+                        ..Channel::default()
+                    },
+                );
                 self.send(ch, &Method::ChannelOpenOk);
                 return Ok(());
             }
@@ -202,14 +233,21 @@ impl Session {
             }
             _ => {}
         }
-        match method.ids().0 {
+        let handled = match method.ids().0 {
             20 => self.channel_class_method(ch, method),
             40 | 50 => self.declare_method(ch, method),
-            60 if matches!(method, Method::BasicPublish { .. }) => self.publish_method(ch, method),
+            60 if matches!(method, Method::BasicPublish { .. }) => {
+                // A publish changes nothing a listing shows.
+                return self.publish_method(ch, method);
+            }
             60 => self.basic_method(ch, method),
             85 | 90 => self.publish_method(ch, method),
             _ => Err(not_from_client(&method, method.ids())),
+        };
+        if let Some(c) = self.channels.get(&ch) {
+            c.report();
         }
+        handled
     }
 
     /// channel.flow, channel.close and their replies on an open channel.
