@@ -146,6 +146,21 @@ impl Broker {
         )
     }
 
+    /// Sets what a vhost says of itself.
+    pub fn set_vhost_metadata(
+        &self,
+        vhost: &str,
+        metadata: crate::meta::VHostMetadata,
+    ) -> CoreResult<Outcome> {
+        self.catalog().commit(
+            MetaCommand::PutVHostMetadata {
+                vhost: vhost.to_string(),
+                metadata,
+            },
+            self,
+        )
+    }
+
     /// Sets a vhost's limits (empty: none).
     pub fn set_vhost_limits(&self, vhost: &str, limits: LimitTable) -> CoreResult<Outcome> {
         validate(LimitScope::VHost, &limits)?;

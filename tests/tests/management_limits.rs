@@ -149,3 +149,57 @@ async fn user_limits_and_topic_permissions_survive_a_restart() {
     );
     b.stop().await;
 }
+
+#[tokio::test]
+async fn limits_travel_in_definitions_as_rabbitmq_writes_them() {
+    let b = TestBroker::start().await;
+    for (path, body) in [
+        ("/api/vhost-limits/%2F/max-queues", r#"{"value":50}"#),
+        ("/api/user-limits/guest/max-channels", r#"{"value":8}"#),
+    ] {
+        let (status, _, body) = send(&b, Method::PUT, path, GUEST, Some(body)).await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let (_, _, defs) = send(&b, Method::GET, "/api/definitions", GUEST, None).await;
+    let params = defs["parameters"].as_array().expect("parameters");
+    assert!(
+        params.iter().any(|p| p["component"] == "vhost-limits"
+            && p["vhost"] == "/"
+            && p["value"]["max-queues"] == 50),
+        "{params:?}"
+    );
+    let guest = defs["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "guest")
+        .expect("guest exported");
+    assert_eq!(guest["limits"]["max-channels"], 8);
+
+    // Into a fresh broker: the limits come along (and a shovel parameter is skipped).
+    let fresh = TestBroker::start().await;
+    let mut file = defs.clone();
+    file["parameters"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+            {"vhost": "/", "component": "shovel", "name": "s", "value": {"src-uri": "amqp://"}}
+        ));
+    let text = file.to_string();
+    let (status, _, body) =
+        send(&fresh, Method::POST, "/api/definitions", GUEST, Some(&text)).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, _, v) = send(&fresh, Method::GET, "/api/vhost-limits/%2F", GUEST, None).await;
+    assert_eq!(v[0]["value"]["max-queues"], 50);
+    let (_, _, u) = send(&fresh, Method::GET, "/api/user-limits/guest", GUEST, None).await;
+    assert_eq!(u[0]["value"]["max-channels"], 8);
+
+    // An unknown limit refuses the whole file: nothing changes.
+    let bad = r#"{"vhosts":[{"name":"never"}],
+        "parameters":[{"vhost":"/","component":"vhost-limits","name":"limits","value":{"max-widgets":1}}]}"#;
+    let (status, _, body) = send(&fresh, Method::POST, "/api/definitions", GUEST, Some(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(reason_of(&body).1.contains("max-widgets"), "{body}");
+    let (status, _, _) = send(&fresh, Method::GET, "/api/vhosts/never", GUEST, None).await;
+    assert_eq!(status, 404, "the file was refused whole");
+}

@@ -51,6 +51,26 @@ pub struct TopicPermission {
     pub read: String,
 }
 
+/// What a vhost says of itself, as RabbitMQ keeps it: a description, tags and the default
+/// queue type (shown and exported; nothing routes by them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VHostMetadata {
+    /// Free text.
+    pub description: String,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// The queue type a declaration without `x-queue-type` gets (RabbitMQ's
+    /// `default_queue_type`); None: classic.
+    pub default_queue_type: Option<String>,
+}
+
+impl VHostMetadata {
+    /// Nothing said.
+    pub fn is_empty(&self) -> bool {
+        *self == VHostMetadata::default()
+    }
+}
+
 /// A change to metadata. Applied to [`crate::meta::MetaState`] first; the durable ones then go
 /// to the [`crate::storage::MetadataStore`].
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +147,13 @@ pub enum MetaCommand {
         /// The exchange (none: every exchange).
         exchange: Option<String>,
     },
+    /// Sets what a vhost says of itself (description, tags, default queue type).
+    PutVHostMetadata {
+        /// The vhost.
+        vhost: String,
+        /// What it says.
+        metadata: VHostMetadata,
+    },
     /// Sets a vhost's limits (an empty table clears them).
     PutVHostLimits {
         /// The vhost.
@@ -180,7 +207,8 @@ impl MetaCommand {
             | MetaCommand::PutBinding { vhost, .. }
             | MetaCommand::DeleteBinding { vhost, .. }
             | MetaCommand::DeletePolicy { vhost, .. }
-            | MetaCommand::PutVHostLimits { vhost, .. } => Some(vhost),
+            | MetaCommand::PutVHostLimits { vhost, .. }
+            | MetaCommand::PutVHostMetadata { vhost, .. } => Some(vhost),
             MetaCommand::PutPolicy(p) => Some(&p.vhost),
             _ => None,
         }
@@ -208,6 +236,8 @@ pub struct MetaSnapshot {
     pub topic_permissions: Vec<TopicPermission>,
     /// Vhost limits (vhost, limits).
     pub vhost_limits: Vec<(String, crate::limits::LimitTable)>,
+    /// Vhost descriptions and tags (vhost, metadata), for vhosts that have any.
+    pub vhost_metadata: Vec<(String, VHostMetadata)>,
     /// User limits (user, limits).
     pub user_limits: Vec<(String, crate::limits::LimitTable)>,
     /// Adapter records: (space, key, value).
@@ -235,6 +265,12 @@ impl MetaSnapshot {
                 .cloned()
                 .map(MetaCommand::PutTopicPermission),
         );
+        out.extend(self.vhost_metadata.iter().map(|(vhost, metadata)| {
+            MetaCommand::PutVHostMetadata {
+                vhost: vhost.clone(),
+                metadata: metadata.clone(),
+            }
+        }));
         out.extend(
             self.vhost_limits
                 .iter()

@@ -8,7 +8,9 @@ mod command;
 mod state;
 
 pub use catalog::{Catalog, Materialize};
-pub use command::{MetaCommand, MetaSnapshot, Permission, TopicPermission, UserRecord};
+pub use command::{
+    MetaCommand, MetaSnapshot, Permission, TopicPermission, UserRecord, VHostMetadata,
+};
 pub use state::{MetaState, Outcome, QueueEntry, VHostMeta};
 
 #[cfg(test)]

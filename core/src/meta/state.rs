@@ -59,6 +59,8 @@ pub struct VHostMeta {
     pub policies: BTreeMap<String, Policy>,
     /// Its limits.
     pub limits: LimitTable,
+    /// Its description and tags.
+    pub metadata: super::VHostMetadata,
 }
 
 impl VHostMeta {
@@ -308,6 +310,14 @@ impl MetaState {
                 }
                 applied(true)
             }
+            C::PutVHostMetadata { vhost, metadata } => {
+                let v = self.vhost_mut(vhost)?;
+                if v.metadata == *metadata {
+                    return Ok(Outcome::Unchanged);
+                }
+                v.metadata = metadata.clone();
+                applied(true)
+            }
             C::PutVHostLimits { vhost, limits } => {
                 let v = self.vhost_mut(vhost)?;
                 if v.limits == *limits {
@@ -371,6 +381,9 @@ impl MetaState {
             snap.policies.extend(v.policies.values().cloned());
             if !v.limits.is_empty() {
                 snap.vhost_limits.push((name.clone(), v.limits.clone()));
+            }
+            if !v.metadata.is_empty() {
+                snap.vhost_metadata.push((name.clone(), v.metadata.clone()));
             }
             for def in v.exchanges.values() {
                 if def.durable && !is_builtin(&def.name) {

@@ -33,6 +33,7 @@ const POLICY: u8 = b'o';
 const TOPIC_PERMISSION: u8 = b't';
 const VHOST_LIMITS: u8 = b'l';
 const USER_LIMITS: u8 = b'm';
+const VHOST_METADATA: u8 = b'd';
 
 fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![kind, 0];
@@ -116,6 +117,7 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
                 }
             }
             del(t, key(VHOST_LIMITS, &[v.as_bytes()]))?;
+            del(t, key(VHOST_METADATA, &[v.as_bytes()]))?;
             del(t, key(VHOST, &[v.as_bytes()]))
         }
         MetaCommand::PutExchange { vhost, def } => put(
@@ -180,6 +182,14 @@ fn apply_one(t: &mut MetaTable<'_>, c: &MetaCommand) -> CoreResult<()> {
                 }
             }
             Ok(())
+        }
+        MetaCommand::PutVHostMetadata { vhost, metadata } => {
+            let k = key(VHOST_METADATA, &[vhost.as_bytes()]);
+            if metadata.is_empty() {
+                del(t, k)
+            } else {
+                put(t, k, encode(metadata))
+            }
         }
         MetaCommand::PutVHostLimits { vhost, limits } => {
             limits_entry(t, key(VHOST_LIMITS, &[vhost.as_bytes()]), limits)
@@ -286,6 +296,11 @@ fn snapshot_entry(snap: &mut MetaSnapshot, k: &[u8], v: &[u8]) {
         (VHOST_LIMITS, [vhost]) => {
             if let Ok(l) = postcard::from_bytes::<LimitTable>(v) {
                 snap.vhost_limits.push((text(vhost), l));
+            }
+        }
+        (VHOST_METADATA, [vhost]) => {
+            if let Ok(m) = postcard::from_bytes::<crate::meta::VHostMetadata>(v) {
+                snap.vhost_metadata.push((text(vhost), m));
             }
         }
         (USER_LIMITS, [user]) => {

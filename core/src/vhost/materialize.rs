@@ -65,6 +65,9 @@ impl Materialize for VHost {
                 }
             }
             MetaCommand::PutVHostLimits { limits, .. } => *write(&self.limits) = limits.clone(),
+            MetaCommand::PutVHostMetadata { metadata, .. } => {
+                *write(&self.metadata) = metadata.clone()
+            }
             MetaCommand::PutPolicy(p) => self.change_policies(|set| set.put(p.clone())),
             MetaCommand::DeletePolicy { name, .. } => self.change_policies(|set| {
                 set.remove(name);

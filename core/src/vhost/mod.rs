@@ -76,6 +76,8 @@ pub struct VHost {
     policies: RwLock<crate::policy::PolicySet>,
     /// Its limits (`max-connections`, `max-queues`).
     limits: RwLock<crate::limits::LimitTable>,
+    /// Its description and tags.
+    metadata: RwLock<crate::meta::VHostMetadata>,
     clock: Arc<Clock>,
     catalog: Arc<Catalog>,
     messages: Arc<dyn MessageStore>,
@@ -153,6 +155,7 @@ impl VHost {
             queues: RwLock::new(HashMap::new()),
             policies: RwLock::default(),
             limits: RwLock::default(),
+            metadata: RwLock::default(),
             clock,
             catalog,
             messages,

@@ -21,6 +21,11 @@ impl VHost {
         })
     }
 
+    /// What the vhost says of itself (description, tags, default queue type).
+    pub fn metadata(&self) -> crate::meta::VHostMetadata {
+        read(&self.metadata).clone()
+    }
+
     /// The vhost's limits (`max-connections`, `max-queues`; empty: none).
     pub fn limits(&self) -> crate::limits::LimitTable {
         read(&self.limits).clone()

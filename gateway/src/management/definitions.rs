@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use junction_core::exchange::is_builtin;
+use junction_core::limits::{LimitScope, LimitTable};
 use junction_core::storage::{Permission, UserRecord};
 use junction_core::{Binding, Destination, ExchangeDef, ExchangeKind, QueueDef};
 use serde_json::{json, Map, Value};
@@ -27,7 +28,7 @@ pub(crate) async fn export(
         .auth()
         .users()
         .iter()
-        .map(super::users::describe)
+        .map(|u| super::users::describe(&api, u))
         .collect();
     let permissions: Vec<Value> = b
         .auth()
@@ -104,18 +105,67 @@ pub(crate) async fn export(
         .flat_map(|v| v.policies())
         .map(|p| super::policies::describe(&p))
         .collect();
+    // Vhost limits are runtime parameters in RabbitMQ's files (component "vhost-limits").
+    let parameters: Vec<Value> = vhosts
+        .iter()
+        .filter_map(|v| {
+            let limits = v.limits();
+            (!limits.is_empty()).then(|| {
+                json!({"vhost": v.name, "component": VHOST_LIMITS, "name": "limits", "value": limits})
+            })
+        })
+        .collect();
     let vhosts: Vec<Value> = vhosts
         .iter()
-        .map(|v| json!({"name": v.name, "description": "", "tags": [], "metadata": {"description": "", "tags": []}, "limits": []}))
+        .map(|v| {
+            let m = v.metadata();
+            let mut meta = json!({"description": m.description, "tags": m.tags});
+            if let Some(t) = &m.default_queue_type {
+                meta["default_queue_type"] = json!(t);
+            }
+            json!({"name": v.name, "description": m.description, "tags": m.tags, "metadata": meta, "limits": []})
+        })
         .collect();
     let version = env!("CARGO_PKG_VERSION");
     Ok(Json(json!({
         "rabbit_version": version, "rabbitmq_version": version,
         "product_name": "Junction", "product_version": version,
         "users": users, "vhosts": vhosts, "permissions": permissions,
-        "topic_permissions": topic_permissions, "parameters": [], "global_parameters": [], "policies": policies,
+        "topic_permissions": topic_permissions, "parameters": parameters, "global_parameters": [], "policies": policies,
         "queues": queues, "exchanges": exchanges, "bindings": bindings,
     })))
+}
+
+/// The runtime-parameter component that holds a vhost's limits.
+const VHOST_LIMITS: &str = "vhost-limits";
+
+/// A `limits` object (`{"max-connections": 10}`) as a table, checked for `scope`.
+fn limits_of(
+    v: Option<&Value>,
+    scope: junction_core::limits::LimitScope,
+    at: &str,
+) -> Result<LimitTable, ApiError> {
+    let mut out = LimitTable::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, n) in m {
+                let n = n.as_i64().ok_or_else(|| {
+                    ApiError::bad_request(format!("{at}: limit '{k}' must be an integer"))
+                })?;
+                out.insert(k.clone(), n);
+            }
+        }
+        // RabbitMQ 3.x exports an empty list when there are none.
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "{at}: 'limits' must be an object"
+            )))
+        }
+    }
+    junction_core::limits::validate(scope, &out).map_err(|e| ApiError::from(e).at(at))?;
+    Ok(out)
 }
 
 /// One section of a definitions file: a list of objects (absent: empty).
@@ -145,8 +195,10 @@ fn text<'a>(o: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a str, A
 
 /// Everything a file asks for, checked before anything is applied.
 struct Plan {
-    vhosts: Vec<String>,
+    vhosts: Vec<(String, junction_core::meta::VHostMetadata)>,
     users: Vec<(String, Vec<u8>, Vec<String>)>,
+    user_limits: Vec<(String, LimitTable)>,
+    vhost_limits: Vec<(String, LimitTable)>,
     permissions: Vec<Permission>,
     policies: Vec<junction_core::policy::Policy>,
     topic_permissions: Vec<junction_core::storage::TopicPermission>,
@@ -159,6 +211,8 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
     let mut p = Plan {
         vhosts: Vec::new(),
         users: Vec::new(),
+        user_limits: Vec::new(),
+        vhost_limits: Vec::new(),
         permissions: Vec::new(),
         policies: Vec::new(),
         topic_permissions: Vec::new(),
@@ -167,8 +221,9 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
         bindings: Vec::new(),
     };
     for (i, v) in section(root, "vhosts")?.into_iter().enumerate() {
-        p.vhosts
-            .push(text(v, "name", &format!("vhosts[{i}]"))?.to_string());
+        let at = format!("vhosts[{i}]");
+        let metadata = super::vhosts::metadata_of(v).map_err(|e| e.at(&at))?;
+        p.vhosts.push((text(v, "name", &at)?.to_string(), metadata));
     }
     for (i, u) in section(root, "users")?.into_iter().enumerate() {
         let at = format!("users[{i}]");
@@ -178,7 +233,26 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
             .ok_or_else(|| ApiError::bad_request(format!("{at}: 'password_hash' is missing")))?;
         let tags = super::users::tags_of(u.get("tags"))
             .map_err(|_| ApiError::bad_request(format!("{at}: bad 'tags'")))?;
+        let limits = limits_of(u.get("limits"), LimitScope::User, &at)?;
+        if !limits.is_empty() {
+            p.user_limits.push((name.clone(), limits));
+        }
         p.users.push((name, hash, tags));
+    }
+    for (i, x) in section(root, "parameters")?.into_iter().enumerate() {
+        let at = format!("parameters[{i}]");
+        let component = text(x, "component", &at)?;
+        if component != VHOST_LIMITS {
+            // Federation, shovels and the like: Junction has none of them.
+            tracing::warn!(
+                component,
+                "definitions import: parameter skipped, not supported"
+            );
+            continue;
+        }
+        let limits = limits_of(x.get("value"), LimitScope::VHost, &at)?;
+        p.vhost_limits
+            .push((text(x, "vhost", &at)?.to_string(), limits));
     }
     for (i, x) in section(root, "permissions")?.into_iter().enumerate() {
         let at = format!("permissions[{i}]");
@@ -270,8 +344,9 @@ fn plan(root: &Map<String, Value>) -> Result<Plan, ApiError> {
 }
 
 /// `POST /api/definitions` (administrators): applies a definitions file. The whole file is
-/// checked first, so a malformed one changes nothing; then vhosts, users, permissions,
-/// topic permissions, policies, exchanges, queues and bindings are applied in that order (an entity the broker refuses —
+/// checked first, so a malformed one changes nothing; then vhosts, users, permissions, user
+/// limits, topic permissions, vhost limits (`parameters` of component `vhost-limits`; other
+/// components are skipped with a warning), policies, exchanges, queues and bindings are applied in that order (an entity the broker refuses —
 /// a binding to a queue the file does not declare — stops the import there, with its reason).
 pub(crate) async fn import(
     State(api): State<Api>,
@@ -282,10 +357,11 @@ pub(crate) async fn import(
     let root = json_body(&body)?;
     let p = plan(&root)?;
     let b = &api.broker;
-    for v in &p.vhosts {
-        if b.vhost(v).is_err() {
-            b.add_vhost(v)?;
+    for (v, metadata) in p.vhosts {
+        if b.vhost(&v).is_err() {
+            b.add_vhost(&v)?;
         }
+        b.set_vhost_metadata(&v, metadata)?;
     }
     for (name, hash, tags) in p.users {
         let vhosts = b.auth().get(&name).map(|u| u.vhosts).unwrap_or_default();
@@ -299,12 +375,19 @@ pub(crate) async fn import(
     for perm in p.permissions {
         b.put_permission(perm)?;
     }
+    for (user, limits) in p.user_limits {
+        b.set_user_limits(&user, limits)?;
+    }
     let vhost = |name: &str| {
         b.vhost(name)
             .map_err(|_| ApiError::bad_request(format!("vhost '{name}' is not defined")))
     };
     for tp in p.topic_permissions {
         b.put_topic_permission(tp)?;
+    }
+    for (v, limits) in p.vhost_limits {
+        vhost(&v)?;
+        b.set_vhost_limits(&v, limits)?;
     }
     for policy in p.policies {
         vhost(&policy.vhost.clone())?.put_policy(policy)?;

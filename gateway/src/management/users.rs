@@ -21,13 +21,13 @@ use std::collections::HashMap;
 const SHA256: &str = "rabbit_password_hashing_sha256";
 
 /// A user as RabbitMQ's API shows it to an administrator (the hash, never the password).
-pub(crate) fn describe(u: &UserRecord) -> Value {
+pub(crate) fn describe(api: &Api, u: &UserRecord) -> Value {
     json!({
         "name": u.name,
         "tags": u.tags,
         "password_hash": base64::engine::general_purpose::STANDARD.encode(&u.password_hash),
         "hashing_algorithm": SHA256,
-        "limits": {},
+        "limits": api.broker.access().user_limits(&u.name),
     })
 }
 
@@ -43,7 +43,15 @@ pub(crate) async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_administrator()?;
-    respond(api.broker.auth().users().iter().map(describe).collect(), &q)
+    respond(
+        api.broker
+            .auth()
+            .users()
+            .iter()
+            .map(|u| describe(&api, u))
+            .collect(),
+        &q,
+    )
 }
 
 /// `GET /api/users/{name}` (administrators).
@@ -58,7 +66,7 @@ pub(crate) async fn show(
         .auth()
         .get(&name)
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(describe(&u)))
+    Ok(Json(describe(&api, &u)))
 }
 
 /// Tags as RabbitMQ takes them: a comma-separated string or a list of strings.

@@ -10,8 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use junction_core::meta::VHostMetadata;
 use junction_core::vhost::VHost;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// A vhost as RabbitMQ's API shows it.
@@ -23,12 +24,14 @@ fn describe(v: &VHost, samples: &Samples) -> Value {
         unacked += s.unacked;
     }
     let (message_stats, depth_rates) = samples.vhost(&v.name);
+    let m = v.metadata();
+    let queue_type = m.default_queue_type.as_deref().unwrap_or("classic");
     let mut out = json!({
         "name": v.name,
-        "description": "",
-        "tags": [],
-        "default_queue_type": "classic",
-        "metadata": { "description": "", "tags": [], "default_queue_type": "classic" },
+        "description": m.description,
+        "tags": m.tags,
+        "default_queue_type": queue_type,
+        "metadata": { "description": m.description, "tags": m.tags, "default_queue_type": queue_type },
         "tracing": false,
         "messages": ready + unacked,
         "messages_ready": ready,
@@ -78,36 +81,44 @@ pub(crate) async fn put(
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
     let fields = json_body(&body)?;
-    for (key, ok) in [
-        (
-            "description",
-            fields.get("description").is_none_or(Value::is_string),
-        ),
-        (
-            "tracing",
-            fields.get("tracing").is_none_or(Value::is_boolean),
-        ),
-        (
-            "default_queue_type",
-            fields
-                .get("default_queue_type")
-                .is_none_or(Value::is_string),
-        ),
-    ] {
-        if !ok {
-            return Err(ApiError::bad_request(format!("'{key}' has the wrong type")));
-        }
+    if fields.get("tracing").is_some_and(|t| !t.is_boolean()) {
+        return Err(ApiError::bad_request("'tracing' has the wrong type"));
     }
+    let metadata = metadata_of(&fields)?;
     if name.is_empty() {
         return Err(ApiError::bad_request("a vhost needs a name"));
     }
-    if api.broker.vhost(&name).is_ok() {
-        return Ok(StatusCode::NO_CONTENT);
+    let created = api.broker.vhost(&name).is_err();
+    if created {
+        api.broker.add_vhost(&name)?;
     }
-    api.broker.add_vhost(&name)?;
+    api.broker.set_vhost_metadata(&name, metadata)?;
     api.broker.sync().await?;
-    tracing::info!(vhost = %name, user = %caller.name, "vhost created through the management API");
-    Ok(StatusCode::CREATED)
+    if created {
+        tracing::info!(vhost = %name, user = %caller.name, "vhost created through the management API");
+        Ok(StatusCode::CREATED)
+    } else {
+        Ok(StatusCode::NO_CONTENT)
+    }
+}
+
+/// The description, tags and default queue type of a vhost PUT or a definitions file's vhost
+/// (at the top level, or under `metadata` as RabbitMQ 3.13+ writes them).
+pub(crate) fn metadata_of(fields: &Map<String, Value>) -> Result<VHostMetadata, ApiError> {
+    let nested = fields.get("metadata").and_then(Value::as_object);
+    let pick = |key: &str| fields.get(key).or_else(|| nested.and_then(|m| m.get(key)));
+    let string = |key: &str| -> Result<Option<String>, ApiError> {
+        match pick(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::bad_request(format!("'{key}' has the wrong type"))),
+        }
+    };
+    Ok(VHostMetadata {
+        description: string("description")?.unwrap_or_default(),
+        tags: super::users::tags_of(pick("tags"))?,
+        default_queue_type: string("default_queue_type")?.filter(|t| !t.is_empty()),
+    })
 }
 
 /// `DELETE /api/vhosts/{name}`: deletes the vhost and everything in it.
