@@ -94,8 +94,8 @@ field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 scenarios=(
-  "amqp-transient|--messages $((500000 * SCALE)) --size 16"
-  "mqtt-qos1-pairs|--messages $((2000 * SCALE)) --size 16"
+  "amqp-transient|--messages $((3000000 * SCALE)) --size 16"
+  "mqtt-qos1-pairs|--messages $((10000 * SCALE)) --size 16"
 )
 for r in $(seq 1 "$ROUNDS"); do
   for mode in off on; do

@@ -5,12 +5,33 @@
 //! "total_count"}`.
 
 use super::error::ApiError;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 const MAX_PAGE_SIZE: usize = 500;
+
+/// The query parameters that shape a listing.
+const SHAPING: [&str; 5] = ["name", "sort", "columns", "page", "page_size"];
+
+/// [`respond`] for items of a typed view: a plain listing (what a poller asks for) is written
+/// straight from the views, never built as JSON values, which costs a large listing several
+/// times less; a shaped one goes through [`respond`].
+pub(crate) fn respond_typed<T: serde::Serialize>(
+    items: Vec<T>,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    if !SHAPING.iter().any(|k| q.contains_key(*k)) {
+        return Ok(Json(items).into_response());
+    }
+    let values = items
+        .into_iter()
+        .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
+        .collect();
+    respond(values, q).map(IntoResponse::into_response)
+}
 
 fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<usize>, ApiError> {
     q.get(key)

@@ -30,7 +30,14 @@ pub(crate) async fn overview(
         }
     }
     let age = q.get("msg_rates_age").and_then(|a| a.parse::<u64>().ok());
-    let (message_stats, depth_rates) = api.stats.read().node(age.map(|a| a.min(3600)));
+    // A user who may see only some vhosts sees only their numbers, as in RabbitMQ.
+    let (message_stats, depth_rates) = if caller.sees_all() {
+        api.stats.read().node(age.map(|a| a.min(3600)))
+    } else {
+        api.stats
+            .read()
+            .vhosts(vhosts.iter().map(|v| v.name.as_str()))
+    };
     let mut queue_totals = json!({
         "messages": ready + unacked,
         "messages_ready": ready,

@@ -3,9 +3,9 @@
 use super::args::table_to_json;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::listing::respond;
+use super::listing::respond_typed;
 use super::request::{arguments, flag, json_body, put_status};
-use super::stats::Samples;
+use super::stats::{Counts, Samples};
 use super::Api;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -18,34 +18,57 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A queue as RabbitMQ's API shows it.
-fn describe(v: &VHost, q: &Queue, samples: &Samples) -> Value {
+/// A queue as RabbitMQ's API shows it, written straight to JSON.
+#[derive(serde::Serialize)]
+pub(crate) struct QueueView {
+    name: String,
+    vhost: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    durable: bool,
+    auto_delete: bool,
+    exclusive: bool,
+    arguments: Value,
+    node: &'static str,
+    state: &'static str,
+    consumers: usize,
+    messages: usize,
+    messages_ready: usize,
+    messages_unacknowledged: usize,
+    messages_paged_out: usize,
+    message_bytes_ready: usize,
+    message_stats: Counts<8>,
+    policy: Option<String>,
+    effective_policy_definition: Value,
+    #[serde(flatten)]
+    depth_rates: Counts<3>,
+}
+
+fn describe(v: &VHost, q: &Queue, samples: &Samples) -> QueueView {
     let snap = q.snapshot();
-    let (ready, unacked) = (snap.ready, snap.unacked);
     let (message_stats, depth_rates) = samples.queue(&v.name, q.name(), &snap);
     let policy = q.policy();
-    let mut out = json!({
-        "name": q.def.name,
-        "vhost": v.name,
-        "type": "classic",
-        "durable": q.def.durable,
-        "auto_delete": q.def.auto_delete,
-        "exclusive": q.def.exclusive,
-        "arguments": table_to_json(&q.def.arguments),
-        "node": super::overview::NODE,
-        "state": "running",
-        "consumers": snap.consumers,
-        "messages": ready + unacked,
-        "messages_ready": ready,
-        "messages_unacknowledged": unacked,
-        "messages_paged_out": snap.paged_out,
-        "message_bytes_ready": snap.ready_bytes,
-        "message_stats": message_stats,
-        "policy": policy.as_ref().map(|p| p.name.clone()),
-        "effective_policy_definition": policy.map_or(json!({}), |p| table_to_json(&p.definition)),
-    });
-    merge(&mut out, depth_rates);
-    out
+    QueueView {
+        name: q.def.name.clone(),
+        vhost: v.name.clone(),
+        kind: "classic",
+        durable: q.def.durable,
+        auto_delete: q.def.auto_delete,
+        exclusive: q.def.exclusive,
+        arguments: table_to_json(&q.def.arguments),
+        node: super::overview::NODE,
+        state: "running",
+        consumers: snap.consumers,
+        messages: snap.ready + snap.unacked,
+        messages_ready: snap.ready,
+        messages_unacknowledged: snap.unacked,
+        messages_paged_out: snap.paged_out,
+        message_bytes_ready: snap.ready_bytes,
+        message_stats,
+        policy: policy.as_ref().map(|p| p.name.clone()),
+        effective_policy_definition: policy.map_or(json!({}), |p| table_to_json(&p.definition)),
+        depth_rates,
+    }
 }
 
 /// Adds the fields of `extra` (an object) to `into`.
@@ -66,14 +89,14 @@ pub(crate) async fn list_all(
     State(api): State<Api>,
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let mut out = Vec::new();
     let samples = api.stats.read();
     for v in caller.vhosts(&api) {
         out.extend(sorted(&v).iter().map(|queue| describe(&v, queue, &samples)));
     }
     drop(samples);
-    respond(out, &q)
+    respond_typed(out, &q)
 }
 
 /// `GET /api/queues/{vhost}`.
@@ -82,7 +105,7 @@ pub(crate) async fn list(
     caller: Caller,
     Path(vhost): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
     let samples = api.stats.read();
     let all = sorted(&v)
@@ -90,7 +113,7 @@ pub(crate) async fn list(
         .map(|queue| describe(&v, queue, &samples))
         .collect();
     drop(samples);
-    respond(all, &q)
+    respond_typed(all, &q)
 }
 
 /// `GET /api/queues/{vhost}/{name}`.
@@ -98,7 +121,7 @@ pub(crate) async fn show(
     State(api): State<Api>,
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueueView>, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
     let q = v.queue(&name, None).map_err(|_| ApiError::not_found())?;
     let out = describe(&v, &q, &api.stats.read());

@@ -12,7 +12,7 @@
 //! drive it on made-up times.
 
 use junction_core::{Broker, ExchangeCounters, QueueCounters, QueueSnapshot};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -230,37 +230,61 @@ impl Samples {
     }
 
     /// A queue's `message_stats` and depth rates, given its live counters.
-    pub(crate) fn queue(&self, vhost: &str, name: &str, live: &QueueSnapshot) -> (Value, Value) {
+    pub(crate) fn queue(
+        &self,
+        vhost: &str,
+        name: &str,
+        live: &QueueSnapshot,
+    ) -> (Counts<8>, Counts<3>) {
         let t = self.queues.get(vhost).and_then(|m| m.get(name));
         (
-            stats(
-                &QUEUE_STATS,
-                &queue_values(&live.counters),
-                t.map(|t| &t.0.rates),
-            ),
-            depth_details(t.map(|t| &t.1.rates)),
+            queue_counts(&queue_values(&live.counters), t.map(|t| &t.0.rates)),
+            depth_counts(t.map(|t| &t.1.rates)),
         )
     }
 
     /// An exchange's `message_stats`, given its live counters.
     pub(crate) fn exchange(&self, vhost: &str, name: &str, live: ExchangeCounters) -> Value {
         let t = self.exchanges.get(vhost).and_then(|m| m.get(name));
-        stats(
-            &EXCHANGE_STATS,
-            &[live.publish_in, live.publish_out],
-            t.map(|t| &t.rates),
-        )
+        Counts {
+            names: &EXCHANGE_STATS,
+            details: &EXCHANGE_DETAILS,
+            values: Some([live.publish_in, live.publish_out]),
+            rates: t.map_or([0.0; 2], |t| t.rates),
+        }
+        .value()
     }
 
     /// A vhost's `message_stats` and depth rates (totals as of the last sample).
     pub(crate) fn vhost(&self, vhost: &str) -> (Value, Value) {
         match self.vhosts.get(vhost) {
             Some((_, c, d)) => (
-                stats(&QUEUE_STATS, &c.values, Some(&c.rates)),
+                stats(&c.values, Some(&c.rates)),
                 depth_details(Some(&d.rates)),
             ),
             None => (json!({}), depth_details(None)),
         }
+    }
+
+    /// The `message_stats` and depth rates of `vhosts` together: what the overview shows a
+    /// user who may see only those (no history).
+    pub(crate) fn vhosts<'a>(&self, vhosts: impl IntoIterator<Item = &'a str>) -> (Value, Value) {
+        let (mut values, mut rates, mut depth_rates) = ([0u64; 8], [0f64; 8], [0f64; 3]);
+        for name in vhosts {
+            if let Some((_, c, d)) = self.vhosts.get(name) {
+                add(&mut values, &c.values);
+                for (r, x) in rates.iter_mut().zip(&c.rates) {
+                    *r += x;
+                }
+                for (r, x) in depth_rates.iter_mut().zip(&d.rates) {
+                    *r += x;
+                }
+            }
+        }
+        (
+            stats(&values, Some(&rates)),
+            depth_details(Some(&depth_rates)),
+        )
     }
 
     /// The node's `message_stats` and depth rates; with `age` seconds of history, each
@@ -270,7 +294,7 @@ impl Samples {
             return (json!({}), depth_details(None));
         };
         let (mut s, mut dd) = (
-            stats(&QUEUE_STATS, &c.values, Some(&c.rates)),
+            stats(&c.values, Some(&c.rates)),
             depth_details(Some(&d.rates)),
         );
         if let Some(age) = age {
@@ -296,25 +320,89 @@ fn node_counters(t: &Totals) -> QueueValues {
     v
 }
 
-/// `{name: count, name_details: {rate}}` for each counter.
-fn stats<const N: usize>(names: &[&str; N], values: &[u64; N], rates: Option<&[f64; N]>) -> Value {
-    let mut m = Map::new();
-    for i in 0..N {
-        m.insert(names[i].to_string(), json!(values[i]));
-        let rate = rates.map_or(0.0, |r| round(r[i]));
-        m.insert(format!("{}_details", names[i]), json!({ "rate": rate }));
+/// Counters with their rates as RabbitMQ writes them: `{name: count, name_details: {rate}}`
+/// for each (or only the `_details` for depths), serialized without building JSON values.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counts<const N: usize> {
+    names: &'static [&'static str; N],
+    details: &'static [&'static str; N],
+    values: Option<[u64; N]>,
+    rates: [f64; N],
+}
+
+impl<const N: usize> serde::Serialize for Counts<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(serde::Serialize)]
+        struct Rate {
+            rate: f64,
+        }
+        let mut m = s.serialize_map(None)?;
+        for i in 0..N {
+            if let Some(values) = &self.values {
+                m.serialize_entry(self.names[i], &values[i])?;
+            }
+            m.serialize_entry(
+                self.details[i],
+                &Rate {
+                    rate: round(self.rates[i]),
+                },
+            )?;
+        }
+        m.end()
     }
-    Value::Object(m)
+}
+
+impl<const N: usize> Counts<N> {
+    /// As a JSON value.
+    fn value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+const QUEUE_DETAILS: [&str; 8] = [
+    "publish_details",
+    "deliver_details",
+    "deliver_no_ack_details",
+    "get_details",
+    "get_no_ack_details",
+    "deliver_get_details",
+    "redeliver_details",
+    "ack_details",
+];
+const EXCHANGE_DETAILS: [&str; 2] = ["publish_in_details", "publish_out_details"];
+const DEPTH_DETAILS: [&str; 3] = [
+    "messages_details",
+    "messages_ready_details",
+    "messages_unacknowledged_details",
+];
+
+fn queue_counts(values: &QueueValues, rates: Option<&[f64; 8]>) -> Counts<8> {
+    Counts {
+        names: &QUEUE_STATS,
+        details: &QUEUE_DETAILS,
+        values: Some(*values),
+        rates: rates.copied().unwrap_or_default(),
+    }
+}
+
+fn depth_counts(rates: Option<&[f64; 3]>) -> Counts<3> {
+    Counts {
+        names: &DEPTHS,
+        details: &DEPTH_DETAILS,
+        values: None,
+        rates: rates.copied().unwrap_or_default(),
+    }
+}
+
+/// `{name: count, name_details: {rate}}` for each of a queue's (or the node's) counters.
+fn stats(values: &QueueValues, rates: Option<&[f64; 8]>) -> Value {
+    queue_counts(values, rates).value()
 }
 
 /// `{messages_details: {rate}, ...}`.
 fn depth_details(rates: Option<&[f64; 3]>) -> Value {
-    let mut m = Map::new();
-    for (i, name) in DEPTHS.iter().enumerate() {
-        let rate = rates.map_or(0.0, |r| round(r[i]));
-        m.insert(format!("{name}_details"), json!({ "rate": rate }));
-    }
-    Value::Object(m)
+    depth_counts(rates).value()
 }
 
 fn attach_samples(into: &mut Value, name: &str, points: impl Iterator<Item = (u64, u64)>) {
@@ -441,6 +529,7 @@ mod tests {
         record(&mut s, 15_000, &[("q", snap(50, 10, 40))], 50);
         let live = snap(60, 10, 50);
         let (ms, depth) = s.queue("/", "q", &live);
+        let (ms, depth) = (ms.value(), depth.value());
         assert_eq!(ms["publish"], 60, "counts are live");
         assert_eq!(rate(&ms, "publish"), 10.0, "50 in 5 s");
         assert_eq!(rate(&ms, "ack"), 2.0);
@@ -477,8 +566,29 @@ mod tests {
         );
         let (node, _) = s.node(None);
         assert_eq!(node["ack"], 28);
-        let (b, _) = s.queue("/", "b", &snap(3, 3, 0));
+        let b = s.queue("/", "b", &snap(3, 3, 0)).0.value();
         assert_eq!(rate(&b, "ack"), 0.0, "one sample is no rate yet");
+    }
+
+    #[test]
+    fn a_set_of_vhosts_adds_up_to_their_own_totals() {
+        let mut s = Samples::default();
+        let round = |n: u64, ready: usize| {
+            ["a", "b"].map(|vhost| QueueSample {
+                vhost,
+                name: "q",
+                // b does ten times what a does.
+                snapshot: snap(0, if vhost == "a" { n } else { 10 * n }, ready),
+            })
+        };
+        s.record(0, round(0, 0), []);
+        s.record(1000, round(4, 2), []);
+        let (a, depth) = s.vhosts(["a"]);
+        assert_eq!((a["ack"].as_u64(), rate(&a, "ack")), (Some(4), 4.0));
+        assert_eq!(rate(&depth, "messages_ready"), 2.0);
+        let (both, depth) = s.vhosts(["a", "b", "missing"]);
+        assert_eq!((both["ack"].as_u64(), rate(&both, "ack")), (Some(44), 44.0));
+        assert_eq!(rate(&depth, "messages_ready"), 4.0);
     }
 
     #[test]
