@@ -7,35 +7,50 @@ use junction_tests::{within, TestBroker};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
-#[tokio::test]
-async fn an_amqp_consumer_is_listed_with_its_channel_and_prefetch() {
-    let b = TestBroker::start().await;
+/// A connection with two open channels and, on the second (prefetch 7, confirms when asked), a
+/// consumer tagged `tag` of queue `queue`.
+async fn consumer_on_channel_two(
+    b: &TestBroker,
+    queue: &str,
+    tag: &str,
+    confirms: bool,
+) -> (lapin::Connection, [lapin::Channel; 2], lapin::Consumer) {
     let conn = within(lapin::Connection::connect(
         &b.amqp_uri_for("guest", "guest", "%2f"),
         lapin::ConnectionProperties::default(),
     ))
     .await
     .expect("connect");
-    let _first = within(conn.create_channel()).await.expect("channel 1");
+    let first = within(conn.create_channel()).await.expect("channel 1");
     let ch = within(conn.create_channel()).await.expect("channel 2");
-    within(ch.queue_declare(
-        "watched",
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("declare");
+    within(ch.queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default()))
+        .await
+        .expect("declare");
     within(ch.basic_qos(7, BasicQosOptions::default()))
         .await
         .expect("qos");
-    let _consumer = within(ch.basic_consume(
-        "watched",
-        "watcher",
+    if confirms {
+        within(ch.confirm_select(Default::default()))
+            .await
+            .expect("confirms");
+    }
+    let consumer = within(ch.basic_consume(
+        queue,
+        tag,
         BasicConsumeOptions::default(),
         FieldTable::default(),
     ))
     .await
     .expect("consume");
+    // Both channels stay open while the caller holds them (lapin closes a dropped one).
+    (conn, [first, ch], consumer)
+}
+
+#[tokio::test]
+async fn an_amqp_consumer_is_listed_with_its_channel_and_prefetch() {
+    let b = TestBroker::start().await;
+    let (conn, _channels, _consumer) =
+        consumer_on_channel_two(&b, "watched", "watcher", false).await;
 
     let admin = client(&b, "guest", "guest");
     let all = within(admin.list_consumers()).await.expect("consumers");
@@ -67,35 +82,7 @@ async fn an_amqp_consumer_is_listed_with_its_channel_and_prefetch() {
 #[tokio::test]
 async fn amqp_channels_are_listed_with_prefetch_consumers_unacked_and_modes() {
     let b = TestBroker::start().await;
-    let conn = within(lapin::Connection::connect(
-        &b.amqp_uri_for("guest", "guest", "%2f"),
-        lapin::ConnectionProperties::default(),
-    ))
-    .await
-    .expect("connect");
-    let _first = within(conn.create_channel()).await.expect("channel 1");
-    let ch = within(conn.create_channel()).await.expect("channel 2");
-    within(ch.queue_declare(
-        "held",
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("declare");
-    within(ch.basic_qos(7, BasicQosOptions::default()))
-        .await
-        .expect("qos");
-    within(ch.confirm_select(Default::default()))
-        .await
-        .expect("confirms");
-    let _consumer = within(ch.basic_consume(
-        "held",
-        "holder",
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("consume");
+    let (conn, [_first, ch], _consumer) = consumer_on_channel_two(&b, "held", "holder", true).await;
     for _ in 0..3 {
         within(ch.basic_publish("", "held", Default::default(), b"m", Default::default()))
             .await

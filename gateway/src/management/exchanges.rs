@@ -210,6 +210,46 @@ fn properties_of(p: &Map<String, Value>) -> Result<Properties, ApiError> {
     })
 }
 
+/// What a publish or a route test names: its vhost, the exchange, the routing key and the
+/// message properties, and the rest of the body.
+struct Addressed {
+    vhost: std::sync::Arc<junction_core::vhost::VHost>,
+    exchange: String,
+    routing_key: String,
+    properties: Properties,
+    fields: Map<String, Value>,
+}
+
+/// Reads the vhost, exchange (404 if absent), `routing_key` and `properties` of a request.
+fn addressed(
+    api: &Api,
+    caller: &Caller,
+    vhost: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<Addressed, ApiError> {
+    let v = caller.vhost(api, vhost)?;
+    let exchange = exchange_name(name).to_string();
+    v.exchange(&exchange).map_err(|_| ApiError::not_found())?;
+    let fields = json_body(body)?;
+    let routing_key = match fields.get("routing_key") {
+        Some(Value::String(k)) => k.clone(),
+        _ => return Err(ApiError::bad_request("'routing_key' must be a string")),
+    };
+    let properties = match fields.get("properties") {
+        None | Some(Value::Null) => Properties::default(),
+        Some(Value::Object(p)) => properties_of(p)?,
+        Some(_) => return Err(ApiError::bad_request("'properties' must be an object")),
+    };
+    Ok(Addressed {
+        vhost: v,
+        exchange,
+        routing_key,
+        properties,
+        fields,
+    })
+}
+
 /// `POST /api/exchanges/{vhost}/{name}/publish` with `routing_key`, `payload`,
 /// `payload_encoding` (`string` or `base64`) and `properties`; answers `{"routed": bool}`.
 pub(crate) async fn publish(
@@ -218,19 +258,12 @@ pub(crate) async fn publish(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let v = caller.vhost(&api, &vhost)?;
-    let name = exchange_name(&name).to_string();
-    v.exchange(&name).map_err(|_| ApiError::not_found())?;
-    let fields = json_body(&body)?;
-    let key = match fields.get("routing_key") {
-        Some(Value::String(k)) => k.clone(),
-        _ => return Err(ApiError::bad_request("'routing_key' must be a string")),
-    };
-    let payload = match fields.get("payload") {
+    let a = addressed(&api, &caller, &vhost, &name, &body)?;
+    let payload = match a.fields.get("payload") {
         Some(Value::String(p)) => p.clone(),
         _ => return Err(ApiError::bad_request("'payload' must be a string")),
     };
-    let body = match fields.get("payload_encoding").and_then(Value::as_str) {
+    let body = match a.fields.get("payload_encoding").and_then(Value::as_str) {
         None | Some("string") => payload.into_bytes(),
         Some("base64") => base64::engine::general_purpose::STANDARD
             .decode(payload)
@@ -241,13 +274,13 @@ pub(crate) async fn publish(
             )))
         }
     };
-    let properties = match fields.get("properties") {
-        None | Some(Value::Null) => Properties::default(),
-        Some(Value::Object(p)) => properties_of(p)?,
-        Some(_) => return Err(ApiError::bad_request("'properties' must be an object")),
-    };
-    let message = Message::new(name.as_str(), key, properties, body.into());
-    let routed = v.publish(&name, message)?;
+    let message = Message::new(
+        a.exchange.as_str(),
+        a.routing_key,
+        a.properties,
+        body.into(),
+    );
+    let routed = a.vhost.publish(&a.exchange, message)?;
     if routed.stored > 0 {
         api.broker.sync().await?;
     }
@@ -263,19 +296,9 @@ pub(crate) async fn route(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let v = caller.vhost(&api, &vhost)?;
-    let name = exchange_name(&name).to_string();
-    v.exchange(&name).map_err(|_| ApiError::not_found())?;
-    let fields = json_body(&body)?;
-    let key = match fields.get("routing_key") {
-        Some(Value::String(k)) => k.clone(),
-        _ => return Err(ApiError::bad_request("'routing_key' must be a string")),
-    };
-    let headers = match fields.get("properties") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(p)) => properties_of(p)?.headers,
-        Some(_) => return Err(ApiError::bad_request("'properties' must be an object")),
-    };
-    let queues = v.would_route(&name, &key, headers)?;
+    let a = addressed(&api, &caller, &vhost, &name, &body)?;
+    let queues = a
+        .vhost
+        .would_route(&a.exchange, &a.routing_key, a.properties.headers)?;
     Ok(Json(json!({ "routed_to": queues })))
 }
