@@ -377,6 +377,9 @@ async fn mqtt_subscriptions_that_break_the_spec_close_the_connection() {
         &[0x82, 2, 0, 1],
         &[0xA2, 2, 0, 1],
         &[0x82, 6, 0, 0, 0, 1, b'a', 0],
+        // Reserved bits in a requested QoS byte; U+0000 in a topic name.
+        &[0x82, 6, 0, 1, 0, 1, b'a', 0x04],
+        &[0x30, 5, 0, 2, b'a', 0, b'x'],
     ] {
         let mut m = within(RawMqtt::open(addr)).await;
         within(m.connect_v4("strict", 0)).await;
@@ -384,6 +387,21 @@ async fn mqtt_subscriptions_that_break_the_spec_close_the_connection() {
         assert!(
             within(m.recv_v4()).await.is_none(),
             "{bad:?}: closed, no ack"
+        );
+    }
+    // A CONNECT with its reserved flag set, or a password without a user name (3.1.1): closed
+    // with no CONNACK.
+    for flags in [0x03u8, 0x42] {
+        let mut m = within(RawMqtt::open(addr)).await;
+        let mut connect = vec![
+            0x10, 16, 0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60, 0, 1, b'c',
+        ];
+        connect.extend([0, 1, b'p']);
+        connect[1] = (connect.len() - 2) as u8;
+        m.send(&connect).await;
+        assert!(
+            within(m.rest()).await.is_empty(),
+            "flags {flags:#04x}: closed without a CONNACK"
         );
     }
     // MQTT 5: [type/flags, length, pkid, pkid, properties length, ...filters].

@@ -69,6 +69,9 @@ pub fn decode(
         }
     };
     check_flags(kind, buf[0] & 0x0f)?;
+    if kind == 1 {
+        check_connect_flags(&buf[header_len..header_len + remaining])?;
+    }
     // Packets mqttbytes does not decode.
     if kind == 15 || kind == 0 {
         let _ = buf.split_to(header_len + remaining);
@@ -87,11 +90,17 @@ pub fn decode(
     if matches!(kind, 8 | 10) {
         check_subscription_packet(kind, &buf[header_len..header_len + remaining])?;
     }
+    if kind == 8 && level == Level::V4 {
+        check_v4_subscription_options(&buf[header_len..header_len + remaining])?;
+    }
     let max = max_packet;
     let packet = match level {
         Level::V4 => from_v4(v4::read(buf, max).map_err(map_err)?)?,
         Level::V5 => from_v5(v5::read(buf, max).map_err(map_err)?)?,
     };
+    if let Some(field) = holds_nul(&packet) {
+        return Err(CodecError::Malformed(format!("{field} contains U+0000")));
+    }
     match &packet {
         Inbound::Subscribe { filters, .. } if filters.is_empty() => Err(CodecError::Protocol(
             "SUBSCRIBE with no topic filter".into(),
@@ -100,6 +109,77 @@ pub fn decode(
             "UNSUBSCRIBE with no topic filter".into(),
         )),
         _ => Ok(Some(packet)),
+    }
+}
+
+/// CONNECT's flags byte (3.1.1 §3.1.2.3): the reserved bit must be 0 [MQTT-3.1.2-3]; in 3.1.1
+/// a password needs a user name [MQTT-3.1.2-22] (5.0 allows one alone). `body` is the
+/// variable header and payload.
+pub(super) fn check_connect_flags(body: &[u8]) -> Result<(), CodecError> {
+    let Some(name_len) = body
+        .get(..2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+    else {
+        return Err(CodecError::Malformed("truncated CONNECT".into()));
+    };
+    let (Some(&level), Some(&flags)) = (body.get(2 + name_len), body.get(3 + name_len)) else {
+        return Err(CodecError::Malformed("truncated CONNECT".into()));
+    };
+    if flags & 0x01 != 0 {
+        return Err(CodecError::Malformed(
+            "CONNECT's reserved flag is set".into(),
+        ));
+    }
+    if level != 5 && flags & 0xC0 == 0x40 {
+        return Err(CodecError::Malformed(
+            "CONNECT has a password but no user name".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A 3.1.1 SUBSCRIBE's requested-QoS bytes: the upper six bits are reserved
+/// [MQTT-3-8.3-4]. `body` is the packet id and the filters, each followed by its byte.
+pub(super) fn check_v4_subscription_options(body: &[u8]) -> Result<(), CodecError> {
+    let mut rest = body.get(2..).unwrap_or_default();
+    while rest.len() >= 2 {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let Some(&options) = rest.get(2 + len) else {
+            break;
+        };
+        if options & 0xFC != 0 {
+            return Err(CodecError::Malformed(format!(
+                "SUBSCRIBE's requested QoS byte {options:#04x} has reserved bits set"
+            )));
+        }
+        rest = &rest[3 + len..];
+    }
+    Ok(())
+}
+
+/// The first string field of `p` holding U+0000, which MQTT strings must not [MQTT-1.5.3-2].
+fn holds_nul(p: &Inbound) -> Option<&'static str> {
+    let nul = |s: &str| s.contains('\0');
+    match p {
+        Inbound::Connect(c) => {
+            if nul(&c.client_id) {
+                Some("the client id")
+            } else if c.login.as_ref().is_some_and(|(u, _)| nul(u)) {
+                Some("the user name")
+            } else if c.will.as_ref().is_some_and(|w| nul(&w.topic)) {
+                Some("the will topic")
+            } else {
+                None
+            }
+        }
+        Inbound::Publish(m) if nul(&m.topic) => Some("the topic name"),
+        Inbound::Subscribe { filters, .. } if filters.iter().any(|f| nul(&f.filter)) => {
+            Some("a topic filter")
+        }
+        Inbound::Unsubscribe { filters, .. } if filters.iter().any(|f| nul(f)) => {
+            Some("a topic filter")
+        }
+        _ => None,
     }
 }
 

@@ -224,4 +224,6 @@ pub use encode::{
 pub use reason::ReasonCode;
 
 #[cfg(test)]
+mod must_close_tests;
+#[cfg(test)]
 mod tests;
