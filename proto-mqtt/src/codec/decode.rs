@@ -90,8 +90,12 @@ pub fn decode(
     if matches!(kind, 8 | 10) {
         check_subscription_packet(kind, &buf[header_len..header_len + remaining])?;
     }
-    if kind == 8 && level == Level::V4 {
-        check_v4_subscription_options(&buf[header_len..header_len + remaining])?;
+    if kind == 8 {
+        let body = &buf[header_len..header_len + remaining];
+        match level {
+            Level::V4 => check_v4_subscription_options(body)?,
+            Level::V5 => check_v5_subscription(body)?,
+        }
     }
     let max = max_packet;
     let packet = match level {
@@ -150,6 +154,76 @@ pub(super) fn check_v4_subscription_options(body: &[u8]) -> Result<(), CodecErro
         if options & 0xFC != 0 {
             return Err(CodecError::Malformed(format!(
                 "SUBSCRIBE's requested QoS byte {options:#04x} has reserved bits set"
+            )));
+        }
+        rest = &rest[3 + len..];
+    }
+    Ok(())
+}
+
+/// A variable byte integer at the start of `b`: its value and its length.
+fn varint(b: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (i, byte) in b.iter().take(4).enumerate() {
+        value |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// A 5.0 SUBSCRIBE: a Subscription Identifier of 0 is a protocol error (§3.8.2.1.2), and bits
+/// 6 and 7 of each options byte are reserved [MQTT-3.8.3-5]. `body` is the packet id, the
+/// properties and the filters.
+pub(super) fn check_v5_subscription(body: &[u8]) -> Result<(), CodecError> {
+    let Some((props_len, n)) = body.get(2..).and_then(varint) else {
+        return Ok(()); // mqttbytes reports the truncation
+    };
+    let start = 2 + n;
+    let Some(props) = body.get(start..start + props_len) else {
+        return Ok(());
+    };
+    // SUBSCRIBE's properties: Subscription Identifier (0x0B, a varint) and User Property
+    // (0x26, two strings); mqttbytes refuses anything else.
+    let mut p = props;
+    while let Some((&id, after)) = p.split_first() {
+        match id {
+            0x0B => {
+                let Some((value, n)) = varint(after) else {
+                    break;
+                };
+                if value == 0 {
+                    return Err(CodecError::Protocol("Subscription Identifier of 0".into()));
+                }
+                p = &after[n..];
+            }
+            0x26 => {
+                let string = |b: &[u8]| {
+                    b.get(..2)
+                        .map(|l| 2 + u16::from_be_bytes([l[0], l[1]]) as usize)
+                };
+                let Some(k) = string(after) else { break };
+                let Some(v) = after.get(k..).and_then(string) else {
+                    break;
+                };
+                let Some(next) = after.get(k + v..) else {
+                    break;
+                };
+                p = next;
+            }
+            _ => break,
+        }
+    }
+    let mut rest = &body[start + props_len..];
+    while rest.len() >= 2 {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let Some(&options) = rest.get(2 + len) else {
+            break;
+        };
+        if options & 0xC0 != 0 {
+            return Err(CodecError::Malformed(format!(
+                "SUBSCRIBE options byte {options:#04x} has reserved bits set"
             )));
         }
         rest = &rest[3 + len..];
@@ -350,6 +424,15 @@ pub(super) fn from_v5(p: v5::Packet) -> Result<Inbound, CodecError> {
     Ok(match p {
         v5::Packet::Connect(c) => {
             let props = c.properties;
+            // 5.0 §3.1.2.11: a Receive Maximum or Maximum Packet Size of 0 is a protocol error.
+            if let Some(p) = &props {
+                if p.receive_maximum == Some(0) {
+                    return Err(CodecError::Protocol("Receive Maximum of 0".into()));
+                }
+                if p.max_packet_size == Some(0) {
+                    return Err(CodecError::Protocol("Maximum Packet Size of 0".into()));
+                }
+            }
             let prop = |f: fn(&v5::ConnectProperties) -> Option<u32>| props.as_ref().and_then(f);
             Inbound::Connect(Box::new(ConnectInfo {
                 level: Level::V5,
@@ -387,8 +470,7 @@ pub(super) fn from_v5(p: v5::Packet) -> Result<Inbound, CodecError> {
                 receive_maximum: props
                     .as_ref()
                     .and_then(|p| p.receive_maximum)
-                    .unwrap_or(u16::MAX)
-                    .max(1),
+                    .unwrap_or(u16::MAX),
                 max_packet_size: prop(|p| p.max_packet_size),
                 topic_alias_max: props.as_ref().and_then(|p| p.topic_alias_max).unwrap_or(0),
                 auth_method: props.as_ref().and_then(|p| p.authentication_method.clone()),

@@ -81,6 +81,22 @@ fn connect_flags_that_break_the_spec_are_errors() {
 }
 
 #[test]
+fn valid_v5_subscriptions_still_decode() {
+    // Subscription Identifier 7 after a user property; No Local, Retain As Published, QoS 1.
+    let ok = [
+        0x82, 16, 0, 1, 9, 0x26, 0, 1, b'k', 0, 1, b'v', 0x0B, 7, 0, 1, b'a', 0x0D,
+    ];
+    assert!(
+        matches!(
+            after_v5_connect(&ok),
+            Ok(Some(Inbound::Subscribe { id: Some(7), .. }))
+        ),
+        "{:?}",
+        after_v5_connect(&ok)
+    );
+}
+
+#[test]
 fn valid_subscription_options_still_decode() {
     // QoS 0, 1 and 2 in one SUBSCRIBE.
     let ok = [0x82, 14, 0, 1, 0, 1, b'a', 0, 0, 1, b'b', 1, 0, 1, b'c', 2];
@@ -128,4 +144,94 @@ fn packets_after_connect_that_break_the_spec_are_errors() {
         .map(|(what, _)| *what)
         .collect();
     assert!(accepted.is_empty(), "accepted: {accepted:?}");
+}
+
+/// After a valid MQTT 5 CONNECT: the result of decoding `packet`.
+fn after_v5_connect(packet: &[u8]) -> Result<Option<Inbound>, CodecError> {
+    first(packet, Some(Level::V5))
+}
+
+/// A v5 CONNECT with `props` as its properties, client id "c1".
+fn v5_connect(props: &[u8]) -> Vec<u8> {
+    let mut body = vec![
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        5,
+        0x02,
+        0,
+        60,
+        props.len() as u8,
+    ];
+    body.extend_from_slice(props);
+    body.extend(s(b"c1"));
+    let mut out = vec![0x10, body.len() as u8];
+    out.extend(body);
+    out
+}
+
+#[test]
+fn mqtt5_rules_a_decoder_can_see_are_errors() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // §3.1.2.11.3: Receive Maximum 0 is a protocol error.
+        ("receive maximum 0", v5_connect(&[0x21, 0, 0])),
+        // §3.1.2.11.4: Maximum Packet Size 0 is a protocol error.
+        ("maximum packet size 0", v5_connect(&[0x27, 0, 0, 0, 0])),
+    ];
+    let accepted: Vec<&str> = cases
+        .iter()
+        .filter(|(_, bytes)| first(bytes, None).is_ok())
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(accepted.is_empty(), "CONNECT accepted: {accepted:?}");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // SUBSCRIBE options: bits 6 and 7 are reserved [MQTT-3.8.3-5].
+        (
+            "options reserved bits",
+            vec![0x82, 7, 0, 1, 0, 0, 1, b'a', 0x40],
+        ),
+        // Retain Handling 3 is a protocol error.
+        (
+            "retain handling 3",
+            vec![0x82, 7, 0, 1, 0, 0, 1, b'a', 0x30],
+        ),
+        // Subscription Identifier 0 is a protocol error, after a user property too.
+        (
+            "subscription id 0",
+            vec![0x82, 9, 0, 1, 2, 0x0B, 0, 0, 1, b'a', 0],
+        ),
+        (
+            "subscription id 0 after a user property",
+            vec![
+                0x82, 16, 0, 1, 9, 0x26, 0, 1, b'k', 0, 1, b'v', 0x0B, 0, 0, 1, b'a', 0,
+            ],
+        ),
+        // QoS 3 requested.
+        ("requested QoS 3", vec![0x82, 7, 0, 1, 0, 0, 1, b'a', 3]),
+    ];
+    let accepted: Vec<&str> = cases
+        .iter()
+        .filter(|(_, bytes)| after_v5_connect(bytes).is_ok())
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(accepted.is_empty(), "accepted: {accepted:?}");
+}
+
+#[test]
+fn a_zero_subscription_identifier_is_a_protocol_error_wherever_it_stands() {
+    for bad in [
+        &[0x82u8, 9, 0, 1, 2, 0x0B, 0, 0, 1, b'a', 0][..],
+        &[
+            0x82, 16, 0, 1, 9, 0x26, 0, 1, b'k', 0, 1, b'v', 0x0B, 0, 0, 1, b'a', 0,
+        ],
+    ] {
+        let got = after_v5_connect(bad);
+        assert!(
+            matches!(got, Err(CodecError::Protocol(_))),
+            "{bad:?}: {got:?}"
+        );
+    }
 }
