@@ -1,6 +1,7 @@
 //! Client packets in: the fixed header checked before anything is buffered, the version
 //! picked from CONNECT, and every version's packets mapped to [`Inbound`].
 
+use super::properties::varint;
 use super::*;
 
 /// The fixed header: (packet type, header length, remaining length), or `None` if incomplete.
@@ -71,6 +72,12 @@ pub fn decode(
     check_flags(kind, buf[0] & 0x0f)?;
     if kind == 1 {
         check_connect_flags(&buf[header_len..header_len + remaining])?;
+        if level == Level::V5 {
+            super::properties::check_connect(&buf[header_len..header_len + remaining])?;
+        }
+    }
+    if kind == 3 && level == Level::V5 {
+        super::properties::check_publish(buf[0] & 0x0f, &buf[header_len..header_len + remaining])?;
     }
     // Packets mqttbytes does not decode.
     if kind == 15 || kind == 0 {
@@ -161,22 +168,13 @@ pub(super) fn check_v4_subscription_options(body: &[u8]) -> Result<(), CodecErro
     Ok(())
 }
 
-/// A variable byte integer at the start of `b`: its value and its length.
-fn varint(b: &[u8]) -> Option<(usize, usize)> {
-    let mut value = 0usize;
-    for (i, byte) in b.iter().take(4).enumerate() {
-        value |= ((byte & 0x7f) as usize) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
-
 /// A 5.0 SUBSCRIBE: a Subscription Identifier of 0 is a protocol error (§3.8.2.1.2), and bits
 /// 6 and 7 of each options byte are reserved [MQTT-3.8.3-5]. `body` is the packet id, the
 /// properties and the filters.
 pub(super) fn check_v5_subscription(body: &[u8]) -> Result<(), CodecError> {
+    if let Some(props) = body.get(2..) {
+        super::properties::check_unique(props)?;
+    }
     let Some((props_len, n)) = body.get(2..).and_then(varint) else {
         return Ok(()); // mqttbytes reports the truncation
     };

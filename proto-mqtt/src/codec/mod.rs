@@ -214,6 +214,7 @@ fn map_err(e: mqttbytes::Error) -> CodecError {
 
 mod decode;
 mod encode;
+mod properties;
 mod reason;
 
 pub use decode::decode;

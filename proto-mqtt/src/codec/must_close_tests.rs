@@ -180,6 +180,11 @@ fn mqtt5_rules_a_decoder_can_see_are_errors() {
         ("receive maximum 0", v5_connect(&[0x21, 0, 0])),
         // §3.1.2.11.4: Maximum Packet Size 0 is a protocol error.
         ("maximum packet size 0", v5_connect(&[0x27, 0, 0, 0, 0])),
+        // §3.1.2.11.2: a property given twice is a protocol error.
+        (
+            "session expiry twice",
+            v5_connect(&[0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2]),
+        ),
     ];
     let accepted: Vec<&str> = cases
         .iter()
@@ -211,6 +216,11 @@ fn mqtt5_rules_a_decoder_can_see_are_errors() {
         ),
         // QoS 3 requested.
         ("requested QoS 3", vec![0x82, 7, 0, 1, 0, 0, 1, b'a', 3]),
+        // §3.3.2.3: a PUBLISH property given twice (Message Expiry Interval).
+        (
+            "publish property twice",
+            vec![0x30, 14, 0, 1, b't', 10, 0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2],
+        ),
     ];
     let accepted: Vec<&str> = cases
         .iter()
