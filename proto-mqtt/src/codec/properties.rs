@@ -50,6 +50,12 @@ fn prefixed(b: &[u8]) -> Option<usize> {
 /// returns the bytes after the list. Malformed lists are left to mqttbytes (Ok, and what it
 /// could not read ends the scan).
 pub(super) fn check_unique(b: &[u8]) -> Result<&[u8], CodecError> {
+    check_list(b, &[])
+}
+
+/// As [`check_unique`], and refuses the properties `forbidden` (a client may not send them
+/// in this packet).
+fn check_list<'a>(b: &'a [u8], forbidden: &[u8]) -> Result<&'a [u8], CodecError> {
     let Some((len, n)) = varint(b) else {
         return Ok(&[]);
     };
@@ -62,6 +68,11 @@ pub(super) fn check_unique(b: &[u8]) -> Result<&[u8], CodecError> {
         let Some(kind) = width(id) else {
             return Ok(rest);
         };
+        if forbidden.contains(&id) {
+            return Err(CodecError::Protocol(format!(
+                "property {id:#04x} is not allowed here"
+            )));
+        }
         if id != 0x26 {
             if seen[id as usize] {
                 return Err(CodecError::Protocol(format!(
@@ -109,14 +120,16 @@ pub(super) fn check_connect(body: &[u8]) -> Result<(), CodecError> {
     Ok(())
 }
 
-/// The properties of a 5.0 PUBLISH (`flags`: the fixed header's low bits).
+/// The properties of a 5.0 PUBLISH from a client (`flags`: the fixed header's low bits): no
+/// property twice, and no Subscription Identifier, which only the server sends
+/// [MQTT-3.3.4-6].
 pub(super) fn check_publish(flags: u8, body: &[u8]) -> Result<(), CodecError> {
     let Some(k) = prefixed(body) else {
         return Ok(());
     };
     let id = if flags & 0b0110 != 0 { 2 } else { 0 };
     match body.get(k + id..) {
-        Some(props) => check_unique(props).map(|_| ()),
+        Some(props) => check_list(props, &[0x0B]).map(|_| ()),
         None => Ok(()),
     }
 }
@@ -154,6 +167,12 @@ mod tests {
         let mut once = once;
         once[5] = 5;
         assert!(check_publish(0b0010, &once).is_ok());
+        // A Subscription Identifier from a client.
+        let with_id = [&[0, 1, b't'][..], &[2, 0x0B, 5]].concat();
+        assert!(matches!(
+            check_publish(0, &with_id),
+            Err(CodecError::Protocol(_))
+        ));
     }
 
     #[test]
