@@ -184,6 +184,22 @@ test('the route test names the queues a key reaches, and publishes nothing', asy
   assert.strictEqual(q.messages, 0);
 });
 
+test('a long queue list draws its first 500 and says how many there are', async () => {
+  const made = await pika(['many', 'console-many', '600']);
+  assert.strictEqual(made.code, 0, made.out);
+  try {
+    await page.goto(base + '/#/queues');
+    await page.getByText(/Showing 500 of 6\d\d queues/).waitFor();
+    assert.strictEqual(await page.locator('main tbody tr').count(), 500);
+    await page.getByRole('searchbox', { name: 'Filter queues' }).fill('console-many-0059');
+    await page.getByRole('link', { name: 'console-many-00599' }).waitFor();
+    assert.strictEqual(await page.locator('main tbody tr').count(), 10, 'console-many-00590 to 00599');
+  } finally {
+    const gone = await pika(['unmany', 'console-many', '600']);
+    assert.strictEqual(gone.code, 0, gone.out);
+  }
+});
+
 test('on a phone-width screen the pages fit and the menu opens', async () => {
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
   phone.setDefaultTimeout(TIMEOUT);

@@ -8,6 +8,9 @@ import { vhostNames, queueLink, exchangeLink, features, jsonOrEmpty } from './co
 
 const stats = (q) => q.message_stats || {};
 
+/** Rows the queue list draws at most. */
+const SHOWN = 500;
+
 /** The queues page. */
 export async function queueList() {
   const filter = h('input', { type: 'search', placeholder: 'Filter by name', 'aria-label': 'Filter queues' });
@@ -15,8 +18,13 @@ export async function queueList() {
   const refresh = live(list, async () => {
     const qs = await get('/queues');
     const f = filter.value.trim().toLowerCase();
-    const shown = f ? qs.filter((q) => q.name.toLowerCase().includes(f)) : qs;
-    return table([
+    const matching = f ? qs.filter((q) => q.name.toLowerCase().includes(f)) : qs;
+    // A page stays quick with thousands of queues: the first SHOWN, and how many more.
+    const shown = matching.slice(0, SHOWN);
+    const more = matching.length > SHOWN
+      ? h('p', { class: 'empty' }, `Showing ${num(SHOWN)} of ${num(matching.length)} queues; filter by name to find others.`)
+      : null;
+    return h('div', {}, more, table([
       { title: 'Virtual host', value: (q) => q.vhost, narrow: true },
       { title: 'Name', value: (q) => queueLink(q.vhost, q.name) },
       { title: 'Features', value: features, narrow: true },
@@ -27,7 +35,7 @@ export async function queueList() {
       { title: 'Incoming', value: (q) => rate(stats(q).publish_details), num: true },
       { title: 'Deliver / get', value: (q) => rate(stats(q).deliver_get_details), num: true, narrow: true },
       { title: 'Ack', value: (q) => rate(stats(q).ack_details), num: true, narrow: true },
-    ], shown, f ? 'No queue matches.' : 'No queues yet.');
+    ], shown, f ? 'No queue matches.' : 'No queues yet.'));
   });
   filter.addEventListener('input', refresh);
   const vhosts = await vhostNames();

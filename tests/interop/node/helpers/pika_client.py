@@ -3,6 +3,8 @@
   declare QUEUE N        declare QUEUE (durable) and publish N messages to it
   receive QUEUE SECONDS  print "ready", then the body of the first message consumed
   login USER PASSWORD    open an AMQP connection as USER on vhost /, exit 0 if it opened
+  many PREFIX N          declare N queues PREFIX-00000 ... (transient)
+  unmany PREFIX N        delete them
 """
 import os
 import sys
@@ -37,6 +39,16 @@ def main(verb, *args):
         ch.confirm_delivery()
         for i in range(n):
             ch.basic_publish("", queue, f"order {i}".encode())
+        conn.close()
+        return 0
+    if verb in ("many", "unmany"):
+        prefix, n = args[0], int(args[1])
+        for i in range(n):
+            name = f"{prefix}-{i:05d}"
+            if verb == "many":
+                ch.queue_declare(name)
+            else:
+                ch.queue_delete(name)
         conn.close()
         return 0
     if verb == "receive":
