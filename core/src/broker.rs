@@ -331,6 +331,11 @@ impl Broker {
         self.connections.channel_count(id)
     }
 
+    /// Open channels of every connection.
+    pub fn channel_total(&self) -> usize {
+        self.connections.channel_total()
+    }
+
     /// Records what connection `id` says of itself once logged in (for listings).
     pub fn describe_connection(&self, id: u64, info: crate::connections::ConnectionInfo) {
         self.connections.describe(id, info);

@@ -167,6 +167,11 @@ impl Connections {
             .collect()
     }
 
+    /// Open channels of every connection.
+    pub(crate) fn channel_total(&self) -> usize {
+        self.lock().channels.len()
+    }
+
     /// Open channels of connection `id`.
     pub(crate) fn channel_count(&self, id: u64) -> usize {
         self.lock().channels.range((id, 0)..=(id, u16::MAX)).count()

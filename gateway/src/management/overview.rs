@@ -66,7 +66,7 @@ pub(crate) async fn overview(
         "node": NODE,
         "object_totals": {
             "connections": api.broker.connection_count(),
-            "channels": api.broker.channel_list().len(),
+            "channels": api.broker.channel_total(),
             "exchanges": exchanges,
             "queues": queues,
             "consumers": consumers,

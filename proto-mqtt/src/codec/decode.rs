@@ -1,7 +1,6 @@
 //! Client packets in: the fixed header checked before anything is buffered, the version
 //! picked from CONNECT, and every version's packets mapped to [`Inbound`].
 
-use super::properties::varint;
 use super::*;
 
 /// The fixed header: (packet type, header length, remaining length), or `None` if incomplete.
@@ -152,79 +151,38 @@ pub(super) fn check_connect_flags(body: &[u8]) -> Result<(), CodecError> {
 /// A 3.1.1 SUBSCRIBE's requested-QoS bytes: the upper six bits are reserved
 /// [MQTT-3-8.3-4]. `body` is the packet id and the filters, each followed by its byte.
 pub(super) fn check_v4_subscription_options(body: &[u8]) -> Result<(), CodecError> {
-    let mut rest = body.get(2..).unwrap_or_default();
-    while rest.len() >= 2 {
-        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        let Some(&options) = rest.get(2 + len) else {
-            break;
-        };
-        if options & 0xFC != 0 {
-            return Err(CodecError::Malformed(format!(
-                "SUBSCRIBE's requested QoS byte {options:#04x} has reserved bits set"
-            )));
-        }
-        rest = &rest[3 + len..];
-    }
-    Ok(())
+    check_options(
+        body.get(2..).unwrap_or_default(),
+        0xFC,
+        "requested QoS byte",
+    )
 }
 
-/// A 5.0 SUBSCRIBE: a Subscription Identifier of 0 is a protocol error (§3.8.2.1.2), and bits
-/// 6 and 7 of each options byte are reserved [MQTT-3.8.3-5]. `body` is the packet id, the
+/// A 5.0 SUBSCRIBE: its properties (no repeats, no Subscription Identifier of 0), and bits 6
+/// and 7 of each options byte, which are reserved [MQTT-3.8.3-5]. `body` is the packet id, the
 /// properties and the filters.
 pub(super) fn check_v5_subscription(body: &[u8]) -> Result<(), CodecError> {
-    if let Some(props) = body.get(2..) {
-        super::properties::check_unique(props)?;
-    }
-    let Some((props_len, n)) = body.get(2..).and_then(varint) else {
+    let Some(after_id) = body.get(2..) else {
         return Ok(()); // mqttbytes reports the truncation
     };
-    let start = 2 + n;
-    let Some(props) = body.get(start..start + props_len) else {
-        return Ok(());
-    };
-    // SUBSCRIBE's properties: Subscription Identifier (0x0B, a varint) and User Property
-    // (0x26, two strings); mqttbytes refuses anything else.
-    let mut p = props;
-    while let Some((&id, after)) = p.split_first() {
-        match id {
-            0x0B => {
-                let Some((value, n)) = varint(after) else {
-                    break;
-                };
-                if value == 0 {
-                    return Err(CodecError::Protocol("Subscription Identifier of 0".into()));
-                }
-                p = &after[n..];
-            }
-            0x26 => {
-                let string = |b: &[u8]| {
-                    b.get(..2)
-                        .map(|l| 2 + u16::from_be_bytes([l[0], l[1]]) as usize)
-                };
-                let Some(k) = string(after) else { break };
-                let Some(v) = after.get(k..).and_then(string) else {
-                    break;
-                };
-                let Some(next) = after.get(k + v..) else {
-                    break;
-                };
-                p = next;
-            }
-            _ => break,
-        }
-    }
-    let mut rest = &body[start + props_len..];
-    while rest.len() >= 2 {
-        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        let Some(&options) = rest.get(2 + len) else {
+    let filters = super::properties::check_unique(after_id)?;
+    check_options(filters, 0xC0, "options byte")
+}
+
+/// Each filter's byte after it (`filters`: length-prefixed filters, each followed by one byte)
+/// must have none of the `reserved` bits set; what does not parse is left to mqttbytes.
+fn check_options(mut filters: &[u8], reserved: u8, what: &str) -> Result<(), CodecError> {
+    while filters.len() >= 2 {
+        let len = u16::from_be_bytes([filters[0], filters[1]]) as usize;
+        let Some(&options) = filters.get(2 + len) else {
             break;
         };
-        if options & 0xC0 != 0 {
+        if options & reserved != 0 {
             return Err(CodecError::Malformed(format!(
-                "SUBSCRIBE options byte {options:#04x} has reserved bits set"
+                "SUBSCRIBE's {what} {options:#04x} has reserved bits set"
             )));
         }
-        rest = &rest[3 + len..];
+        filters = &filters[3 + len..];
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! MQTT 5 properties as raw bytes, for the rule mqttbytes does not check: a property other
+//! MQTT 5 properties as raw bytes, for the rules mqttbytes does not check: a property other
 //! than User Property given twice is a protocol error (5.0 §2.2.2.2, and each property's own
-//! "more than once" clause). mqttbytes keeps the last one and would let it pass.
+//! "more than once" clause; mqttbytes keeps the last one), as is a Subscription Identifier of
+//! 0.
 
 use super::CodecError;
 
@@ -83,7 +84,13 @@ fn check_list<'a>(b: &'a [u8], forbidden: &[u8]) -> Result<&'a [u8], CodecError>
         }
         let size = match kind {
             Value::Fixed(k) => Some(k),
-            Value::VarInt => varint(after).map(|v| v.1),
+            Value::VarInt => match varint(after) {
+                // A Subscription Identifier of 0 is a protocol error (§3.8.2.1.2, §3.3.2.3.8).
+                Some((0, _)) if id == 0x0B => {
+                    return Err(CodecError::Protocol("Subscription Identifier of 0".into()))
+                }
+                v => v.map(|v| v.1),
+            },
             Value::Prefixed => prefixed(after),
             Value::Pair => prefixed(after).and_then(|k| Some(k + prefixed(&after[k..])?)),
         };
