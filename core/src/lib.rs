@@ -24,6 +24,7 @@ pub mod queue;
 pub mod queue_args;
 pub mod refusals;
 pub mod runtime;
+mod spare;
 pub mod storage;
 pub mod store;
 pub mod topic;

@@ -77,6 +77,23 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * rustix::param::page_size() as u64)
 }
 
+/// Hands memory the allocator holds free back to the system, so resident memory falls once a
+/// backlog is gone (glibc keeps freed small blocks otherwise, and the alarm would never clear).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_free_memory() {
+    // SAFETY: malloc_trim only walks and trims the allocator's own arenas; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_free_memory() {}
+
+/// How often, at most, the allocator is asked to give memory back while resident memory is
+/// above the paging ratio (each call walks its arenas: a few ms for a heap of a few GiB).
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
 /// The fraction of the watermark above which queues page transient messages out (RabbitMQ's
 /// `vm_memory_high_watermark_paging_ratio`, 0.5 by default).
 pub const PAGING_RATIO: f64 = 0.5;
@@ -88,9 +105,18 @@ pub const PAGING_RATIO: f64 = 0.5;
 pub fn spawn(broker: Arc<Broker>, limit: Arc<MemoryLimit>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut paging = false;
+        let mut trimmed: Option<tokio::time::Instant> = None;
         loop {
-            if let Some(rss) = resident_bytes() {
-                let high = limit.get();
+            let mut rss = resident_bytes();
+            let high = limit.get();
+            if rss.is_some_and(|r| r as f64 > high as f64 * PAGING_RATIO)
+                && trimmed.is_none_or(|t| t.elapsed() >= TRIM_EVERY)
+            {
+                give_back_free_memory();
+                trimmed = Some(tokio::time::Instant::now());
+                rss = resident_bytes();
+            }
+            if let Some(rss) = rss {
                 let page = rss as f64 > high as f64 * PAGING_RATIO;
                 if page != paging {
                     paging = page;

@@ -11,6 +11,7 @@ use super::state::{Entry, QueueState, Slot, StoredAs, Unacked};
 use crate::consumer::{release_credits, ConsumerSpec};
 use crate::message::Message;
 use crate::queue_args::Overflow;
+use crate::spare::GiveBack;
 use crate::storage::StoredMessage;
 use std::sync::Arc;
 
@@ -586,6 +587,7 @@ impl QueueState {
 
     fn settle_delivery(&mut self, id: u64) -> Option<Unacked> {
         let u = self.unacked.remove(&id)?;
+        self.unacked.give_back();
         release_credits(&u.credit, &u.shared);
         Some(u)
     }

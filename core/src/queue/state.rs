@@ -5,6 +5,7 @@
 use crate::consumer::{ConsumerSpec, Credit};
 use crate::message::Message;
 use crate::queue_args::QueueArgs;
+use crate::spare::GiveBack;
 use crate::storage::MemoryWindow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -220,7 +221,9 @@ impl QueueState {
     }
 
     pub(crate) fn pop_front(&mut self, level: usize) -> Option<Entry> {
-        let e = self.levels[level].pop_front()?;
+        let l = &mut self.levels[level];
+        let e = l.pop_front()?;
+        l.give_back();
         self.count_out(&e);
         Some(e)
     }
@@ -244,6 +247,7 @@ impl QueueState {
         let level = &mut self.levels[level as usize];
         let pos = level.iter().rposition(|e| e.seq == seq)?;
         let e = level.remove(pos)?;
+        level.give_back();
         self.count_out(&e);
         Some(e)
     }
@@ -251,6 +255,7 @@ impl QueueState {
     /// Empties the ready list.
     pub(crate) fn take_all(&mut self) -> Vec<Entry> {
         let all: Vec<Entry> = self.levels.iter_mut().flat_map(|l| l.drain(..)).collect();
+        self.levels.iter_mut().for_each(GiveBack::give_back);
         self.ready = 0;
         self.transient = 0;
         self.ready_bytes = 0;

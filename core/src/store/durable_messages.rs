@@ -10,6 +10,7 @@ use super::watermark::{lock, Watermark};
 use crate::clock::unix_ms;
 use crate::error::CoreResult;
 use crate::message::Message;
+use crate::spare::GiveBack;
 use crate::storage::{MemoryWindow, MessageStore, StoredMessage};
 use async_trait::async_trait;
 use std::cmp::Reverse;
@@ -168,6 +169,8 @@ impl Batch {
     /// Hands the first `n` entries to the writer.
     fn take(&mut self, n: usize) -> Vec<Entry> {
         let taken: Vec<Entry> = self.entries.drain(..n).collect();
+        self.entries.give_back();
+        self.publishes.give_back();
         self.base += n as u64;
         self.bytes -= taken.iter().map(|e| e.bytes).sum::<usize>();
         self.advance_scan();
