@@ -29,11 +29,11 @@ const BASIC: u16 = 60;
 /// The reading half: frames from the broker.
 pub struct Reader {
     rd: OwnedReadHalf,
-    buf: BytesMut,
+    pub(crate) buf: BytesMut,
 }
 
 impl Reader {
-    async fn frame(&mut self) -> anyhow::Result<Frame> {
+    pub(crate) async fn frame(&mut self) -> anyhow::Result<Frame> {
         let limits = Limits {
             frame_max: FRAME_MAX,
             table_depth: 16,
@@ -67,8 +67,8 @@ impl Reader {
 
 /// One connection with channel 1 open.
 pub struct Wire {
-    reader: Reader,
-    wr: OwnedWriteHalf,
+    pub(crate) reader: Reader,
+    pub(crate) wr: OwnedWriteHalf,
 }
 
 fn method(m: &Method) -> BytesMut {
@@ -173,7 +173,11 @@ impl Wire {
     }
 
     /// Sends a synchronous method on channel 1 and waits for its reply.
-    async fn call(&mut self, m: Method, ok: impl Fn(&Method) -> bool) -> anyhow::Result<Method> {
+    pub(crate) async fn call(
+        &mut self,
+        m: Method,
+        ok: impl Fn(&Method) -> bool,
+    ) -> anyhow::Result<Method> {
         self.wr.write_all(&method(&m)).await?;
         self.expect(ok).await
     }
@@ -371,12 +375,27 @@ impl Wire {
     /// Publishes `n` messages to `exchange`/`key` as fast as the settings allow (confirm window,
     /// rate), many per write.
     pub async fn produce(
-        mut self,
+        self,
         exchange: &str,
         key: &str,
         n: u64,
         p: Publish,
     ) -> anyhow::Result<()> {
+        self.produce_until(exchange, key, n, None, p)
+            .await
+            .map(drop)
+    }
+
+    /// As [`Wire::produce`], but stops at `deadline` too (when given), and returns how many
+    /// messages were published (all confirmed, when confirms are on).
+    pub async fn produce_until(
+        mut self,
+        exchange: &str,
+        key: &str,
+        n: u64,
+        deadline: Option<tokio::time::Instant>,
+        p: Publish,
+    ) -> anyhow::Result<u64> {
         if p.confirm_window > 0 {
             self.call(Method::ConfirmSelect { no_wait: false }, |m| {
                 matches!(m, Method::ConfirmSelectOk)
@@ -406,10 +425,21 @@ impl Wire {
         });
         let mut out = WriteBuf::new();
         let mut seq = 0;
-        while seq < n {
+        while seq < n && deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
             let mut room = if p.rate > 0 { 1 } else { BATCH as u64 };
             if p.confirm_window > 0 {
-                room = room.min(pending.room(p.confirm_window).await?);
+                // A broker in a memory alarm may hold confirms back until the deadline.
+                let patience = deadline.map_or(IDLE, |d| {
+                    d.saturating_duration_since(tokio::time::Instant::now()) + IDLE
+                });
+                let waiting = pending.room(p.confirm_window, patience);
+                room = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, waiting).await {
+                        Ok(r) => room.min(r?),
+                        Err(_) => break,
+                    },
+                    None => room.min(waiting.await?),
+                };
             }
             if let Some(t) = tick.as_mut() {
                 t.tick().await;
@@ -426,11 +456,13 @@ impl Wire {
             out.write_to(&mut wr).await?;
         }
         if let Some(c) = confirmer {
-            pending.all_confirmed().await?;
+            // After a deadline the broker may first have a backlog to page back in.
+            let patience = if deadline.is_some() { 6 * IDLE } else { IDLE };
+            pending.all_confirmed(patience).await?;
             c.abort();
         }
         wr.shutdown().await?;
-        Ok(())
+        Ok(seq)
     }
 }
 
@@ -457,20 +489,26 @@ impl Confirms {
     }
 
     /// Waits until fewer than `window` are outstanding; returns how many more may go.
-    async fn room(&self, window: usize) -> anyhow::Result<u64> {
-        let left = self.wait_for(|outstanding| outstanding < window).await?;
+    async fn room(&self, window: usize, patience: Duration) -> anyhow::Result<u64> {
+        let left = self
+            .wait_for(|outstanding| outstanding < window, patience)
+            .await?;
         Ok((window - left) as u64)
     }
 
-    async fn all_confirmed(&self) -> anyhow::Result<()> {
-        self.wait_for(|outstanding| outstanding == 0)
+    async fn all_confirmed(&self, patience: Duration) -> anyhow::Result<()> {
+        self.wait_for(|outstanding| outstanding == 0, patience)
             .await
             .map(drop)
     }
 
     /// Waits until `ready(outstanding)` holds (or a nack / the connection's end); returns the
-    /// outstanding count then.
-    async fn wait_for(&self, ready: impl Fn(usize) -> bool) -> anyhow::Result<usize> {
+    /// outstanding count then. Fails when no confirm comes for `patience`.
+    async fn wait_for(
+        &self,
+        ready: impl Fn(usize) -> bool,
+        patience: Duration,
+    ) -> anyhow::Result<usize> {
         loop {
             let notified = self.changed.notified();
             {
@@ -482,9 +520,9 @@ impl Confirms {
                     return Ok(o.tags.len());
                 }
             }
-            tokio::time::timeout(IDLE, notified)
+            tokio::time::timeout(patience, notified)
                 .await
-                .map_err(|_| anyhow::anyhow!("no confirm for {IDLE:?}"))?;
+                .map_err(|_| anyhow::anyhow!("no confirm for {patience:?}"))?;
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod amqp;
 pub mod amqp_wire;
+pub mod ceiling;
 pub mod mqtt;
 pub mod pacer;
 pub mod record;

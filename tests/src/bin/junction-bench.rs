@@ -5,7 +5,7 @@
 
 use clap::{Parser, ValueEnum};
 use junction_tests::bench::record::{epoch, Outcome};
-use junction_tests::bench::{amqp, amqp_wire, mqtt, rss_bytes, stomp, unique};
+use junction_tests::bench::{amqp, amqp_wire, ceiling, mqtt, rss_bytes, stomp, unique};
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -40,6 +40,12 @@ enum Scenario {
     /// `--messages` messages queued with no consumer (wire client; `--persistent`: on a
     /// durable queue with confirms, window 200); broker memory growth (`--broker-pid`).
     AmqpDepth,
+    /// `--seconds` of transient confirmed publishes into a queue whose consumer acks one
+    /// message a millisecond, then a full-speed drain; broker memory peak (`--broker-pid`).
+    AmqpSlowConsumer,
+    /// `--seconds` of QoS 0 publishes to a subscriber that stopped reading (beside one that
+    /// reads); broker memory peak (`--broker-pid`).
+    MqttStalledSubscriber,
 }
 
 /// The AMQP client a scenario drives.
@@ -87,6 +93,9 @@ struct Args {
     /// topic-worst: words in the routing key (at most 127 fit AMQP's 255-byte short string).
     #[arg(long, default_value_t = 100)]
     words: usize,
+    /// amqp-slow-consumer, mqtt-stalled-subscriber: how long the publisher runs.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
     /// amqp-depth: leave the queue and its messages behind (to time a restart's recovery).
     #[arg(long)]
     keep: bool,
@@ -135,6 +144,35 @@ async fn idle_connections(a: &Args) -> anyhow::Result<()> {
         before,
         after,
         after.saturating_sub(before) as f64 / conns.len().max(1) as f64
+    );
+    Ok(())
+}
+
+async fn ceiling(a: &Args) -> anyhow::Result<()> {
+    let pid = a
+        .broker_pid
+        .ok_or_else(|| anyhow::anyhow!("this scenario needs --broker-pid"))?;
+    let run = std::time::Duration::from_secs(a.seconds);
+    let (name, c) = match a.scenario {
+        Scenario::AmqpSlowConsumer => (
+            "amqp-slow-consumer persistent=no confirm_window=200 prefetch=1 ack_every_ms=1",
+            ceiling::slow_consumer(&a.amqp, run, a.size, pid).await?,
+        ),
+        _ => (
+            "mqtt-stalled-subscriber qos=0 stalled=1 reading=1",
+            ceiling::stalled_subscriber(a.mqtt, run, a.size, pid).await?,
+        ),
+    };
+    println!(
+        "scenario={name} size={} published={} secs={:.3} publish_rate={:.0} rss_before={} rss_peak={} delivered={} lost={}",
+        a.size,
+        c.published,
+        c.seconds,
+        c.published as f64 / c.seconds.max(1e-9),
+        c.rss_before,
+        c.rss_peak,
+        c.delivered,
+        c.lost
     );
     Ok(())
 }
@@ -236,6 +274,7 @@ async fn main() -> anyhow::Result<()> {
             amqp_wire::topic_worst(uri, n, a.hashes, a.words, fast(false, 0)).await?,
         ),
         Scenario::MqttIdle => return idle_connections(&a).await,
+        Scenario::AmqpSlowConsumer | Scenario::MqttStalledSubscriber => return ceiling(&a).await,
         Scenario::AmqpDepth => {
             let pid = a
                 .broker_pid
