@@ -48,6 +48,7 @@ work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 amqp_port=$(port); stomp_port=$(port); mqtt_port=$(port); stomp_ws_port=$(port); mqtt_ws_port=$(port)
 management_port=$(port)
+prometheus_port=$(port)
 cat > "$work/junction.toml" <<TOML
 data_dir = "$work/data"
 [listeners.amqp]
@@ -68,6 +69,9 @@ port = $mqtt_ws_port
 [listeners.management]
 address = "127.0.0.1"
 port = $management_port
+[listeners.prometheus]
+address = "127.0.0.1"
+port = $prometheus_port
 TOML
 "$root/target/debug/junction" --config "$work/junction.toml" --log-level warn 2> "$work/junction.log" &
 junction_pid=$!
@@ -84,6 +88,7 @@ done
 export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQTT_PORT=$mqtt_port
 export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
 export JUNCTION_MANAGEMENT_PORT=$management_port
+export JUNCTION_PROMETHEUS_PORT=$prometheus_port
 
 step "interop: Node (amqplib, @stomp/stompjs and mqtt.js over WebSocket; the console in chromium)"
 (cd tests/interop/node && node --test)

@@ -55,6 +55,8 @@ pub struct Authenticator {
     permissions: RwLock<HashMap<(String, String), Permission>>,
     /// Users that may only connect from loopback (RabbitMQ's `loopback_users`, guest by default).
     loopback_only: RwLock<Vec<String>>,
+    /// Logins refused so far (any protocol, the management API included).
+    failures: std::sync::atomic::AtomicU64,
 }
 
 impl Authenticator {
@@ -64,6 +66,7 @@ impl Authenticator {
             users: RwLock::new(HashMap::new()),
             permissions: RwLock::new(HashMap::new()),
             loopback_only: RwLock::new(vec!["guest".to_string()]),
+            failures: Default::default(),
         }
     }
 
@@ -165,6 +168,11 @@ impl Authenticator {
             .unwrap_or_else(|e| e.into_inner()) = users;
     }
 
+    /// Logins refused so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Checks credentials. Every failure reads the same to the client (403 ACCESS_REFUSED).
     pub fn authenticate(
         &self,
@@ -173,6 +181,8 @@ impl Authenticator {
         peer: Option<SocketAddr>,
     ) -> CoreResult<AuthUser> {
         let refused = || {
+            self.failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             CoreError::AccessRefused(format!(
                 "Login was refused using authentication mechanism PLAIN. For details see the broker logfile. (user '{name}')"
             ))

@@ -331,6 +331,24 @@ impl Broker {
         self.connections.channel_count(id)
     }
 
+    /// Message counts by protocol label (RabbitMQ's global counters), of every connection
+    /// since the start.
+    pub fn message_totals(
+        &self,
+    ) -> std::collections::BTreeMap<Arc<str>, crate::message_counts::Totals> {
+        self.connections.message_totals()
+    }
+
+    /// Logged-in connections by protocol label (`amqp091`, `mqtt311`, `mqtt50`, `stomp`, ...).
+    pub fn connections_by_protocol(&self) -> std::collections::BTreeMap<Arc<str>, usize> {
+        self.connections.by_protocol()
+    }
+
+    /// Connections and channels opened and closed since the start.
+    pub fn churn(&self) -> crate::connections::Churn {
+        self.connections.churn()
+    }
+
     /// Open channels of every connection.
     pub fn channel_total(&self) -> usize {
         self.connections.channel_total()

@@ -44,11 +44,29 @@ struct State {
     closing: HashMap<u64, Arc<str>, IdHashBuilder>,
     /// Open AMQP channels, by connection and number.
     channels: std::collections::BTreeMap<(u64, u16), Arc<crate::channels::ChannelStats>>,
+    /// Message counts of live connections and, by protocol, of ended ones.
+    counts: crate::message_counts::CountsRegistry,
+    /// Connections and channels opened and closed since the start.
+    churn: Churn,
     shutting_down: bool,
     /// Why publishers are blocked, per alarm source ([`Alarm`]), if they are.
     alarms: [Option<Arc<str>>; 2],
     /// The reason connections see: the first raised source's.
     alarm: Option<Arc<str>>,
+}
+
+/// Connections and channels opened and closed since the start (RabbitMQ's
+/// `rabbitmq_connections_opened_total` and its kin).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Churn {
+    /// Connections registered.
+    pub connections_opened: u64,
+    /// Connections gone.
+    pub connections_closed: u64,
+    /// Channels opened.
+    pub channels_opened: u64,
+    /// Channels closed.
+    pub channels_closed: u64,
 }
 
 /// What can raise the resource alarm. Each source is raised and cleared on its own; publishers
@@ -74,6 +92,7 @@ impl Connections {
             notifier.notify(Notices::SHUTDOWN);
         }
         st.notifiers.insert(id, notifier);
+        st.churn.connections_opened += 1;
         Registration {
             connections: self,
             id,
@@ -144,12 +163,22 @@ impl Connections {
         number: u16,
         stats: Arc<crate::channels::ChannelStats>,
     ) {
-        self.lock().channels.insert((id, number), stats);
+        let mut st = self.lock();
+        st.channels.insert((id, number), stats);
+        st.churn.channels_opened += 1;
     }
 
     /// Stops listing channel `number` of connection `id`.
     pub(crate) fn remove_channel(&self, id: u64, number: u16) {
-        self.lock().channels.remove(&(id, number));
+        let mut st = self.lock();
+        if st.channels.remove(&(id, number)).is_some() {
+            st.churn.channels_closed += 1;
+        }
+    }
+
+    /// Connections and channels opened and closed so far.
+    pub(crate) fn churn(&self) -> Churn {
+        self.lock().churn
     }
 
     /// Every open channel of a logged-in connection: the connection's id and what it said of
@@ -175,6 +204,33 @@ impl Connections {
     /// Open channels of connection `id`.
     pub(crate) fn channel_count(&self, id: u64) -> usize {
         self.lock().channels.range((id, 0)..=(id, u16::MAX)).count()
+    }
+
+    /// Counts connection `id`'s messages in `counts` until [`Connections::close_counts`].
+    pub(crate) fn open_counts(
+        &self,
+        id: u64,
+        protocol: Arc<str>,
+        counts: Arc<crate::message_counts::MessageCounts>,
+    ) {
+        self.lock().counts.open(id, protocol, counts);
+    }
+
+    /// Folds connection `id`'s counts into its protocol's totals.
+    pub(crate) fn close_counts(&self, id: u64) {
+        self.lock().counts.close(id);
+    }
+
+    /// Logged-in connections by protocol label.
+    pub(crate) fn by_protocol(&self) -> std::collections::BTreeMap<Arc<str>, usize> {
+        self.lock().counts.live_by_protocol()
+    }
+
+    /// Message counts by protocol, of every connection so far.
+    pub(crate) fn message_totals(
+        &self,
+    ) -> std::collections::BTreeMap<Arc<str>, crate::message_counts::Totals> {
+        self.lock().counts.by_protocol()
     }
 
     /// Asks connection `id` to close, telling its client `reason`; false if there is none.
@@ -214,7 +270,10 @@ impl Drop for Registration<'_> {
         st.notifiers.remove(&self.id);
         st.infos.remove(&self.id);
         let id = self.id;
+        let before = st.channels.len();
         st.channels.retain(|(c, _), _| *c != id);
+        st.churn.channels_closed += (before - st.channels.len()) as u64;
+        st.churn.connections_closed += 1;
         st.closing.remove(&self.id);
     }
 }

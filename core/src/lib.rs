@@ -18,6 +18,7 @@ pub mod exchange;
 pub mod id_hash;
 pub mod limits;
 pub mod message;
+pub mod message_counts;
 pub mod meta;
 pub mod policy;
 pub mod queue;

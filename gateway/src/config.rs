@@ -122,6 +122,9 @@ fn mqtt_ws_default() -> WsListenerConfig {
 fn management_default() -> ListenerConfig {
     ListenerConfig::on(15672)
 }
+fn prometheus_default() -> ListenerConfig {
+    ListenerConfig::on(15692)
+}
 
 /// The listeners, one per protocol and transport.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -145,6 +148,9 @@ pub struct Listeners {
     #[serde(default = "management_default")]
     /// The management HTTP API (15672).
     pub management: ListenerConfig,
+    #[serde(default = "prometheus_default")]
+    /// Prometheus metrics (15692, rabbitmq_prometheus's port).
+    pub prometheus: ListenerConfig,
 }
 
 impl Default for Listeners {
@@ -156,6 +162,7 @@ impl Default for Listeners {
             stomp_ws: stomp_ws_default(),
             mqtt_ws: mqtt_ws_default(),
             management: management_default(),
+            prometheus: prometheus_default(),
         }
     }
 }

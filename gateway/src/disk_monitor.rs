@@ -38,6 +38,11 @@ impl DiskLimits {
         })
     }
 
+    /// The free-space limit in bytes.
+    pub fn free(&self) -> u64 {
+        self.free.load(Ordering::Acquire)
+    }
+
     /// Sets the free-space limit and checks at once.
     pub fn set_free(&self, bytes: u64) {
         self.free.store(bytes, Ordering::Release);

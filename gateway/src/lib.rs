@@ -6,6 +6,7 @@ pub mod disk_monitor;
 pub mod listener;
 mod management;
 pub mod memory_monitor;
+mod metrics;
 pub mod websocket;
 
 use config::Config;
@@ -61,6 +62,8 @@ pub struct BoundAddrs {
     pub mqtt_ws: Option<SocketAddr>,
     /// The management HTTP API.
     pub management: Option<SocketAddr>,
+    /// The Prometheus exporter.
+    pub prometheus: Option<SocketAddr>,
 }
 
 /// A running broker with its listeners.
@@ -176,6 +179,7 @@ fn listed_listeners(a: &BoundAddrs) -> Vec<(&'static str, SocketAddr)> {
         ("http/web-stomp", a.stomp_ws),
         ("http/web-mqtt", a.mqtt_ws),
         ("http", a.management),
+        ("http/prometheus", a.prometheus),
     ]
     .into_iter()
     .filter_map(|(p, addr)| addr.map(|addr| (p, addr)))
@@ -289,7 +293,9 @@ fn ipv6_only_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 impl Gateway {
     /// Opens the data directory, builds the broker and binds every enabled listener.
     pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
+        let opening = std::time::Instant::now();
         let data = open_data_dir(&cfg)?;
+        let recovery_seconds = opening.elapsed().as_secs_f64();
         let broker = Broker::new(BrokerOptions {
             meta: data.meta.clone(),
             messages: data.messages.clone(),
@@ -377,6 +383,25 @@ impl Gateway {
             "memory high watermark"
         );
         let memory_monitor = memory_monitor::spawn(broker.clone(), memory_limit.clone());
+        if cfg.listeners.prometheus.enabled {
+            let (sockets, bound) =
+                bind_all("prometheus", cfg.listeners.prometheus.socket_addr()).await?;
+            tracing::info!(%bound, protocol = "HTTP (Prometheus)", "listening");
+            addrs.prometheus = Some(bound);
+            let m = metrics::Metrics {
+                broker: broker.clone(),
+                memory: memory_limit.clone(),
+                disk: disk_limits.clone(),
+                data_dir: cfg.data_dir.clone(),
+                log: data.messages.clone(),
+                started: opening,
+                recovery_seconds,
+                recovery_damage: (data.recovery.skipped.len(), data.recovery.truncations.len()),
+            };
+            for socket in sockets {
+                accept_tasks.push(tokio::spawn(metrics::serve(socket, m.clone())));
+            }
+        }
         Ok(Gateway {
             broker,
             data,
@@ -406,7 +431,6 @@ impl Gateway {
         self.disk_limits.set_free(bytes);
     }
 
-    /// Changes the message log's size limit (0 = none) above which publishers are blocked.
     /// Sets the memory high watermark in bytes (checked at once).
     pub fn set_memory_high_watermark(&self, bytes: u64) {
         self.memory_limit.set(bytes);

@@ -24,7 +24,7 @@ fn write_config(
 ) -> std::path::PathBuf {
     let path = dir.join("junction.toml");
     let text = format!(
-        "data_dir = \"{}\"\n{extra}\n[listeners.amqp]\naddress = \"127.0.0.1\"\nport = {amqp}\n[listeners.stomp]\naddress = \"127.0.0.1\"\nport = {stomp}\n[listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {mqtt}\n[listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n[listeners.management]\nenabled = false\n",
+        "data_dir = \"{}\"\n{extra}\n[listeners.amqp]\naddress = \"127.0.0.1\"\nport = {amqp}\n[listeners.stomp]\naddress = \"127.0.0.1\"\nport = {stomp}\n[listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {mqtt}\n[listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n[listeners.management]\nenabled = false\n[listeners.prometheus]\nenabled = false\n",
         dir.join("data").display()
     );
     std::fs::write(&path, text).unwrap();

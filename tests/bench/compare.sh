@@ -68,6 +68,8 @@ enabled = false
 enabled = false
 [listeners.management]
 enabled = false
+[listeners.prometheus]
+enabled = false
 TOML
 "$root/target/release/junction" --config "$work/junction.toml" --log-level info 2> "$work/junction.log" &
 junction_pid=$!; pids+=("$junction_pid")

@@ -47,6 +47,8 @@ enabled = false
 enabled = false
 [listeners.management]
 enabled = false
+[listeners.prometheus]
+enabled = false
 TOML
   valgrind --tool=callgrind --callgrind-out-file="$out" \
     "$JUNCTION" --config "$work/j.toml" --log-level warn 2>/dev/null &

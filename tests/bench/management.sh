@@ -62,6 +62,8 @@ enabled = false
 enabled = $2
 address = "127.0.0.1"
 port = 15690
+[listeners.prometheus]
+enabled = false
 TOML
   "$JUNCTION" --config "$work/$1.toml" --log-level warn 2> "$work/$1.log" &
   broker=$!

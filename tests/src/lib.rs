@@ -57,6 +57,7 @@ impl TestBroker {
             &mut cfg.listeners.stomp,
             &mut cfg.listeners.mqtt,
             &mut cfg.listeners.management,
+            &mut cfg.listeners.prometheus,
         ] {
             l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
             l.port = 0;

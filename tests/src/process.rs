@@ -79,7 +79,7 @@ impl JunctionProcess {
              [listeners.amqp]\naddress = \"127.0.0.1\"\nport = {a}\n\
              [listeners.stomp]\naddress = \"127.0.0.1\"\nport = {s}\n\
              [listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {m}\n\
-             [listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n[listeners.management]\nenabled = false\n",
+             [listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n[listeners.management]\nenabled = false\n[listeners.prometheus]\nenabled = false\n",
             data = root.join("data").display(),
             a = ports.amqp,
             s = ports.stomp,

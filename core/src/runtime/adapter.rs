@@ -121,13 +121,22 @@ impl ConnectionContext {
     }
 
     /// What this connection says of itself once logged in, for listings.
+    ///
+    /// Returns the connection's message counters, labelled `metrics_protocol` (`amqp091`,
+    /// `mqtt311`, ...), which the session keeps for as long as it runs.
     pub fn describe(
         &self,
         protocol: impl Into<String>,
+        metrics_protocol: &str,
         user: &str,
         vhost: &str,
         client_properties: crate::value::FieldTable,
-    ) {
+    ) -> crate::message_counts::CountsEntry {
+        let counts = crate::message_counts::CountsEntry::open(
+            &self.broker,
+            self.connection_id,
+            metrics_protocol,
+        );
         self.broker.describe_connection(
             self.connection_id,
             crate::connections::ConnectionInfo {
@@ -140,6 +149,7 @@ impl ConnectionContext {
                 client_properties,
             },
         );
+        counts
     }
 
     /// When the handshake must be complete.

@@ -13,6 +13,7 @@ use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, 
 use bytes::BytesMut;
 use channel::Channel;
 use junction_core::auth::AuthUser;
+use junction_core::message_counts::{CountsEntry, MessageCounts};
 use junction_core::runtime::driver;
 use junction_core::runtime::{ConnectionContext, Limits, Outbox};
 use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
@@ -71,6 +72,8 @@ pub struct Session {
     alarm: Option<Arc<str>>,
     /// connection.blocked was sent and not yet followed by connection.unblocked.
     blocked_sent: bool,
+    /// Messages published, delivered, acknowledged and confirmed (from connection.open).
+    counts: Option<CountsEntry>,
 }
 
 impl Session {
@@ -92,6 +95,7 @@ impl Session {
             sink,
             outbox: Outbox::new(now),
             ack_run: None,
+            counts: None,
             last_recv: now,
             client_properties: Default::default(),
             published: false,
@@ -169,6 +173,14 @@ impl Session {
                 multiple: last > first,
             };
             encode_method_frame(ch, &ack, self.outbox.out.buf());
+        }
+    }
+
+    /// Adds to the connection's message counts (once it is open).
+    #[inline]
+    pub(super) fn count(&self, f: impl FnOnce(&MessageCounts)) {
+        if let Some(c) = &self.counts {
+            f(c.counts());
         }
     }
 
@@ -397,8 +409,13 @@ impl Session {
                 self.vhost = Some(v);
                 self.send(0, &Method::ConnectionOpenOk);
                 self.state = State::Open;
-                self.ctx
-                    .describe("AMQP 0-9-1", &user, &vhost, self.client_properties.clone());
+                self.counts = Some(self.ctx.describe(
+                    "AMQP 0-9-1",
+                    "amqp091",
+                    &user,
+                    &vhost,
+                    self.client_properties.clone(),
+                ));
                 tracing::debug!(peer = %self.ctx.peer, user, vhost, "AMQP connection open");
                 Ok(())
             }
@@ -561,6 +578,7 @@ impl driver::Session for Session {
                     return;
                 };
                 let delivery_tag = channel.track_delivery(&d);
+                self.count(|c| c.delivered(false, d.id != 0, d.redelivered));
                 let m = Method::BasicDeliver {
                     consumer_tag: tag,
                     delivery_tag,

@@ -111,8 +111,16 @@ impl Session {
         )]
         .into_iter()
         .collect();
-        self.ctx
-            .describe(protocol, &self.user.clone(), &vhost_name, client);
+        let label = match level {
+            Level::V5 => "mqtt50",
+            _ if c.legacy_31 => "mqtt310",
+            _ => "mqtt311",
+        };
+        self.counts =
+            Some(
+                self.ctx
+                    .describe(protocol, label, &self.user.clone(), &vhost_name, client),
+            );
         if c.clean_start || !session_present {
             // A clean start throws away a stored durable queue too.
             let _ = self

@@ -15,6 +15,7 @@ use crate::topic::{
 };
 use bytes::{Bytes, BytesMut};
 use junction_core::id_hash::IdHashBuilder;
+use junction_core::message_counts::{Count, CountsEntry, MessageCounts};
 use junction_core::runtime::driver::{self, Takeover};
 use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{
@@ -149,6 +150,8 @@ pub struct Session {
     last_recv: u64,
     /// The session state changed and must be stored again.
     dirty: bool,
+    /// Messages published, delivered, acknowledged and confirmed (from CONNACK).
+    counts: Option<CountsEntry>,
     generation: u64,
     kicked: Option<Takeover>,
     /// The client has published (a resource alarm stops reading from it).
@@ -169,6 +172,14 @@ fn qos_of_message(m: &Message) -> u8 {
 }
 
 impl Session {
+    /// Adds to the connection's message counts (once it is connected).
+    #[inline]
+    pub(super) fn count(&self, f: impl FnOnce(&MessageCounts)) {
+        if let Some(c) = &self.counts {
+            f(c.counts());
+        }
+    }
+
     /// A session for a new connection.
     pub fn new(
         ctx: ConnectionContext,
@@ -203,6 +214,7 @@ impl Session {
             outbox: Outbox::new(now),
             last_recv: now,
             dirty: false,
+            counts: None,
             generation: 0,
             kicked: None,
             published: false,
@@ -311,11 +323,13 @@ impl Session {
             }
             Inbound::PubAck(pkid) => {
                 if let Some(f) = self.inflight.remove(&pkid) {
+                    self.count(|c| c.add(Count::Acknowledged, 1));
                     f.queue.ack(&[f.id]);
                 }
             }
             Inbound::PubRec(pkid) => {
                 if let Some(f) = self.inflight.remove(&pkid) {
+                    self.count(|c| c.add(Count::Acknowledged, 1));
                     f.queue.ack(&[f.id]);
                     self.session.outgoing_rel.push(pkid);
                     self.dirty = true;

@@ -2,6 +2,7 @@
 //! delivery out as a PUBLISH within the client's in-flight window.
 
 use super::*;
+use junction_core::message_counts::Count;
 
 impl Session {
     pub(super) fn publish_in(&mut self, mut p: Publish) {
@@ -52,6 +53,7 @@ impl Session {
                 return self.disconnect(ReasonCode::UnspecifiedError, "publish failed");
             }
         };
+        self.count(|c| c.published(&routed, false));
         let reason = if routed.unroutable() && level == Level::V5 {
             ReasonCode::NoMatchingSubscribers
         } else {
@@ -66,6 +68,7 @@ impl Session {
                 Ack::PubRec
             }
         };
+        self.count(|c| c.add(Count::Confirmed, 1));
         // Stored messages, and the QoS 2 packet ids of a persistent session, are
         // acknowledged once the stores have them; other acks keep their place behind those.
         if routed.stored > 0 || (p.qos == 2 && self.persistent()) || self.outbox.held.is_holding() {
@@ -125,6 +128,9 @@ impl Session {
             ids,
             Some((&d.queue, d.id)),
         );
+        if sent {
+            self.count(|c| c.delivered(false, qos > 0, d.redelivered));
+        }
         if !sent || qos == 0 {
             d.queue.ack(&[d.id]);
         }

@@ -5,6 +5,7 @@ use super::Session;
 use crate::codec::{Command, Frame, Version};
 use crate::destination::Destination;
 use crate::headers::{from_properties, to_properties};
+use junction_core::message_counts::Count;
 use junction_core::{
     Binding, ConsumerSpec, Credit, Delivery, Destination as Target, FieldTable, FieldValue,
     Message, Queue, QueueDef,
@@ -208,6 +209,7 @@ impl Session {
             .vh()
             .publish(&exchange, message)
             .map_err(StompError::from)?;
+        self.count(|c| c.published(&routed, false));
         if routed.stored > 0 {
             self.outbox.held.want_sync();
         }
@@ -426,6 +428,7 @@ impl Session {
         }
         let ids: Vec<u64> = taken.into_iter().map(|(_, d)| d).collect();
         if f.command == Command::Ack {
+            self.count(|c| c.add(Count::Acknowledged, ids.len() as u64));
             queue.ack(&ids);
         } else {
             let requeue = f.header("requeue").is_none_or(|r| r != "false");
@@ -448,6 +451,9 @@ impl Session {
             .get_mut(&sub_id)
             .expect("consumer has a subscription");
         let needs_ack = sub.ack != AckMode::Auto;
+        if let Some(c) = &self.counts {
+            c.counts().delivered(false, needs_ack, d.redelivered);
+        }
         if needs_ack {
             sub.unacked.insert(n, d.id);
             self.ack_index.insert(n, sub_id.clone());

@@ -8,6 +8,7 @@ mod tests;
 use crate::codec::{self, encode, Command, Frame, Version};
 use bytes::BytesMut;
 use junction_core::auth::AuthUser;
+use junction_core::message_counts::{Count, CountsEntry, MessageCounts};
 use junction_core::runtime::driver;
 use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
@@ -67,6 +68,8 @@ pub struct Session {
     /// The client has sent a SEND (a resource alarm stops reading from it).
     published: bool,
     session_id: String,
+    /// Messages published, delivered, acknowledged and receipted (from CONNECTED).
+    counts: Option<CountsEntry>,
 }
 
 impl Session {
@@ -99,6 +102,7 @@ impl Session {
             hb_out: 0,
             last_recv: now,
             published: false,
+            counts: None,
         }
     }
 
@@ -119,6 +123,14 @@ impl Session {
             max_headers: l.stomp.max_headers,
             max_header_length: l.stomp.max_header_length,
             max_body: l.max_message_size.min(usize::MAX as u64) as usize,
+        }
+    }
+
+    /// Adds to the connection's message counts (once it is connected).
+    #[inline]
+    pub(super) fn count(&self, f: impl FnOnce(&MessageCounts)) {
+        if let Some(c) = &self.counts {
+            f(c.counts());
         }
     }
 
@@ -196,9 +208,13 @@ impl Session {
             }
             (State::Open, _) => {
                 let receipt = f.header("receipt").map(str::to_string);
+                let send = f.command == Command::Send;
                 match self.dispatch(f) {
                     Ok(()) => {
                         if let Some(r) = receipt {
+                            if send {
+                                self.count(|c| c.add(Count::Confirmed, 1));
+                            }
                             self.receipt(r);
                         }
                     }
@@ -290,12 +306,13 @@ impl Session {
             .as_ref()
             .map(|u| u.name.clone())
             .unwrap_or_default();
-        self.ctx.describe(
+        self.counts = Some(self.ctx.describe(
             format!("STOMP {}", version.as_str()),
+            "stomp",
             &user,
             &vhost_name,
             Default::default(),
-        );
+        ));
     }
 
     /// Broker shutdown: an ERROR frame, then close.

@@ -22,3 +22,8 @@ def management_port():
 @pytest.fixture
 def management_url():
     return f"http://127.0.0.1:{int(os.environ['JUNCTION_MANAGEMENT_PORT'])}"
+
+
+@pytest.fixture
+def prometheus_url():
+    return f"http://127.0.0.1:{int(os.environ['JUNCTION_PROMETHEUS_PORT'])}"

@@ -1,6 +1,7 @@
 //! The basic class without publishing: qos, consumers, gets, acks, rejects, recover.
 
 use super::*;
+use junction_core::message_counts::Count;
 
 impl Session {
     /// basic.* methods other than basic.publish.
@@ -89,6 +90,7 @@ impl Session {
                                 },
                             );
                         }
+                        self.count(|c| c.delivered(true, !no_ack, f.redelivered));
                         self.send(
                             ch,
                             &Method::BasicGetOk {
@@ -296,7 +298,10 @@ impl Session {
         let shared = c.global.is_some();
         for (q, qids) in by_queue(items) {
             match requeue {
-                None => q.ack(&qids),
+                None => {
+                    self.count(|c| c.add(Count::Acknowledged, qids.len() as u64));
+                    q.ack(&qids)
+                }
                 Some(r) => q.reject(&qids, r),
             };
         }

@@ -1,6 +1,7 @@
 //! Publishing: basic.publish and its content, confirms, transactions.
 
 use super::*;
+use junction_core::message_counts::Count;
 
 impl Session {
     /// basic.publish, confirm.select and the tx class.
@@ -227,7 +228,9 @@ impl Session {
             .vhost()
             .publish(&p.exchange, p.message.clone())
             .map_err(|e| AmqpError::core(e, ids))?;
-        if p.mandatory && routed.unroutable() {
+        let returned = p.mandatory && routed.unroutable();
+        self.count(|c| c.published(&routed, returned));
+        if returned {
             self.send(
                 ch,
                 &Method::BasicReturn {
@@ -262,6 +265,9 @@ impl Session {
                     multiple: false,
                 }
             };
+            if matches!(confirm, Method::BasicAck { .. }) {
+                self.count(|c| c.add(Count::Confirmed, 1));
+            }
             if routed.stored > 0 || self.outbox.held.is_holding() {
                 // Stored: confirmed only once the store has synced (group commit); others
                 // keep their place behind held ones.
