@@ -65,6 +65,41 @@ impl Reader {
     }
 }
 
+/// A delivery put together from its frames (basic.deliver, header, body frames).
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    /// The delivery tag of the latest basic.deliver.
+    pub(crate) tag: u64,
+    size: usize,
+    /// The body so far.
+    pub(crate) body: BytesMut,
+}
+
+impl Delivery {
+    /// Takes one frame; true when it completed a delivery's body.
+    pub(crate) fn take(&mut self, f: Frame) -> bool {
+        match f {
+            Frame::Method {
+                method: Method::BasicDeliver { delivery_tag, .. },
+                ..
+            } => {
+                self.tag = delivery_tag;
+                false
+            }
+            Frame::Header { header, .. } => {
+                self.size = header.body_size as usize;
+                self.body.clear();
+                self.size == 0
+            }
+            Frame::Body { payload, .. } => {
+                self.body.extend_from_slice(&payload);
+                self.body.len() >= self.size
+            }
+            _ => false,
+        }
+    }
+}
+
 /// One connection with channel 1 open.
 pub struct Wire {
     pub(crate) reader: Reader,
@@ -318,43 +353,22 @@ impl Wire {
     }
 
     async fn drain(&mut self, manual: bool, expect: u64, seen: &mut Seen) -> anyhow::Result<()> {
-        let mut tag = 0;
-        let mut body = BytesMut::new();
-        let mut size = 0usize;
+        let mut delivery = Delivery::default();
         let mut acks = BytesMut::new();
         while seen.received < expect {
             let f = match tokio::time::timeout(IDLE, self.reader.frame()).await {
                 Ok(f) => f?,
                 Err(_) => break,
             };
-            let complete = match f {
-                Frame::Method {
-                    method: Method::BasicDeliver { delivery_tag, .. },
-                    ..
-                } => {
-                    tag = delivery_tag;
-                    false
-                }
-                Frame::Header { header, .. } => {
-                    size = header.body_size as usize;
-                    body.clear();
-                    size == 0
-                }
-                Frame::Body { payload, .. } => {
-                    body.extend_from_slice(&payload);
-                    body.len() >= size
-                }
-                _ => false,
-            };
-            if !complete {
+            if !delivery.take(f) {
                 continue;
             }
-            seen.note(&body);
+            seen.note(&delivery.body);
             if manual && (seen.received.is_multiple_of(50) || seen.received == expect) {
                 encode_method_frame(
                     CH,
                     &Method::BasicAck {
-                        delivery_tag: tag,
+                        delivery_tag: delivery.tag,
                         multiple: true,
                     },
                     &mut acks,

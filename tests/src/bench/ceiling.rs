@@ -4,11 +4,11 @@
 //! that stops reading its socket.
 
 use super::amqp::Publish;
-use super::amqp_wire::Wire;
+use super::amqp_wire::{Delivery, Wire};
 use super::record::{epoch, payload, Seen};
 use super::{rss_bytes, unique, IDLE};
 use bytes::BytesMut;
-use junction_amqp::codec::{encode_method_frame, Frame, Method};
+use junction_amqp::codec::{encode_method_frame, Method};
 use junction_core::FieldTable;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,7 +147,7 @@ async fn consume_slowly(
     Ok(tokio::spawn(async move {
         let mut seen = Seen::default();
         let mut tick = tokio::time::interval(Duration::from_millis(1));
-        let (mut tag, mut size, mut body) = (0, 0usize, BytesMut::new());
+        let mut delivery = Delivery::default();
         let mut out = BytesMut::new();
         let mut fast = false;
         loop {
@@ -168,35 +168,16 @@ async fn consume_slowly(
                 },
                 _ = tokio::time::sleep_until(deadline), if !fast => continue,
             };
-            let complete = match f {
-                Frame::Method {
-                    method: Method::BasicDeliver { delivery_tag, .. },
-                    ..
-                } => {
-                    tag = delivery_tag;
-                    false
-                }
-                Frame::Header { header, .. } => {
-                    size = header.body_size as usize;
-                    body.clear();
-                    size == 0
-                }
-                Frame::Body { payload, .. } => {
-                    body.extend_from_slice(&payload);
-                    body.len() >= size
-                }
-                _ => false,
-            };
-            if !complete {
+            if !delivery.take(f) {
                 continue;
             }
-            seen.note(&body);
+            seen.note(&delivery.body);
             if !fast {
                 tick.tick().await;
             }
             if !fast || seen.received.is_multiple_of(100) || c.reader.buf.len() < 64 {
                 let ack = Method::BasicAck {
-                    delivery_tag: tag,
+                    delivery_tag: delivery.tag,
                     multiple: true,
                 };
                 encode_method_frame(1, &ack, &mut out);
