@@ -89,6 +89,8 @@ export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQ
 export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
 export JUNCTION_MANAGEMENT_PORT=$management_port
 export JUNCTION_PROMETHEUS_PORT=$prometheus_port
+# `junction ctl` for the ctl tests: the binary, and the config that leads it to the node.
+export JUNCTION_BIN="$root/target/debug/junction" JUNCTION_CONFIG="$work/junction.toml"
 
 step "interop: Node (amqplib, @stomp/stompjs and mqtt.js over WebSocket; the console in chromium)"
 (cd tests/interop/node && node --test)

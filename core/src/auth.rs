@@ -173,23 +173,26 @@ impl Authenticator {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Checks credentials. Every failure reads the same to the client (403 ACCESS_REFUSED).
+    /// Checks credentials of a login over `protocol` from `peer`. Every failure reads the
+    /// same to the client (403 ACCESS_REFUSED); the log line says which it was.
     pub fn authenticate(
         &self,
         name: &str,
         password: &str,
         peer: Option<SocketAddr>,
+        protocol: &str,
     ) -> CoreResult<AuthUser> {
-        let refused = || {
+        let refused = |reason: &str| {
             self.failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(user = name, protocol, ?peer, reason, "login refused");
             CoreError::AccessRefused(format!(
                 "Login was refused using authentication mechanism PLAIN. For details see the broker logfile. (user '{name}')"
             ))
         };
-        let user = self.get(name).ok_or_else(refused)?;
+        let user = self.get(name).ok_or_else(|| refused("no such user"))?;
         if !verify_password(&user.password_hash, password) {
-            return Err(refused());
+            return Err(refused("wrong password"));
         }
         let loopback_only = self
             .loopback_only
@@ -198,8 +201,7 @@ impl Authenticator {
             .iter()
             .any(|u| u == name);
         if loopback_only && !peer.is_some_and(|p| p.ip().is_loopback()) {
-            tracing::warn!(user = name, ?peer, "user may only connect via localhost");
-            return Err(refused());
+            return Err(refused("the user may only connect via localhost"));
         }
         Ok(AuthUser {
             name: user.name,
@@ -260,23 +262,23 @@ mod tests {
         ));
         auth.put(new_user("app", "pw", vec![], vec!["/".into()]));
         assert!(auth
-            .authenticate("guest", "guest", addr("127.0.0.1:5000"))
+            .authenticate("guest", "guest", addr("127.0.0.1:5000"), "test")
             .is_ok());
         assert!(auth
-            .authenticate("guest", "guest", addr("[::1]:5000"))
+            .authenticate("guest", "guest", addr("[::1]:5000"), "test")
             .is_ok());
         let e = auth
-            .authenticate("guest", "guest", addr("192.0.2.7:5000"))
+            .authenticate("guest", "guest", addr("192.0.2.7:5000"), "test")
             .unwrap_err();
         assert_eq!(e.name(), "ACCESS_REFUSED");
         assert!(auth
-            .authenticate("app", "pw", addr("192.0.2.7:5000"))
+            .authenticate("app", "pw", addr("192.0.2.7:5000"), "test")
             .is_ok());
         assert!(auth
-            .authenticate("app", "nope", addr("127.0.0.1:1"))
+            .authenticate("app", "nope", addr("127.0.0.1:1"), "test")
             .is_err());
         assert!(auth
-            .authenticate("ghost", "pw", addr("127.0.0.1:1"))
+            .authenticate("ghost", "pw", addr("127.0.0.1:1"), "test")
             .is_err());
     }
 

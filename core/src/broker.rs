@@ -386,6 +386,11 @@ impl Broker {
         self.connections.shut_down();
     }
 
+    /// Lets new connections open again after [`Self::shut_down_connections`].
+    pub fn resume_connections(&self) {
+        self.connections.resume();
+    }
+
     /// A fresh connection id (owner of exclusive queues, key of consumers), prefixed with
     /// this node's number ([`crate::connection_id`]).
     pub fn next_connection_id(&self) -> u64 {

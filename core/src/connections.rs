@@ -106,6 +106,12 @@ impl Connections {
         notify_all(&st, Notices::SHUTDOWN);
     }
 
+    /// Lets connections open again after [`Self::shut_down`] (the client listeners were
+    /// stopped and are started again without a restart).
+    pub(crate) fn resume(&self) {
+        self.lock().shutting_down = false;
+    }
+
     /// Raises (`Some(reason)`) or clears `source`; tells every connection when that changed
     /// what they see. Returns whether the source itself changed.
     pub(crate) fn set_alarm(&self, source: Alarm, reason: Option<&str>) -> bool {

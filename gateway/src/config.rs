@@ -1,6 +1,6 @@
 //! The configuration file (TOML) and its embedded defaults.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -35,7 +35,7 @@ pub enum ConfigError {
 }
 
 /// One listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerConfig {
     /// Whether the listener is started.
@@ -78,7 +78,7 @@ fn mqtt_default() -> ListenerConfig {
 }
 
 /// A WebSocket listener (RabbitMQ's Web-STOMP / Web-MQTT).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WsListenerConfig {
     /// Whether the listener is started.
@@ -127,7 +127,7 @@ fn prometheus_default() -> ListenerConfig {
 }
 
 /// The listeners, one per protocol and transport.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
     #[serde(default = "amqp_default")]
@@ -168,7 +168,7 @@ impl Default for Listeners {
 }
 
 /// A user created at start (added to those already stored).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// The user's name.
@@ -188,7 +188,7 @@ fn all_vhosts() -> Vec<String> {
 }
 
 /// STOMP settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StompConfig {
     /// Login used when CONNECT carries none (RabbitMQ's `stomp.default_user`); empty = refuse.
@@ -207,7 +207,7 @@ impl Default for StompConfig {
 }
 
 /// MQTT settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
     /// Messages a clean session keeps for a client that does not keep up; the oldest beyond
@@ -226,7 +226,7 @@ impl Default for MqttConfig {
 }
 
 /// Protocol limits.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Largest frame accepted (AMQP frame_max, STOMP frame, MQTT packet), in bytes.
@@ -262,7 +262,7 @@ impl Default for LimitsConfig {
 }
 
 /// When persistent messages reach the disk.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum FsyncConfig {
     /// Group commit: every acknowledgement of a persistent message waits for its fdatasync
@@ -273,7 +273,7 @@ pub enum FsyncConfig {
 }
 
 /// The `[storage]` section.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// When the message log is synced to disk.
@@ -331,7 +331,7 @@ impl StorageConfig {
 }
 
 /// The `[memory]` section: RabbitMQ's `vm_memory_high_watermark`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryConfig {
     /// Publishers are blocked while resident memory is above this fraction of the machine's
@@ -351,7 +351,7 @@ impl Default for MemoryConfig {
 }
 
 /// The `[management]` section: how the management API keeps its statistics.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManagementConfig {
     /// How often message rates are sampled, in milliseconds (RabbitMQ's
@@ -368,7 +368,7 @@ impl Default for ManagementConfig {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The protocol listeners.

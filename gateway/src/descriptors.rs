@@ -35,6 +35,18 @@ pub fn connection_limit(configured: usize) -> usize {
     }
 }
 
+/// Open file descriptors of this process (Linux).
+pub fn open_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count)
+}
+
+/// The soft descriptor limit in force.
+pub fn limit() -> Option<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,27 +1,34 @@
 //! junction-gateway: configuration, listeners and wiring of the `junction` binary.
 
+mod client_listeners;
 pub mod config;
+pub mod ctl;
 pub mod descriptors;
 pub mod disk_monitor;
 pub mod listener;
+pub mod local_credential;
+pub mod logging;
 mod management;
 pub mod memory_monitor;
 mod metrics;
+mod node;
 pub mod websocket;
 
+use client_listeners::ClientListeners;
 use config::Config;
 use junction_core::auth::new_user;
 use junction_core::runtime::ProtocolAdapter;
 use junction_core::store::DataDir;
 use junction_core::{Broker, BrokerOptions};
-use listener::{accept_loop, ConnectionCount};
+use listener::ConnectionCount;
+use node::Node;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use websocket::{ws_accept_loop, WsOptions};
+use websocket::WsOptions;
 
 /// How long shutdown waits for connections to finish their protocol's close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -71,7 +78,9 @@ pub struct Gateway {
     broker: Arc<Broker>,
     data: DataDir,
     addrs: BoundAddrs,
-    accept_tasks: Vec<JoinHandle<()>>,
+    clients: Arc<ClientListeners>,
+    /// The management API's and the exporter's tasks.
+    servers: Vec<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
     disk_monitor: JoinHandle<()>,
     disk_limits: Arc<disk_monitor::DiskLimits>,
@@ -81,13 +90,13 @@ pub struct Gateway {
 }
 
 /// How a listener carries its protocol. (TLS and WebSocket over TLS join this list.)
-enum ListenerTransport {
+pub(crate) enum ListenerTransport {
     Tcp,
     WebSocket(WsOptions),
 }
 
 /// One listener: a protocol, over a transport, on an address.
-struct ListenerSpec {
+pub(crate) struct ListenerSpec {
     /// The name it is logged under ("AMQP", "STOMP over WebSocket").
     name: &'static str,
     adapter: Arc<dyn ProtocolAdapter>,
@@ -99,10 +108,10 @@ struct ListenerSpec {
 
 /// The enabled listeners of a configuration, as one list. One adapter per protocol serves
 /// its TCP and WebSocket listeners alike; a new protocol or transport is one more entry.
-fn listener_specs(cfg: &Config, broker: &Broker) -> Vec<ListenerSpec> {
+fn listener_specs(cfg: &Config, mqtt: Arc<junction_mqtt::MqttAdapter>) -> Vec<ListenerSpec> {
     let amqp: Arc<dyn ProtocolAdapter> = Arc::new(junction_amqp::AmqpAdapter);
     let stomp: Arc<dyn ProtocolAdapter> = Arc::new(stomp_adapter(cfg));
-    let mqtt: Arc<dyn ProtocolAdapter> = Arc::new(junction_mqtt::MqttAdapter::durable(broker));
+    let mqtt: Arc<dyn ProtocolAdapter> = mqtt;
     let l = &cfg.listeners;
     let ws = |path: &str, subprotocols| {
         ListenerTransport::WebSocket(WsOptions {
@@ -314,54 +323,39 @@ impl Gateway {
         }
         let max_connections = descriptors::connection_limit(cfg.limits.max_connections);
         let connections = Arc::new(ConnectionCount::with_limit(max_connections));
-        let limits = cfg.core_limits();
+        let mqtt = Arc::new(junction_mqtt::MqttAdapter::durable(&broker));
+        let mqtt_registry = mqtt.registry.clone();
+        let clients = Arc::new(
+            ClientListeners::start(
+                listener_specs(&cfg, mqtt),
+                broker.clone(),
+                cfg.core_limits(),
+                connections.clone(),
+            )
+            .await?,
+        );
         let mut addrs = BoundAddrs::default();
-        let mut accept_tasks = Vec::new();
-        for spec in listener_specs(&cfg, &broker) {
-            let (sockets, bound) = bind_all(spec.name, spec.address).await?;
-            match &spec.transport {
-                ListenerTransport::Tcp => tracing::info!(%bound, protocol = spec.name, "listening"),
-                ListenerTransport::WebSocket(ws) => {
-                    tracing::info!(%bound, path = %ws.path, protocol = spec.name, "listening")
-                }
-            }
+        for (spec, bound) in clients.bound() {
             *(spec.bound_to)(&mut addrs) = Some(bound);
-            for socket in sockets {
-                let (adapter, broker, limits) =
-                    (spec.adapter.clone(), broker.clone(), limits.clone());
-                let task = match &spec.transport {
-                    ListenerTransport::Tcp => tokio::spawn(accept_loop(
-                        socket,
-                        adapter,
-                        broker,
-                        limits,
-                        connections.clone(),
-                    )),
-                    ListenerTransport::WebSocket(ws) => tokio::spawn(ws_accept_loop(
-                        socket,
-                        ws.clone(),
-                        adapter,
-                        broker,
-                        limits,
-                        connections.clone(),
-                    )),
-                };
-                accept_tasks.push(task);
-            }
         }
-        if cfg.listeners.management.enabled {
+        let management = if cfg.listeners.management.enabled {
             let (sockets, bound) =
                 bind_all("management", cfg.listeners.management.socket_addr()).await?;
             tracing::info!(%bound, protocol = "HTTP (management)", "listening");
             addrs.management = Some(bound);
-            let api = management::Api::new(broker.clone(), listed_listeners(&addrs));
-            accept_tasks.push(api.sample_every(Duration::from_millis(
-                cfg.management.collect_statistics_interval,
-            )));
-            for socket in sockets {
-                accept_tasks.push(tokio::spawn(management::serve(socket, api.clone())));
-            }
-        }
+            sockets
+        } else {
+            Vec::new()
+        };
+        let prometheus = if cfg.listeners.prometheus.enabled {
+            let (sockets, bound) =
+                bind_all("prometheus", cfg.listeners.prometheus.socket_addr()).await?;
+            tracing::info!(%bound, protocol = "HTTP (Prometheus)", "listening");
+            addrs.prometheus = Some(bound);
+            sockets
+        } else {
+            Vec::new()
+        };
         let housekeeping = broker.spawn_housekeeping(Duration::from_millis(50));
         let disk_limits = disk_monitor::DiskLimits::new(
             cfg.storage.disk_free_limit_mib << 20,
@@ -378,35 +372,61 @@ impl Gateway {
             cfg.memory.high_watermark,
             cfg.memory.high_watermark_mib,
         ));
-        tracing::info!(
-            watermark_mib = memory_limit.get() >> 20,
-            "memory high watermark"
-        );
         let memory_monitor = memory_monitor::spawn(broker.clone(), memory_limit.clone());
-        if cfg.listeners.prometheus.enabled {
-            let (sockets, bound) =
-                bind_all("prometheus", cfg.listeners.prometheus.socket_addr()).await?;
-            tracing::info!(%bound, protocol = "HTTP (Prometheus)", "listening");
-            addrs.prometheus = Some(bound);
-            let m = metrics::Metrics {
-                broker: broker.clone(),
-                memory: memory_limit.clone(),
-                disk: disk_limits.clone(),
-                data_dir: cfg.data_dir.clone(),
-                log: data.messages.clone(),
-                started: opening,
-                recovery_seconds,
-                recovery_damage: (data.recovery.skipped.len(), data.recovery.truncations.len()),
-            };
-            for socket in sockets {
-                accept_tasks.push(tokio::spawn(metrics::serve(socket, m.clone())));
+        let local_credential = match local_credential::ensure(&cfg.data_dir) {
+            Ok(secret) => Some(secret),
+            Err(e) => {
+                tracing::error!(error = %e, "junction ctl needs --username/--password on this machine");
+                None
+            }
+        };
+        let listeners = listed_listeners(&addrs);
+        let node = Arc::new(Node {
+            broker: broker.clone(),
+            memory: memory_limit.clone(),
+            disk: disk_limits.clone(),
+            data_dir: cfg.data_dir.clone(),
+            log: data.messages.clone(),
+            started: opening,
+            recovery_seconds,
+            recovery_damage: (data.recovery.skipped.len(), data.recovery.truncations.len()),
+            clients: clients.clone(),
+            connections: connections.clone(),
+            mqtt: mqtt_registry,
+            listeners: listeners.clone(),
+            local_credential,
+            config: cfg,
+        });
+        let mut servers = Vec::new();
+        if !management.is_empty() {
+            let api = management::Api::new(node.clone());
+            servers.push(api.sample_every(Duration::from_millis(
+                node.config.management.collect_statistics_interval,
+            )));
+            for socket in management {
+                servers.push(tokio::spawn(management::serve(socket, api.clone())));
             }
         }
+        for socket in prometheus {
+            servers.push(tokio::spawn(metrics::serve(socket, node.clone())));
+        }
+        let listed: Vec<String> = listeners
+            .iter()
+            .map(|(protocol, addr)| format!("{protocol}={addr}"))
+            .collect();
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            data_dir = %node.data_dir.display(),
+            listeners = %listed.join(" "),
+            memory_watermark_mib = memory_limit.get() >> 20,
+            "Junction started"
+        );
         Ok(Gateway {
             broker,
             data,
             addrs,
-            accept_tasks,
+            clients,
+            servers,
             housekeeping,
             disk_monitor,
             disk_limits,
@@ -449,7 +469,8 @@ impl Gateway {
     /// Stops accepting, asks every connection to close with its protocol's close, waits for
     /// them (a few seconds at most), and flushes storage.
     pub async fn shutdown(self) {
-        for t in &self.accept_tasks {
+        self.clients.abort().await;
+        for t in &self.servers {
             t.abort();
         }
         self.broker.shut_down_connections();

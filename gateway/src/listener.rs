@@ -3,10 +3,11 @@
 use junction_core::refusals::Refusal;
 use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter};
 use junction_core::Broker;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -17,6 +18,8 @@ pub struct ConnectionCount {
     live: AtomicUsize,
     zero: Notify,
     max: usize,
+    /// Failed accepts (descriptor exhaustion, aborted handshakes), by listener protocol.
+    accept_errors: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for ConnectionCount {
@@ -32,7 +35,24 @@ impl ConnectionCount {
             live: AtomicUsize::new(0),
             zero: Notify::new(),
             max,
+            accept_errors: Mutex::default(),
         }
+    }
+
+    /// Counts one failed accept on a listener of `protocol`.
+    pub fn accept_failed(&self, protocol: &'static str) {
+        *self
+            .accept_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(protocol)
+            .or_default() += 1;
+    }
+
+    /// Failed accepts so far, by listener protocol.
+    pub fn accept_errors(&self) -> Vec<(&'static str, u64)> {
+        let errors = self.accept_errors.lock().unwrap_or_else(|e| e.into_inner());
+        errors.iter().map(|(p, n)| (*p, *n)).collect()
     }
 
     /// Counts one more live connection until the guard drops; `None` at the limit.
@@ -118,6 +138,7 @@ pub async fn accept_each<F, Fut>(
         let (stream, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
+                count.accept_failed(protocol);
                 tracing::warn!(error = %e, protocol, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;

@@ -1,16 +1,19 @@
-//! `junction`: the broker binary.
+//! `junction`: the broker binary; `junction ctl VERB` is its rabbitmqctl.
 
 use anyhow::Context;
 use clap::Parser;
 use junction_gateway::config::Config;
+use junction_gateway::logging::{self, LogFormat};
 use junction_gateway::Gateway;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 /// Junction: one broker for AMQP 0-9-1, STOMP and MQTT.
+///
+/// `junction ctl VERB [ARGS]` manages a running broker, with rabbitmqctl's verbs
+/// (`junction ctl help` lists them).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, long_about)]
 struct Args {
     /// TOML configuration file (without one, the embedded defaults are used).
     #[arg(short, long)]
@@ -21,9 +24,17 @@ struct Args {
     /// Data directory (overrides the config).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// How log lines are written: `text` for people, `json` (one object per line) for log
+    /// shippers.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("ctl") {
+        return ExitCode::from(junction_gateway::ctl::main(&argv[2..]));
+    }
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,18 +59,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .or_else(|| cfg.log_level.clone())
         .unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&filter).context("invalid log filter")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init(&filter, args.log_format).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let gateway = Gateway::start(cfg).await?;
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), "Junction started");
         wait_for_signal().await;
         tracing::info!("shutting down");
         gateway.shutdown().await;

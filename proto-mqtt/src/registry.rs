@@ -63,6 +63,17 @@ struct Slot {
     generation: u64,
 }
 
+/// What [`Registry::counts`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegistryCounts {
+    /// Sessions held (connected, or persistent and waiting for their client).
+    pub sessions: usize,
+    /// Sessions with a client connected.
+    pub connected: usize,
+    /// Retained messages.
+    pub retained: usize,
+}
+
 /// A retained message.
 #[derive(Debug, Clone)]
 pub struct Retained {
@@ -301,6 +312,33 @@ impl Registry {
         let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&(vhost.to_string(), client_id.to_string()))
             .is_some_and(|s| s.generation != generation)
+    }
+
+    /// How many sessions there are (persistent ones kept while their client is away, and
+    /// live ones), how many of them have a client connected, and how many retained messages
+    /// are held: what the metrics report.
+    pub fn counts(&self) -> RegistryCounts {
+        let (sessions, connected) = {
+            let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let live = map.values().filter(|s| s.live.is_some()).count();
+            let kept = map
+                .values()
+                .filter(|s| s.live.is_some() || s.state.is_some())
+                .count();
+            (kept, live)
+        };
+        let retained = self
+            .retained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(BTreeMap::len)
+            .sum();
+        RegistryCounts {
+            sessions,
+            connected,
+            retained,
+        }
     }
 
     /// Stores (or with an empty body, clears) the retained message of a topic.

@@ -18,6 +18,8 @@ pub struct Ports {
     pub stomp: u16,
     /// The MQTT port.
     pub mqtt: u16,
+    /// The management API's port (`junction ctl` reaches the process there).
+    pub management: u16,
 }
 
 impl Ports {
@@ -33,6 +35,7 @@ impl Ports {
             amqp: pick(),
             stomp: pick(),
             mqtt: pick(),
+            management: pick(),
         }
     }
 }
@@ -62,7 +65,20 @@ pub struct JunctionProcess {
     child: Child,
     /// Its ports.
     pub ports: Ports,
+    /// Its configuration file (`junction ctl --config` finds the node and its credential).
+    pub config: PathBuf,
     log: Arc<Mutex<String>>,
+}
+
+/// What one run of `junction ctl` did.
+#[derive(Debug)]
+pub struct CtlRun {
+    /// Its exit code.
+    pub code: i32,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -73,17 +89,28 @@ impl JunctionProcess {
     /// Starts `junction` with its data directory in `root/data` and `extra` TOML appended to
     /// the generated configuration; returns once every listener accepts connections.
     pub async fn start(root: &Path, ports: Ports, extra: &str) -> JunctionProcess {
+        Self::start_with_args(root, ports, extra, &[]).await
+    }
+
+    /// As [`Self::start`], with more command-line arguments for `junction`.
+    pub async fn start_with_args(
+        root: &Path,
+        ports: Ports,
+        extra: &str,
+        args: &[&str],
+    ) -> JunctionProcess {
         let cfg = root.join("junction.toml");
         let text = format!(
             "data_dir = \"{data}\"\n{extra}\n\
              [listeners.amqp]\naddress = \"127.0.0.1\"\nport = {a}\n\
              [listeners.stomp]\naddress = \"127.0.0.1\"\nport = {s}\n\
              [listeners.mqtt]\naddress = \"127.0.0.1\"\nport = {m}\n\
-             [listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n[listeners.management]\nenabled = false\n[listeners.prometheus]\nenabled = false\n",
+             [listeners.stomp_ws]\nenabled = false\n[listeners.mqtt_ws]\nenabled = false\n[listeners.management]\naddress = \"127.0.0.1\"\nport = {g}\n[listeners.prometheus]\nenabled = false\n",
             data = root.join("data").display(),
             a = ports.amqp,
             s = ports.stomp,
             m = ports.mqtt,
+            g = ports.management,
         );
         std::fs::write(&cfg, text).expect("config written");
         let mut child = Command::new(binary())
@@ -91,6 +118,7 @@ impl JunctionProcess {
             .arg(&cfg)
             .arg("--log-level")
             .arg("info")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -105,9 +133,14 @@ impl JunctionProcess {
                 l.push('\n');
             }
         });
-        let mut p = JunctionProcess { child, ports, log };
+        let mut p = JunctionProcess {
+            child,
+            ports,
+            config: cfg,
+            log,
+        };
         within(async {
-            for port in [ports.amqp, ports.stomp, ports.mqtt] {
+            for port in [ports.amqp, ports.stomp, ports.mqtt, ports.management] {
                 while tokio::net::TcpStream::connect(addr(port)).await.is_err() {
                     if let Ok(Some(status)) = p.child.try_wait() {
                         panic!("junction exited with {status}:\n{}", p.log());
@@ -118,6 +151,15 @@ impl JunctionProcess {
         })
         .await;
         p
+    }
+
+    /// Runs `junction ctl ARGS` against this process, as its owner on its machine (the
+    /// configuration tells ctl where the API and the local credential are).
+    pub async fn ctl(&self, args: &[&str]) -> CtlRun {
+        let mut all = vec!["ctl".to_string(), "--config".into()];
+        all.push(self.config.display().to_string());
+        all.extend(args.iter().map(|a| a.to_string()));
+        run_binary(&all).await
     }
 
     /// The process id.
@@ -172,6 +214,24 @@ impl JunctionProcess {
             .expect("kill runs");
         assert!(status.success());
         self.wait().await
+    }
+}
+
+/// Runs the `junction` binary with `args` to its end (within the test timeout).
+pub async fn run_binary(args: &[String]) -> CtlRun {
+    let out = within(
+        tokio::process::Command::new(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("junction runs");
+    CtlRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

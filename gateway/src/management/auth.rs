@@ -5,6 +5,7 @@
 
 use super::error::ApiError;
 use super::Api;
+use crate::local_credential;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -88,12 +89,15 @@ impl FromRequestParts<Api> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
+        if let Some(caller) = local_caller(parts, api, peer)? {
+            return Ok(caller);
+        }
         let (name, password) =
             basic_credentials(parts).ok_or_else(|| ApiError::unauthorized("Not_Authorized"))?;
         let user = api
             .broker
             .auth()
-            .authenticate(&name, &password, peer)
+            .authenticate(&name, &password, peer, "HTTP")
             .map_err(|_| ApiError::unauthorized("Not_Authorized"))?;
         if !user
             .tags
@@ -106,6 +110,37 @@ impl FromRequestParts<Api> for Caller {
             name: user.name,
             tags: user.tags,
         })
+    }
+}
+
+/// The name a caller with the local credential acts under.
+pub(crate) const LOCAL_CALLER: &str = "junction-ctl";
+
+/// `Authorization: Junction-Local SECRET` from a loopback peer: `junction ctl` on this machine,
+/// acting as an administrator. A wrong secret, or one from another machine, is a 401.
+fn local_caller(
+    parts: &Parts,
+    api: &Api,
+    peer: Option<SocketAddr>,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(offered) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix(local_credential::SCHEME))
+        .map(str::trim)
+    else {
+        return Ok(None);
+    };
+    let loopback = peer.is_some_and(|p| p.ip().is_loopback());
+    match &api.node.local_credential {
+        Some(secret) if loopback && local_credential::matches(secret, offered) => {
+            Ok(Some(Caller {
+                name: LOCAL_CALLER.into(),
+                tags: vec!["administrator".into()],
+            }))
+        }
+        _ => Err(ApiError::unauthorized("Not_Authorized")),
     }
 }
 

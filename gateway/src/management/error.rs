@@ -49,6 +49,15 @@ impl ApiError {
         self
     }
 
+    /// 503: the node cannot do this now.
+    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "unavailable",
+            reason: reason.into(),
+        }
+    }
+
     /// 404: no such object.
     pub(crate) fn not_found() -> Self {
         ApiError {

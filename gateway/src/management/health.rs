@@ -47,7 +47,7 @@ pub(crate) async fn port_listener(
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{port}' is not a port number")))?;
-    let ports: Vec<u16> = api.listeners.iter().map(|(_, a)| a.port()).collect();
+    let ports: Vec<u16> = api.node.listeners.iter().map(|(_, a)| a.port()).collect();
     Ok(if ports.contains(&port) {
         (
             StatusCode::OK,

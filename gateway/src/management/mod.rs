@@ -20,6 +20,7 @@ mod exchanges;
 mod health;
 mod limits;
 mod listing;
+mod node;
 mod overview;
 mod permissions;
 mod policies;
@@ -30,6 +31,7 @@ mod topic_permissions;
 mod users;
 mod vhosts;
 
+use crate::node::Node;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -42,22 +44,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// What every handler shares: the broker and where the listeners are.
+/// What every handler shares: the node and its broker.
 #[derive(Clone)]
 pub(crate) struct Api {
     broker: Arc<Broker>,
-    /// Protocol listeners as RabbitMQ lists them (`amqp`, `stomp`, `mqtt`, `http`, ...).
-    listeners: Arc<Vec<(&'static str, SocketAddr)>>,
+    node: Arc<Node>,
     /// Message rates, sampled.
     stats: Arc<stats::Stats>,
 }
 
 impl Api {
-    /// The API of `broker`, whose listeners are bound at `listeners`.
-    pub(crate) fn new(broker: Arc<Broker>, listeners: Vec<(&'static str, SocketAddr)>) -> Self {
+    /// The API of `node`.
+    pub(crate) fn new(node: Arc<Node>) -> Self {
         Api {
-            broker,
-            listeners: Arc::new(listeners),
+            broker: node.broker.clone(),
+            node,
             stats: Arc::default(),
         }
     }
@@ -209,6 +210,22 @@ fn router(api: Api) -> Router {
             get(policies::show)
                 .put(policies::put)
                 .delete(policies::delete),
+        )
+        .route("/api/nodes", get(node::list))
+        .route("/api/nodes/{name}", get(node::show))
+        .route("/api/junction/app", get(node::app).put(node::set_app))
+        .route(
+            "/api/junction/log-level",
+            axum::routing::put(node::set_log_level),
+        )
+        .route("/api/junction/environment", get(node::environment))
+        .route(
+            "/api/junction/memory-high-watermark",
+            axum::routing::put(node::set_memory_watermark),
+        )
+        .route(
+            "/api/junction/disk-free-limit",
+            axum::routing::put(node::set_disk_free_limit),
         )
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(api.clone(), count_refusals))

@@ -7,8 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// The node's name as the API reports it (one node, until the cluster work).
-pub(crate) const NODE: &str = "junction@localhost";
+pub(crate) use crate::node::NODE_NAME as NODE;
 
 /// `GET /api/overview`; `msg_rates_age=SECONDS` adds the node's recent samples to each
 /// `*_details` (as RabbitMQ's), which the console draws its charts from.
@@ -45,6 +44,7 @@ pub(crate) async fn overview(
     });
     super::queues::merge(&mut queue_totals, depth_rates);
     let listeners: Vec<Value> = api
+        .node
         .listeners
         .iter()
         .map(|(protocol, addr)| {

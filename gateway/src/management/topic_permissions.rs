@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::request::{json_body, put_status};
 use super::Api;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use junction_core::storage::TopicPermission;
@@ -119,14 +119,19 @@ pub(crate) async fn put(
     Ok(put_status(existed))
 }
 
-/// `DELETE /api/topic-permissions/{vhost}/{user}`: every one of the user's in the vhost.
+/// `DELETE /api/topic-permissions/{vhost}/{user}`: every one of the user's in the vhost, or
+/// with `?exchange=E` (Junction's addition, for `junction ctl clear_topic_permissions`) only
+/// the one on exchange E.
 pub(crate) async fn delete(
     State(api): State<Api>,
     caller: Caller,
     Path((vhost, user)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_administrator()?;
-    api.broker.delete_topic_permission(&user, &vhost, None)?;
+    let exchange = q.get("exchange").map(String::as_str);
+    api.broker
+        .delete_topic_permission(&user, &vhost, exchange)?;
     api.broker.sync().await?;
     Ok(StatusCode::NO_CONTENT)
 }

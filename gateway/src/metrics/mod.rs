@@ -6,8 +6,9 @@
 
 mod text;
 
-use crate::disk_monitor::{self, DiskLimits};
-use crate::memory_monitor::{self, MemoryLimit};
+use crate::disk_monitor;
+use crate::memory_monitor;
+use crate::node::{Node, NODE_NAME as NODE};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -15,34 +16,25 @@ use axum::routing::get;
 use axum::Router;
 use junction_core::connections::Alarm;
 use junction_core::message_counts::Count;
-use junction_core::store::DurableMessageStore;
-use junction_core::{Broker, QueueCounters, QueueSnapshot};
-use std::path::PathBuf;
+use junction_core::{QueueCounters, QueueSnapshot};
 use std::sync::Arc;
-use std::time::Instant;
 use text::{Exposition, Kind};
 use tokio::net::TcpListener;
 
-/// The node name in `rabbitmq_identity_info` (the management API's, one node until clustering).
-const NODE: &str = "junction@localhost";
-
-/// What the exporter reads.
+/// What the exporter reads: the node.
 #[derive(Clone)]
-pub(crate) struct Metrics {
-    pub(crate) broker: Arc<Broker>,
-    pub(crate) memory: Arc<MemoryLimit>,
-    pub(crate) disk: Arc<DiskLimits>,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) log: Arc<DurableMessageStore>,
-    pub(crate) started: Instant,
-    /// How long opening the data directory took at start, in seconds.
-    pub(crate) recovery_seconds: f64,
-    /// Damaged stretches recovery skipped, and torn tails it cut.
-    pub(crate) recovery_damage: (usize, usize),
+pub(crate) struct Metrics(Arc<Node>);
+
+impl std::ops::Deref for Metrics {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.0
+    }
 }
 
 /// Serves `/metrics` and `/metrics/per-object` on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, metrics: Metrics) {
+pub(crate) async fn serve(listener: TcpListener, of: Arc<Node>) {
+    let metrics = Metrics(of);
     let app = Router::new()
         .route("/metrics", get(node))
         .route("/metrics/per-object", get(per_object))
@@ -362,7 +354,7 @@ impl Metrics {
             "1 while file descriptors are exhausted (the connection limit keeps them in reserve)",
             0.0,
         );
-        if let Some(open) = open_fds() {
+        if let Some(open) = crate::descriptors::open_count() {
             e.single(
                 "rabbitmq_process_open_fds",
                 Kind::Gauge,
@@ -370,7 +362,7 @@ impl Metrics {
                 open as f64,
             );
         }
-        if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        if let Some(soft) = crate::descriptors::limit() {
             e.single(
                 "rabbitmq_process_max_fds",
                 Kind::Gauge,
@@ -456,10 +448,36 @@ impl Metrics {
             "Logins refused (every protocol and the management API)",
             self.broker.auth().failures() as f64,
         );
+        e.family(
+            "junction_listener_accept_errors_total",
+            Kind::Counter,
+            "Failed accepts, by listener protocol",
+        );
+        for (protocol, n) in self.connections.accept_errors() {
+            e.sample(
+                "junction_listener_accept_errors_total",
+                &[("protocol", protocol)],
+                n as f64,
+            );
+        }
+        let mqtt = self.mqtt.counts();
+        e.single(
+            "junction_mqtt_sessions",
+            Kind::Gauge,
+            "MQTT sessions held: connected, or persistent and waiting for their client",
+            mqtt.sessions as f64,
+        );
+        e.single(
+            "junction_mqtt_sessions_connected",
+            Kind::Gauge,
+            "MQTT sessions with a client connected",
+            mqtt.connected as f64,
+        );
+        e.single(
+            "junction_mqtt_retained_messages",
+            Kind::Gauge,
+            "Retained MQTT messages",
+            mqtt.retained as f64,
+        );
     }
-}
-
-/// Open file descriptors of this process (Linux).
-fn open_fds() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count)
 }

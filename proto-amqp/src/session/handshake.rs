@@ -72,7 +72,7 @@ pub(super) fn authenticate(
             )))
         }
     };
-    broker.auth().authenticate(&user, &pass, peer).map_err(|_| {
+    broker.auth().authenticate(&user, &pass, peer, "AMQP 0-9-1").map_err(|_| {
         CoreError::AccessRefused(format!(
             "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
         ))

@@ -24,7 +24,7 @@ impl Session {
         };
         let auth = self.ctx.broker.auth().clone();
         if auth
-            .authenticate(&user, &password, Some(self.ctx.peer))
+            .authenticate(&user, &password, Some(self.ctx.peer), "MQTT")
             .is_err()
         {
             return self.refuse(

@@ -245,21 +245,22 @@ impl Session {
                 }
             },
         };
-        let user = match self
-            .broker
-            .auth()
-            .authenticate(&login, &passcode, Some(self.ctx.peer))
-        {
-            Ok(u) => u,
-            Err(_) => {
-                self.error(
-                    "Bad CONNECT",
-                    &format!("Access refused for user '{login}'"),
-                    None,
-                );
-                return;
-            }
-        };
+        let user =
+            match self
+                .broker
+                .auth()
+                .authenticate(&login, &passcode, Some(self.ctx.peer), "STOMP")
+            {
+                Ok(u) => u,
+                Err(_) => {
+                    self.error(
+                        "Bad CONNECT",
+                        &format!("Access refused for user '{login}'"),
+                        None,
+                    );
+                    return;
+                }
+            };
         // `host` names the vhost, as in RabbitMQ: one that does not exist is refused, never
         // quietly mapped to another vhost.
         let vhost_name = f
