@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# What the management API costs the brokering: the publish rate with the management listener
-# off, against the rate with it on and a client polling /api/queues every second, on a node
-# holding QUEUES idle queues (so every poll lists them all), alternating A B A B for ROUNDS
-# rounds; then how long listing those queues takes (whole list, and one sorted page).
+# What the management API (or, with ENDPOINT=prometheus, the Prometheus exporter) costs the
+# brokering: the publish rate with the listener off, against the rate with it on and a client
+# polling it every second (/api/queues, or /metrics/per-object), on a node holding QUEUES idle
+# queues (so every poll lists them all), alternating A B A B for ROUNDS rounds; then how long
+# one answer takes (whole list and one sorted page; /metrics and /metrics/per-object).
 # A benchmark, not a test: nothing here is asserted.
 #
 #   bash tests/bench/management.sh           # ROUNDS=3 QUEUES=10000
+#   ENDPOINT=prometheus QUEUES=100000 bash tests/bench/management.sh
 #   JUNCTION=path/to/junction ROUNDS=5 bash tests/bench/management.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +15,12 @@ root=$(pwd)
 ROUNDS=${ROUNDS:-3}
 QUEUES=${QUEUES:-10000}
 SCALE=${SCALE:-1}
+ENDPOINT=${ENDPOINT:-management}
+case "$ENDPOINT" in
+  management) poll_port=15690 poll_url="http://127.0.0.1:15690/api/queues" ;;
+  prometheus) poll_port=15689 poll_url="http://127.0.0.1:15689/metrics/per-object" ;;
+  *) echo "ENDPOINT must be management or prometheus" >&2; exit 64 ;;
+esac
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -41,7 +49,8 @@ wait_port() {
   return 1
 }
 
-# start NAME MANAGEMENT(true|false): a fresh Junction on 5690 (AMQP), 1895 (MQTT), 15690 (HTTP).
+# start NAME ON(true|false): a fresh Junction on 5690 (AMQP), 1895 (MQTT), with the listener
+# under test (management on 15690, or Prometheus on 15689) on or off.
 start() {
   rm -rf "$work/data-$1"
   cat > "$work/$1.toml" <<TOML
@@ -59,11 +68,13 @@ enabled = false
 [listeners.mqtt_ws]
 enabled = false
 [listeners.management]
-enabled = $2
+enabled = $([ "$ENDPOINT" = management ] && echo "$2" || echo false)
 address = "127.0.0.1"
 port = 15690
 [listeners.prometheus]
-enabled = false
+enabled = $([ "$ENDPOINT" = prometheus ] && echo "$2" || echo false)
+address = "127.0.0.1"
+port = 15689
 TOML
   "$JUNCTION" --config "$work/$1.toml" --log-level warn 2> "$work/$1.log" &
   broker=$!
@@ -74,7 +85,7 @@ import sys, pika
 c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5690))
 ch = c.channel()
 for i in range(int(sys.argv[1])):
-    ch.queue_declare(f"idle-{i:05d}")
+    ch.queue_declare(f"idle-{i:06d}")
 c.close()
 PY
 }
@@ -84,10 +95,10 @@ stop() {
   wait "$broker" 2>/dev/null || true
 }
 
-# The poller: GET /api/queues once a second (bounded: an hour at most).
+# The poller: one GET of the listener under test a second (bounded: an hour at most).
 poll() {
   for _ in $(seq 1 3600); do
-    curl -s -o /dev/null -u guest:guest http://127.0.0.1:15690/api/queues || true
+    curl -s -o /dev/null -u guest:guest "$poll_url" || true
     sleep 1
   done
 }
@@ -104,7 +115,7 @@ for r in $(seq 1 "$ROUNDS"); do
     if [ "$mode" = on ]; then start on true; else start off false; fi
     poller=""
     if [ "$mode" = on ]; then
-      wait_port 15690
+      wait_port "$poll_port"
       poll &
       poller=$!
     fi
@@ -118,16 +129,27 @@ for r in $(seq 1 "$ROUNDS"); do
     done
     [ -n "$poller" ] && { kill "$poller"; wait "$poller" 2>/dev/null || true; }
     if [ "$mode" = on ] && [ "$r" = "$ROUNDS" ]; then
-      # The listing timings, on the last round's node with its QUEUES queues.
+      # The answer timings, on the last round's node with its QUEUES queues.
       for _ in 1 2 3 4 5; do
-        curl -s -o "$work/all.json" -w '%{time_total}\n' -u guest:guest \
-          http://127.0.0.1:15690/api/queues >> "$work/list.all"
-        curl -s -o /dev/null -w '%{time_total}\n' -u guest:guest \
-          'http://127.0.0.1:15690/api/queues?page=1&page_size=100&sort=messages&sort_reverse=true' \
-          >> "$work/list.page"
+        if [ "$ENDPOINT" = management ]; then
+          curl -s -o "$work/all.out" -w '%{time_total}\n' -u guest:guest \
+            http://127.0.0.1:15690/api/queues >> "$work/list.all"
+          curl -s -o /dev/null -w '%{time_total}\n' -u guest:guest \
+            'http://127.0.0.1:15690/api/queues?page=1&page_size=100&sort=messages&sort_reverse=true' \
+            >> "$work/list.page"
+        else
+          curl -s -o "$work/all.out" -w '%{time_total}\n' \
+            http://127.0.0.1:15689/metrics/per-object >> "$work/list.all"
+          curl -s -o /dev/null -w '%{time_total}\n' \
+            http://127.0.0.1:15689/metrics >> "$work/list.page"
+        fi
       done
-      listed=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$work/all.json")
-      bytes=$(stat -c %s "$work/all.json")
+      if [ "$ENDPOINT" = management ]; then
+        listed=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$work/all.out")
+      else
+        listed=$(grep -c '^rabbitmq_queue_messages_ready{' "$work/all.out" || true)
+      fi
+      bytes=$(stat -c %s "$work/all.out")
     fi
     stop
   done
@@ -136,7 +158,7 @@ done
 echo
 echo "Junction $("$JUNCTION" --version 2>/dev/null || echo build), $QUEUES idle queues, $ROUNDS rounds (medians, messages/s):"
 echo
-echo "| scenario | management off | on, /api/queues polled every 1 s | on / off |"
+echo "| scenario | $ENDPOINT off | on, ${poll_url#http://127.0.0.1:*/} polled every 1 s | on / off |"
 echo "|---|---:|---:|---:|"
 for s in "${scenarios[@]}"; do
   name=${s%%|*}
@@ -145,5 +167,10 @@ for s in "${scenarios[@]}"; do
   printf '| %s | %.0f | %.0f | %.3f |\n' "$name" "$off" "$on" "$(echo "$on / $off" | bc -l)"
 done
 echo
-printf 'GET /api/queues (all %s queues, %s bytes): median %.3f s\n' "$listed" "$bytes" "$(median < "$work/list.all")"
-printf 'GET /api/queues?page=1&page_size=100&sort=messages: median %.3f s\n' "$(median < "$work/list.page")"
+if [ "$ENDPOINT" = management ]; then
+  printf 'GET /api/queues (all %s queues, %s bytes): median %.3f s\n' "$listed" "$bytes" "$(median < "$work/list.all")"
+  printf 'GET /api/queues?page=1&page_size=100&sort=messages: median %.3f s\n' "$(median < "$work/list.page")"
+else
+  printf 'GET /metrics/per-object (%s queues, %s bytes): median %.3f s\n' "$listed" "$bytes" "$(median < "$work/list.all")"
+  printf 'GET /metrics: median %.3f s\n' "$(median < "$work/list.page")"
+fi

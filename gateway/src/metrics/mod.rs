@@ -98,6 +98,51 @@ const GLOBAL: [(&str, &str); 11] = [
     ("acknowledged", "Deliveries acknowledged by consumers"),
 ];
 
+/// rabbitmq_prometheus's channel counters, in [`Count::ALL`] order ("" where it has none).
+const CHANNEL: [(&str, &str); 11] = [
+    (
+        "rabbitmq_channel_messages_published_total",
+        "Messages published into an exchange",
+    ),
+    ("", ""),
+    (
+        "rabbitmq_channel_messages_unroutable_dropped_total",
+        "Messages published as non-mandatory and dropped as unroutable",
+    ),
+    (
+        "rabbitmq_channel_messages_unroutable_returned_total",
+        "Messages published as mandatory and returned as unroutable",
+    ),
+    (
+        "rabbitmq_channel_messages_confirmed_total",
+        "Messages published and confirmed",
+    ),
+    (
+        "rabbitmq_channel_messages_delivered_ack_total",
+        "Messages delivered to consumers that acknowledge",
+    ),
+    (
+        "rabbitmq_channel_messages_delivered_total",
+        "Messages delivered to consumers that do not acknowledge",
+    ),
+    (
+        "rabbitmq_channel_get_ack_total",
+        "Messages fetched with basic.get, to be acknowledged",
+    ),
+    (
+        "rabbitmq_channel_get_total",
+        "Messages fetched with basic.get, without acknowledgement",
+    ),
+    (
+        "rabbitmq_channel_messages_redelivered_total",
+        "Messages redelivered to consumers",
+    ),
+    (
+        "rabbitmq_channel_messages_acked_total",
+        "Messages acknowledged by consumers",
+    ),
+];
+
 impl Metrics {
     fn render(&self, per_object: bool) -> String {
         let mut e = Exposition::default();
@@ -239,6 +284,26 @@ impl Metrics {
             "Consumers",
             sum(|s| s.consumers),
         );
+        e.single(
+            "rabbitmq_channel_consumers",
+            Kind::Gauge,
+            "Consumers on channels",
+            sum(|s| s.consumers),
+        );
+        let published = "rabbitmq_queue_messages_published_total";
+        e.family(published, Kind::Counter, "Messages published to queues");
+        if per_object {
+            for (v, q, s) in &queues {
+                e.sample(
+                    published,
+                    &[("vhost", v), ("queue", q)],
+                    s.counters.publish as f64,
+                );
+            }
+        } else {
+            let all: u64 = queues.iter().map(|(_, _, s)| s.counters.publish).sum();
+            e.sample(published, &[], all as f64);
+        }
         for (name, help, f) in gauges {
             e.family(name, Kind::Gauge, help);
             if per_object {
@@ -306,6 +371,15 @@ impl Metrics {
                 }
             }
         }
+        // The channel families RabbitMQ's Overview dashboard charts, as rabbitmq_prometheus
+        // aggregates them on /metrics: node totals over every channel (here: every protocol).
+        for (i, (name, help)) in CHANNEL.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            let total: u64 = totals.values().map(|t| t[i]).sum();
+            e.single(name, Kind::Counter, help, total as f64);
+        }
     }
 
     /// Memory, disk and the alarms.
@@ -362,6 +436,18 @@ impl Metrics {
                 open as f64,
             );
         }
+        e.single(
+            "rabbitmq_process_open_tcp_sockets",
+            Kind::Gauge,
+            "Open client connections' sockets",
+            self.connections.live() as f64,
+        );
+        e.single(
+            "rabbitmq_process_max_tcp_sockets",
+            Kind::Gauge,
+            "Client connections admitted at once",
+            self.connections.limit() as f64,
+        );
         if let Some(soft) = crate::descriptors::limit() {
             e.single(
                 "rabbitmq_process_max_fds",

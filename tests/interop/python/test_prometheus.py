@@ -75,6 +75,54 @@ def test_the_names_rabbitmqs_dashboards_query_are_there_with_their_types(prometh
         "handshake_timeout", "connection_limit", "malformed_frame"}
 
 
+# Every metric RabbitMQ's "RabbitMQ-Overview" Grafana dashboard (rabbitmq_prometheus's own,
+# deps/rabbitmq_prometheus/docker/grafana/dashboards/RabbitMQ-Overview.json) queries and that
+# has a meaning here; each must be on /metrics so its panels show live numbers.
+OVERVIEW_DASHBOARD = [
+    "rabbitmq_identity_info", "rabbitmq_build_info", "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked", "rabbitmq_channel_messages_published_total",
+    "rabbitmq_channel_messages_confirmed_total", "rabbitmq_queue_messages_published_total",
+    "rabbitmq_channel_messages_unroutable_dropped_total",
+    "rabbitmq_channel_messages_unroutable_returned_total",
+    "rabbitmq_channel_messages_redelivered_total", "rabbitmq_channel_messages_delivered_total",
+    "rabbitmq_channel_messages_delivered_ack_total", "rabbitmq_channel_messages_acked_total",
+    "rabbitmq_channel_get_total", "rabbitmq_channel_get_ack_total", "rabbitmq_channels",
+    "rabbitmq_channel_consumers", "rabbitmq_connections", "rabbitmq_queues",
+    "rabbitmq_resident_memory_limit_bytes", "rabbitmq_process_resident_memory_bytes",
+    "rabbitmq_disk_space_available_bytes", "rabbitmq_disk_space_available_limit_bytes",
+    "rabbitmq_process_max_fds", "rabbitmq_process_open_fds", "rabbitmq_process_max_tcp_sockets",
+    "rabbitmq_process_open_tcp_sockets", "rabbitmq_channels_opened_total",
+    "rabbitmq_channels_closed_total", "rabbitmq_connections_opened_total",
+    "rabbitmq_connections_closed_total",
+]
+
+
+def sample_names(url, path="/metrics"):
+    with urllib.request.urlopen(url + path, timeout=TIMEOUT) as r:
+        text = r.read().decode()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_the_overview_dashboards_queries_find_their_metrics(prometheus_url, amqp_url):
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = conn.channel()
+    ch.queue_declare("prom-dashboard")
+    ch.confirm_delivery()
+    ch.basic_publish("", "prom-dashboard", b"x")
+    before = scrape(prometheus_url)
+    names = sample_names(prometheus_url)
+    missing = [m for m in OVERVIEW_DASHBOARD if m not in names]
+    assert not missing, f"the dashboard would show no data for {missing}"
+    # The channel totals are the global counters summed over protocols.
+    received = sum(s.value for s in before["rabbitmq_global_messages_received"].samples
+                   if s.name.endswith("_total"))
+    published = value(before, "rabbitmq_channel_messages_published")
+    assert published == received and published >= 1
+    assert value(before, "rabbitmq_channel_consumers") == value(before, "rabbitmq_consumers")
+    ch.queue_delete("prom-dashboard")
+    conn.close()
+
+
 def test_amqp_counters_move_by_exactly_what_was_published_and_delivered(prometheus_url, amqp_url):
     n = 25
     before = scrape(prometheus_url)
