@@ -41,6 +41,15 @@ pub(crate) enum CtlError {
 }
 
 impl CtlError {
+    /// A "not found" from the API said in the verb's words (`what` names the object);
+    /// any other error as it is.
+    pub(crate) fn missing(self, what: impl FnOnce() -> String) -> CtlError {
+        match self {
+            CtlError::NotFound(_) => CtlError::Failed(what()),
+            e => e,
+        }
+    }
+
     fn exit_code(&self) -> u8 {
         match self {
             CtlError::Usage(_) => EXIT_USAGE,

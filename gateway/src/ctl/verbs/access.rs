@@ -75,10 +75,11 @@ async fn user(ctx: &Ctx, name: &str) -> Result<Value, CtlError> {
     ctx.node
         .get(&format!("/api/users/{}", segment(name)))
         .await
-        .map_err(|e| match e {
-            CtlError::NotFound(_) => CtlError::Failed(format!("User \"{name}\" does not exist")),
-            e => e,
-        })
+        .map_err(|e| e.missing(|| no_user(name)))
+}
+
+fn no_user(name: &str) -> String {
+    format!("User \"{name}\" does not exist")
 }
 
 async fn list_users(ctx: &Ctx) -> Result<(), CtlError> {
@@ -93,9 +94,9 @@ async fn list_users(ctx: &Ctx) -> Result<(), CtlError> {
 
 async fn add_user(ctx: &Ctx, name: &str, password: &str) -> Result<(), CtlError> {
     ctx.out.info(&format!("Adding user \"{name}\" ..."));
-    match user(ctx, name).await {
+    match ctx.node.get(&format!("/api/users/{}", segment(name))).await {
         Ok(_) => return Err(CtlError::Failed(format!("User \"{name}\" already exists"))),
-        Err(CtlError::Failed(m)) if m.ends_with("does not exist") => {}
+        Err(CtlError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
     let path = format!("/api/users/{}", segment(name));
@@ -111,16 +112,11 @@ async fn add_user(ctx: &Ctx, name: &str, password: &str) -> Result<(), CtlError>
 
 async fn delete_user(ctx: &Ctx, name: &str) -> Result<(), CtlError> {
     ctx.out.info(&format!("Deleting user \"{name}\" ..."));
-    match ctx
-        .node
+    ctx.node
         .delete(&format!("/api/users/{}", segment(name)))
         .await
-    {
-        Err(CtlError::NotFound(_)) => {
-            Err(CtlError::Failed(format!("User \"{name}\" does not exist")))
-        }
-        r => r.map(drop),
-    }
+        .map_err(|e| e.missing(|| no_user(name)))
+        .map(drop)
 }
 
 async fn change_password(ctx: &Ctx, name: &str, password: &str) -> Result<(), CtlError> {
@@ -207,25 +203,20 @@ async fn add_vhost(ctx: &Ctx, name: &str) -> Result<(), CtlError> {
 
 async fn delete_vhost(ctx: &Ctx, name: &str) -> Result<(), CtlError> {
     ctx.out.info(&format!("Deleting vhost \"{name}\" ..."));
-    match ctx
-        .node
+    ctx.node
         .delete(&format!("/api/vhosts/{}", segment(name)))
         .await
-    {
-        Err(CtlError::NotFound(_)) => Err(CtlError::Failed(format!(
-            "Virtual host '{name}' does not exist"
-        ))),
-        r => r.map(drop),
-    }
+        .map_err(|e| e.missing(|| no_vhost(name)))
+        .map(drop)
+}
+
+/// What a verb says of a vhost that does not exist.
+pub(crate) fn no_vhost(name: &str) -> String {
+    format!("Virtual host '{name}' does not exist")
 }
 
 fn vhost_missing(ctx: &Ctx) -> impl Fn(CtlError) -> CtlError + '_ {
-    move |e| match e {
-        CtlError::NotFound(_) => {
-            CtlError::Failed(format!("Virtual host '{}' does not exist", ctx.vhost))
-        }
-        e => e,
-    }
+    move |e| e.missing(|| no_vhost(&ctx.vhost))
 }
 
 async fn set_permissions(ctx: &Ctx, a: &[String]) -> Result<(), CtlError> {

@@ -3,7 +3,7 @@
 //! `/api/queues`, `/api/exchanges`, `/api/bindings`, `/api/connections`, `/api/channels`,
 //! `/api/consumers` and `/api/policies`.
 
-use super::access::{objects, renamed};
+use super::access::{no_vhost, objects, renamed};
 use super::columns;
 use crate::ctl::client::segment;
 use crate::ctl::{CtlError, Ctx};
@@ -32,14 +32,11 @@ pub(super) async fn run(ctx: &Ctx, verb: &str, a: &[String]) -> Option<Result<()
 /// The objects at `path` of the vhost (404: the vhost does not exist).
 async fn of_vhost(ctx: &Ctx, base: &str) -> Result<Vec<Map<String, Value>>, CtlError> {
     let path = format!("{base}/{}", ctx.vhost_path());
-    match ctx.node.get(&path).await {
-        Ok(v) => Ok(objects(v)),
-        Err(CtlError::NotFound(_)) => Err(CtlError::Failed(format!(
-            "Virtual host '{}' does not exist",
-            ctx.vhost
-        ))),
-        Err(e) => Err(e),
-    }
+    ctx.node
+        .get(&path)
+        .await
+        .map(objects)
+        .map_err(|e| e.missing(|| no_vhost(&ctx.vhost)))
 }
 
 /// The columns `list_queues` knows.
@@ -251,12 +248,8 @@ fn queue_path(ctx: &Ctx, name: &str) -> String {
     format!("/api/queues/{}/{}", ctx.vhost_path(), segment(name))
 }
 
-fn queue_missing(ctx: &Ctx, name: &str) -> impl Fn(CtlError) -> CtlError {
-    let text = format!("queue '{name}' in vhost '{}' not found", ctx.vhost);
-    move |e| match e {
-        CtlError::NotFound(_) => CtlError::Failed(text.clone()),
-        e => e,
-    }
+fn queue_missing<'a>(ctx: &'a Ctx, name: &'a str) -> impl Fn(CtlError) -> CtlError + 'a {
+    move |e| e.missing(|| format!("queue '{name}' in vhost '{}' not found", ctx.vhost))
 }
 
 async fn purge_queue(ctx: &Ctx, name: &str) -> Result<(), CtlError> {
@@ -344,13 +337,18 @@ async fn clear_policy(ctx: &Ctx, name: &str) -> Result<(), CtlError> {
         ctx.vhost
     ));
     let path = format!("/api/policies/{}/{}", ctx.vhost_path(), segment(name));
-    match ctx.node.delete(&path).await {
-        Err(CtlError::NotFound(_)) => Err(CtlError::Failed(format!(
-            "Parameter does not exist: policy '{name}' in vhost '{}'",
-            ctx.vhost
-        ))),
-        r => r.map(drop),
-    }
+    ctx.node
+        .delete(&path)
+        .await
+        .map_err(|e| {
+            e.missing(|| {
+                format!(
+                    "Parameter does not exist: policy '{name}' in vhost '{}'",
+                    ctx.vhost
+                )
+            })
+        })
+        .map(drop)
 }
 
 pub(crate) async fn list_policies(ctx: &Ctx) -> Result<(), CtlError> {
