@@ -365,6 +365,13 @@ async fn listings_cover_every_protocol_and_the_formats() {
     assert!(!amqp.status().connected(), "the connection was closed");
     let unknown = j.ctl(&["close_connection", "nobody", "x"]).await;
     assert_eq!(unknown.code, 70);
+    // close_all_connections: the STOMP and MQTT clients left in vhost /.
+    let all = ok(j.ctl(&["close_all_connections", "maintenance"]).await);
+    assert!(all.contains("Closed 2 connections"), "{all}");
+    assert!(within(stomp.recv())
+        .await
+        .is_none_or(|f| f.command == junction_stomp::codec::Command::Error));
+    assert!(ok(j.ctl(&["-s", "list_queues", "--offline"]).await).is_empty());
 }
 
 async fn refused(addr: SocketAddr) -> bool {

@@ -25,7 +25,7 @@ const VALUED: [(&str, Option<char>); 15] = [
 ];
 
 /// Options that are flags, with their one-letter forms.
-const FLAGS: [(&str, Option<char>); 8] = [
+const FLAGS: [(&str, Option<char>); 11] = [
     ("quiet", Some('q')),
     ("silent", Some('s')),
     ("no-table-headers", None),
@@ -34,6 +34,9 @@ const FLAGS: [(&str, Option<char>); 8] = [
     ("if-empty", None),
     ("if-unused", None),
     ("offline", None),
+    ("online", None),
+    ("local", None),
+    ("global", None),
 ];
 
 /// A parsed command line.

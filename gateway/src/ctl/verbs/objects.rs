@@ -20,6 +20,7 @@ pub(super) async fn run(ctx: &Ctx, verb: &str, a: &[String]) -> Option<Result<()
         "list_channels" => list_channels(ctx, a).await,
         "list_consumers" => list_consumers(ctx, a).await,
         "close_connection" => close_connection(ctx, &a[0], &a[1]).await,
+        "close_all_connections" => close_all_connections(ctx, &a[0]).await,
         "purge_queue" => purge_queue(ctx, &a[0]).await,
         "delete_queue" => delete_queue(ctx, &a[0]).await,
         "set_policy" => set_policy(ctx, a).await,
@@ -64,7 +65,11 @@ pub(crate) async fn list_queues(ctx: &Ctx, asked: &[String]) -> Result<(), CtlEr
     ));
     ctx.out
         .info(&format!("Listing queues for vhost {} ...", ctx.vhost));
-    let rows = of_vhost(ctx, "/api/queues").await?;
+    let mut rows = of_vhost(ctx, "/api/queues").await?;
+    // Every queue is on this node and online: --offline lists none.
+    if ctx.inv.flag("offline") {
+        rows.clear();
+    }
     ctx.out.table(&columns, &rows);
     Ok(())
 }
@@ -242,6 +247,39 @@ async fn close_connection(ctx: &Ctx, name: &str, why: &str) -> Result<(), CtlErr
         ))),
         s => Err(crate::ctl::client::refusal(s, &body)),
     }
+}
+
+async fn close_all_connections(ctx: &Ctx, why: &str) -> Result<(), CtlError> {
+    let global = ctx.inv.flag("global");
+    let mut closed = 0;
+    for c in objects(ctx.node.get("/api/connections").await?) {
+        let vhost = c.get("vhost").and_then(Value::as_str).unwrap_or_default();
+        let Some(name) = c.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if !global && vhost != ctx.vhost {
+            continue;
+        }
+        ctx.out
+            .info(&format!("Closing connection {name}, reason: {why}..."));
+        let path = format!("/api/connections/{}", segment(name));
+        let (status, body) = ctx
+            .node
+            .call(
+                Method::DELETE,
+                &path,
+                None,
+                &[("x-reason", why.to_string())],
+            )
+            .await?;
+        // One that closed meanwhile is not a failure.
+        if !status.is_success() && status != hyper::StatusCode::NOT_FOUND {
+            return Err(crate::ctl::client::refusal(status, &body));
+        }
+        closed += 1;
+    }
+    ctx.out.info(&format!("Closed {closed} connections"));
+    Ok(())
 }
 
 fn queue_path(ctx: &Ctx, name: &str) -> String {
