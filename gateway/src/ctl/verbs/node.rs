@@ -96,16 +96,16 @@ async fn status(ctx: &Ctx) -> Result<(), CtlError> {
     s += "\nAlarms\n\n";
     let mut alarms = Vec::new();
     if node.get("mem_alarm") == Some(&json!(true)) {
-        alarms.push("memory");
+        alarms.push("Memory alarm");
     }
     if node.get("disk_free_alarm") == Some(&json!(true)) {
-        alarms.push("disk");
+        alarms.push("Free disk space alarm");
     }
     if alarms.is_empty() {
         s += "(none)\n";
     }
     for a in alarms {
-        s += &format!("Free {a} alarm on node {name}\n");
+        s += &format!("{a} on node {name}\n");
     }
     s += &format!(
         "\nMemory\n\nTotal memory used: {}\nCalculation strategy: rss\nMemory high watermark setting: computed to: {}\n",
