@@ -122,6 +122,23 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) {
     .await
 }
 
+/// Awaits `probe` every 20 ms until `done` holds of what it returned, for at most
+/// [`TIMEOUT`]; returns the last probe either way, so the caller's assertion can show it.
+pub async fn settle<T, F, Fut>(mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let v = within(probe()).await;
+        if done(&v) || tokio::time::Instant::now() >= deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The `#` words of the hostile topic patterns the hardening tests bind.
 pub const HOSTILE_HASHES: usize = 20;
 

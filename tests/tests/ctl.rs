@@ -4,12 +4,11 @@
 use bytes::BytesMut;
 use junction_tests::process::{run_binary, CtlRun, JunctionProcess, Ports};
 use junction_tests::raw_stomp::StompClient;
-use junction_tests::{amqp_channel, within};
+use junction_tests::{amqp_channel, eventually, settle, within};
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 async fn broker(dir: &Path) -> JunctionProcess {
     JunctionProcess::start(dir, Ports::free(), "").await
@@ -210,14 +209,11 @@ async fn purge_delete_and_a_max_length_policy_act_on_queues() {
         .unwrap();
     publish("work", 7).await;
     // The confirm-less publishes are in once a listing shows them; poll for that.
-    let mut seen = Vec::new();
-    for _ in 0..200 {
-        seen = listed(&j).await;
-        if seen.iter().any(|r| r[0] == "work" && r[1] == "7") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = settle(
+        || listed(&j),
+        |rows| rows.iter().any(|r| r[0] == "work" && r[1] == "7"),
+    )
+    .await;
     assert!(
         seen.contains(
             &["work", "7", "7", "0", "0", "true", "false"]
@@ -261,14 +257,11 @@ async fn purge_delete_and_a_max_length_policy_act_on_queues() {
         .await
         .unwrap();
     publish("capped-1", 5).await;
-    let mut capped = Vec::new();
-    for _ in 0..200 {
-        capped = listed(&j).await;
-        if capped.iter().any(|r| r[0] == "capped-1" && r[1] == "2") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let capped = settle(
+        || listed(&j),
+        |rows| rows.iter().any(|r| r[0] == "capped-1" && r[1] == "2"),
+    )
+    .await;
     assert!(
         capped.iter().any(|r| r[0] == "capped-1" && r[1] == "2"),
         "{capped:?}"
@@ -304,18 +297,16 @@ async fn listings_cover_every_protocol_and_the_formats() {
     within(stomp.subscribe("s1", "/queue/listed", &[])).await;
     let mut mqtt = within(junction_tests::raw_mqtt::RawMqtt::open(j.mqtt_addr())).await;
     within(mqtt.connect_v4("lister", 60)).await;
-    let mut protocols = Vec::new();
-    for _ in 0..200 {
-        let out = ok(j
-            .ctl(&["-s", "list_connections", "protocol", "user", "peer_host"])
-            .await);
-        protocols = rows(&out).into_iter().map(|r| r[0].clone()).collect();
-        protocols.sort();
-        if protocols.len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let protocols = settle(
+        || async {
+            let out = ok(j.ctl(&["-s", "list_connections", "protocol"]).await);
+            let mut p: Vec<String> = rows(&out).into_iter().map(|r| r[0].clone()).collect();
+            p.sort();
+            p
+        },
+        |p| p.len() == 3,
+    )
+    .await;
     assert_eq!(protocols, ["AMQP 0-9-1", "MQTT 3.1.1", "STOMP 1.2"]);
 
     let json = ok(j
@@ -356,12 +347,7 @@ async fn listings_cover_every_protocol_and_the_formats() {
         .map(|r| r[0].clone())
         .expect("the AMQP connection is listed");
     ok(j.ctl(&["close_connection", &amqp_name, "go away"]).await);
-    for _ in 0..200 {
-        if !amqp.status().connected() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(|| !amqp.status().connected()).await;
     assert!(!amqp.status().connected(), "the connection was closed");
     let unknown = j.ctl(&["close_connection", "nobody", "x"]).await;
     assert_eq!(unknown.code, 70);
@@ -395,12 +381,7 @@ async fn stop_app_refuses_every_listener_and_start_app_opens_them_again() {
     ] {
         assert!(refused(addr).await, "{addr} still accepts after stop_app");
     }
-    for _ in 0..200 {
-        if !client.status().connected() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(|| !client.status().connected()).await;
     assert!(
         !client.status().connected(),
         "stop_app closed the client connection"
@@ -523,17 +504,22 @@ async fn status_environment_ping_and_the_log_level() {
     assert!(!j.log().contains("DEBUG"), "started at info");
     ok(j.ctl(&["set_log_level", "debug"]).await);
     let (_c, _ch) = amqp_channel(&j.amqp_uri()).await;
-    for _ in 0..200 {
-        if j.log().contains("DEBUG") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        j.log().contains("DEBUG"),
-        "debug lines after set_log_level debug"
-    );
+    eventually(|| j.log().contains("DEBUG")).await;
     assert_eq!(j.ctl(&["set_log_level", "not a level!"]).await.code, 70);
+
+    // A free-disk limit above what the disk has raises the disk alarm; status shows it, and
+    // a sane limit clears it.
+    let status = || async { ok(j.ctl(&["status"]).await) };
+    ok(j.ctl(&["set_disk_free_limit", "1000000GB"]).await);
+    let alarmed = settle(status, |s| s.contains("Free disk space alarm")).await;
+    assert!(
+        alarmed.contains("Free disk space alarm on node junction@localhost"),
+        "{alarmed}"
+    );
+    ok(j.ctl(&["set_disk_free_limit", "50MB"]).await);
+    let cleared = settle(status, |s| s.contains("Alarms\n\n(none)")).await;
+    assert!(cleared.contains("Alarms\n\n(none)"), "{cleared}");
+    assert_eq!(j.ctl(&["set_disk_free_limit", "lots"]).await.code, 64);
 }
 
 #[tokio::test]
@@ -599,18 +585,14 @@ async fn json_logs_name_every_listener_and_every_refused_login() {
         JunctionProcess::start_with_args(dir.path(), Ports::free(), "", &["--log-format", "json"])
             .await;
     assert!(!amqp_login(&j, "guest", "wrong", "/").await);
-    let mut line = None;
-    for _ in 0..200 {
-        line = j
-            .log()
+    let refused_line = || {
+        j.log()
             .lines()
             .find(|l| l.contains("login refused"))
-            .map(String::from);
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .map(String::from)
+    };
+    eventually(|| refused_line().is_some()).await;
+    let line = refused_line();
     let line = line.expect("a refused-login line");
     let refusal: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
     assert_eq!(refusal["fields"]["user"], "guest");

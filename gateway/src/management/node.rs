@@ -23,18 +23,7 @@ async fn describe(api: &Api) -> Value {
     let mem_used = memory_monitor::resident_bytes().unwrap_or(0);
     let disk_free = disk_monitor::free_bytes(&n.data_dir).unwrap_or(0);
     let (segments, store_bytes) = n.log.disk_usage();
-    let listeners: Vec<Value> = n
-        .listeners
-        .iter()
-        .map(|(protocol, addr)| {
-            json!({
-                "node": NODE,
-                "protocol": protocol,
-                "ip_address": addr.ip().to_string(),
-                "port": addr.port(),
-            })
-        })
-        .collect();
+    let listeners = super::overview::listeners(api);
     let alarm = |a| b.resource_alarm_of(a).is_some();
     let mqtt = n.mqtt.counts();
     json!({

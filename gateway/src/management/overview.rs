@@ -43,19 +43,7 @@ pub(crate) async fn overview(
         "messages_unacknowledged": unacked,
     });
     super::queues::merge(&mut queue_totals, depth_rates);
-    let listeners: Vec<Value> = api
-        .node
-        .listeners
-        .iter()
-        .map(|(protocol, addr)| {
-            json!({
-                "node": NODE,
-                "protocol": protocol,
-                "ip_address": addr.ip().to_string(),
-                "port": addr.port(),
-            })
-        })
-        .collect();
+    let listeners = listeners(&api);
     let version = env!("CARGO_PKG_VERSION");
     Json(json!({
         "management_version": version,
@@ -76,4 +64,20 @@ pub(crate) async fn overview(
         "statistics_db_event_queue": 0,
         "listeners": listeners,
     }))
+}
+
+/// The node's listeners as RabbitMQ's API lists them (`overview` and `nodes` alike).
+pub(crate) fn listeners(api: &Api) -> Vec<Value> {
+    api.node
+        .listeners
+        .iter()
+        .map(|(protocol, addr)| {
+            json!({
+                "node": NODE,
+                "protocol": protocol,
+                "ip_address": addr.ip().to_string(),
+                "port": addr.port(),
+            })
+        })
+        .collect()
 }

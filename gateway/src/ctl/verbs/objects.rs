@@ -227,7 +227,8 @@ pub(crate) async fn list_consumers(ctx: &Ctx, asked: &[String]) -> Result<(), Ct
     Ok(())
 }
 
-async fn close_connection(ctx: &Ctx, name: &str, why: &str) -> Result<(), CtlError> {
+/// Asks the node to close connection `name` with `why`: Ok(false) when there is none.
+async fn close_one(ctx: &Ctx, name: &str, why: &str) -> Result<bool, CtlError> {
     ctx.out
         .info(&format!("Closing connection {name}, reason: {why}..."));
     let path = format!("/api/connections/{}", segment(name));
@@ -241,12 +242,19 @@ async fn close_connection(ctx: &Ctx, name: &str, why: &str) -> Result<(), CtlErr
         )
         .await?;
     match status {
-        s if s.is_success() => Ok(()),
-        hyper::StatusCode::NOT_FOUND => Err(CtlError::Failed(format!(
-            "no connection named '{name}' (list_connections name shows them)"
-        ))),
+        s if s.is_success() => Ok(true),
+        hyper::StatusCode::NOT_FOUND => Ok(false),
         s => Err(crate::ctl::client::refusal(s, &body)),
     }
+}
+
+async fn close_connection(ctx: &Ctx, name: &str, why: &str) -> Result<(), CtlError> {
+    if close_one(ctx, name, why).await? {
+        return Ok(());
+    }
+    Err(CtlError::Failed(format!(
+        "no connection named '{name}' (list_connections name shows them)"
+    )))
 }
 
 async fn close_all_connections(ctx: &Ctx, why: &str) -> Result<(), CtlError> {
@@ -257,26 +265,10 @@ async fn close_all_connections(ctx: &Ctx, why: &str) -> Result<(), CtlError> {
         let Some(name) = c.get("name").and_then(Value::as_str) else {
             continue;
         };
-        if !global && vhost != ctx.vhost {
-            continue;
-        }
-        ctx.out
-            .info(&format!("Closing connection {name}, reason: {why}..."));
-        let path = format!("/api/connections/{}", segment(name));
-        let (status, body) = ctx
-            .node
-            .call(
-                Method::DELETE,
-                &path,
-                None,
-                &[("x-reason", why.to_string())],
-            )
-            .await?;
         // One that closed meanwhile is not a failure.
-        if !status.is_success() && status != hyper::StatusCode::NOT_FOUND {
-            return Err(crate::ctl::client::refusal(status, &body));
+        if (global || vhost == ctx.vhost) && close_one(ctx, name, why).await? {
+            closed += 1;
         }
-        closed += 1;
     }
     ctx.out.info(&format!("Closed {closed} connections"));
     Ok(())
