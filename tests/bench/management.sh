@@ -8,6 +8,7 @@
 #
 #   bash tests/bench/management.sh           # ROUNDS=3 QUEUES=10000
 #   ENDPOINT=prometheus QUEUES=100000 bash tests/bench/management.sh
+#   ENDPOINT=prometheus POLL_PATH=/metrics bash tests/bench/management.sh   # what is polled
 #   JUNCTION=path/to/junction ROUNDS=5 bash tests/bench/management.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +19,7 @@ SCALE=${SCALE:-1}
 ENDPOINT=${ENDPOINT:-management}
 case "$ENDPOINT" in
   management) poll_port=15690 poll_url="http://127.0.0.1:15690/api/queues" ;;
-  prometheus) poll_port=15689 poll_url="http://127.0.0.1:15689/metrics/per-object" ;;
+  prometheus) poll_port=15689 poll_url="http://127.0.0.1:15689${POLL_PATH:-/metrics/per-object}" ;;
   *) echo "ENDPOINT must be management or prometheus" >&2; exit 64 ;;
 esac
 work=$(mktemp -d)
