@@ -32,6 +32,15 @@ impl Access {
         read(&self.topic).values().cloned().collect()
     }
 
+    /// A user's topic permissions in one vhost.
+    pub fn topic_permissions_of(&self, user: &str, vhost: &str) -> Vec<TopicPermission> {
+        read(&self.topic)
+            .values()
+            .filter(|t| t.user == user && t.vhost == vhost)
+            .cloned()
+            .collect()
+    }
+
     /// A user's limits (empty: none).
     pub fn user_limits(&self, user: &str) -> LimitTable {
         read(&self.user_limits)
@@ -121,10 +130,36 @@ impl Broker {
         Ok(())
     }
 
+    /// Whether `user` may open one more channel: its `max-channels` counts the channels of
+    /// all its connections (NOT_ALLOWED otherwise, as RabbitMQ answers).
+    pub fn admit_channel(&self, user: &str) -> CoreResult<()> {
+        let Some(max) = limit(&self.access().user_limits(user), "max-channels") else {
+            return Ok(());
+        };
+        let open: usize = self
+            .connection_list()
+            .iter()
+            .filter(|(_, c)| c.user == user)
+            .map(|(id, _)| self.channel_count(*id))
+            .sum();
+        if open as u64 >= max {
+            return Err(CoreError::NotAllowed(format!(
+                "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({max})"
+            )));
+        }
+        Ok(())
+    }
+
     /// Sets a user's topic permissions on one exchange (durable once [`Broker::sync`] resolves).
     pub fn put_topic_permission(&self, p: TopicPermission) -> CoreResult<Outcome> {
-        check_pattern("write", &p.write)?;
-        check_pattern("read", &p.read)?;
+        // Checked as it will be compiled: with `{username}`, `{vhost}`, `{client_id}` expanded.
+        let sample = crate::permissions::Identity {
+            user: p.user.clone(),
+            vhost: p.vhost.clone(),
+            client_id: Some("client".into()),
+        };
+        check_pattern("write", &crate::permissions::expand(&p.write, &sample))?;
+        check_pattern("read", &crate::permissions::expand(&p.read, &sample))?;
         self.catalog()
             .commit(MetaCommand::PutTopicPermission(p), self)
     }

@@ -57,6 +57,9 @@ pub struct Authenticator {
     loopback_only: RwLock<Vec<String>>,
     /// Logins refused so far (any protocol, the management API included).
     failures: std::sync::atomic::AtomicU64,
+    /// Bumped whenever a user or a permission changes: compiled permissions older than it
+    /// are recompiled.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Authenticator {
@@ -67,6 +70,7 @@ impl Authenticator {
             permissions: RwLock::new(HashMap::new()),
             loopback_only: RwLock::new(vec!["guest".to_string()]),
             failures: Default::default(),
+            generation: Default::default(),
         }
     }
 
@@ -168,6 +172,23 @@ impl Authenticator {
             .unwrap_or_else(|e| e.into_inner()) = users;
     }
 
+    /// The generation of users and permissions (see [`crate::permissions::Permit`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks every compiled permission stale.
+    pub fn bump_generation(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether the user's own record lists `vhost` (users of the configuration file).
+    pub fn lists_vhost(&self, user: &str, vhost: &str) -> bool {
+        self.get(user)
+            .is_some_and(|u| u.vhosts.iter().any(|v| v == vhost || v == "*"))
+    }
+
     /// Logins refused so far.
     pub fn failures(&self) -> u64 {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)
@@ -209,16 +230,16 @@ impl Authenticator {
         })
     }
 
-    /// Checks that `user` may open `vhost` (403 otherwise): the vhost is among the user's
+    /// Checks that `user` may open `vhost` (ACCESS_REFUSED otherwise; AMQP answers it with
+    /// 530 as RabbitMQ does): the vhost is among the user's
     /// configured ones, or the user has permissions in it.
     pub fn check_vhost(&self, user: &str, vhost: &str) -> CoreResult<()> {
-        match self.get(user) {
-            Some(u) if u.vhosts.iter().any(|v| v == vhost || v == "*") => Ok(()),
-            Some(_) if self.permission(user, vhost).is_some() => Ok(()),
-            _ => Err(CoreError::AccessRefused(format!(
-                "access to vhost '{vhost}' refused for user '{user}'"
-            ))),
+        if self.lists_vhost(user, vhost) || self.permission(user, vhost).is_some() {
+            return Ok(());
         }
+        Err(CoreError::AccessRefused(format!(
+            "access to vhost '{vhost}' refused for user '{user}'"
+        )))
     }
 }
 

@@ -445,6 +445,19 @@ impl Materialize for Broker {
     /// Vhosts and users live here; what is inside a vhost is the vhost's own business.
     fn materialize(&self, cmd: &MetaCommand) {
         self.access.follow(cmd);
+        if matches!(
+            cmd,
+            MetaCommand::PutUser(_)
+                | MetaCommand::DeleteUser(_)
+                | MetaCommand::PutPermission(_)
+                | MetaCommand::DeletePermission { .. }
+                | MetaCommand::PutTopicPermission(_)
+                | MetaCommand::DeleteTopicPermission { .. }
+                | MetaCommand::DeleteVHost(_)
+        ) {
+            // Every connection's compiled permissions are recompiled at its next check.
+            self.auth.bump_generation();
+        }
         match cmd {
             MetaCommand::PutVHost(name) => {
                 self.insert_vhost(name);

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod authorized;
 pub mod broker;
 pub mod channels;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod limits;
 pub mod message;
 pub mod message_counts;
 pub mod meta;
+pub mod permissions;
 pub mod policy;
 pub mod queue;
 pub mod queue_args;

@@ -22,17 +22,20 @@ pub enum Refusal {
     ManagementForbidden,
     /// A malformed management API request: bad JSON, a field of the wrong type (HTTP 400).
     ManagementBadRequest,
+    /// An operation the user's permissions (configure, write, read, topic) do not allow.
+    AccessRefused,
 }
 
 impl Refusal {
     /// Every kind, in the order [`Refusals::snapshot`] lists them.
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::HandshakeTimeout,
         Refusal::ConnectionLimit,
         Refusal::MalformedFrame,
         Refusal::ManagementLogin,
         Refusal::ManagementForbidden,
         Refusal::ManagementBadRequest,
+        Refusal::AccessRefused,
     ];
 
     /// A stable snake_case name (metric label, status key).
@@ -44,6 +47,7 @@ impl Refusal {
             Refusal::ManagementLogin => "management_login",
             Refusal::ManagementForbidden => "management_forbidden",
             Refusal::ManagementBadRequest => "management_bad_request",
+            Refusal::AccessRefused => "access_refused",
         }
     }
 

@@ -5,17 +5,23 @@ use super::*;
 use crate::dead_letter::{cycle_queues, record_death};
 
 impl VHost {
+    /// The exchange and routing key an address such as `/exchange/x/k`, published to the
+    /// default exchange, stands for (none when a queue has that name).
+    pub fn resolve_address(&self, routing_key: &str) -> Option<(String, String)> {
+        address_target(routing_key)
+            .filter(|_| !read(&self.queues).contains_key(routing_key))
+            .map(|(x, k)| (x.to_string(), k.to_string()))
+    }
+
     /// Routes a message from `exchange` to every matching queue.
     pub fn publish(&self, exchange: &str, message: Arc<Message>) -> CoreResult<Routed> {
         if exchange.is_empty() {
             // Only keys that look like an address pay for the queue lookup.
-            let target = address_target(&message.routing_key)
-                .filter(|_| !read(&self.queues).contains_key(&message.routing_key));
-            if let Some((x, k)) = target {
+            if let Some((x, k)) = self.resolve_address(&message.routing_key) {
                 let mut m = (*message).clone();
-                m.exchange = x.to_string();
-                m.routing_key = k.to_string();
-                return self.publish(x, Arc::new(m));
+                m.exchange = x.clone();
+                m.routing_key = k;
+                return self.publish(&x, Arc::new(m));
             }
         }
         let ex = self.exchange(exchange)?;

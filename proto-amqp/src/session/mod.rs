@@ -13,10 +13,12 @@ use crate::codec::{self, encode_content, encode_heartbeat, encode_method_frame, 
 use bytes::BytesMut;
 use channel::Channel;
 use junction_core::auth::AuthUser;
+use junction_core::authorized::Authorized;
 use junction_core::message_counts::{CountsEntry, MessageCounts};
+use junction_core::permissions::{Identity, Permit};
 use junction_core::runtime::driver;
 use junction_core::runtime::{ConnectionContext, Limits, Outbox};
-use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
+use junction_core::{Broker, CoreError, DeliverySink, SinkEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -49,7 +51,7 @@ pub struct Session {
     ctx: ConnectionContext,
     state: State,
     user: Option<AuthUser>,
-    vhost: Option<Arc<VHost>>,
+    vhost: Option<Authorized>,
     frame_max: u32,
     channel_max: u16,
     /// Negotiated heart-beat in seconds (0 = off).
@@ -403,10 +405,22 @@ impl Session {
                     .as_ref()
                     .map(|u| u.name.clone())
                     .unwrap_or_default();
-                self.broker
-                    .admit(&user, &vhost)
-                    .map_err(|e| AmqpError::core_on_connection(e, ids))?;
-                self.vhost = Some(v);
+                self.broker.admit(&user, &vhost).map_err(|e| match e {
+                    // RabbitMQ answers a vhost the user has no permissions in with 530.
+                    CoreError::AccessRefused(why) => {
+                        AmqpError::connection(code::NOT_ALLOWED, why, ids)
+                    }
+                    e => AmqpError::core_on_connection(e, ids),
+                })?;
+                let permit = Permit::new(
+                    self.broker.clone(),
+                    Identity {
+                        user: user.clone(),
+                        vhost: vhost.clone(),
+                        client_id: None,
+                    },
+                );
+                self.vhost = Some(Authorized::new(v, permit));
                 self.send(0, &Method::ConnectionOpenOk);
                 self.state = State::Open;
                 self.counts = Some(self.ctx.describe(

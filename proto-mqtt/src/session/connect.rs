@@ -64,6 +64,22 @@ impl Session {
         } else {
             c.client_id.clone()
         };
+        let permit = Permit::new(
+            self.ctx.broker.clone(),
+            Identity {
+                user: user.clone(),
+                vhost: vhost_name.clone(),
+                client_id: Some(client_id.clone()),
+            },
+        );
+        let mut vhost = Authorized::new(vhost, permit);
+        if let Some(w) = &c.will {
+            // A will the user could not publish is refused now, not when it would fire.
+            let (exchange, key) = route_of(&w.topic);
+            if let Err(e) = vhost.check_publish(exchange, &key) {
+                return self.refuse(level, ReasonCode::NotAuthorized, &e.to_string());
+            }
+        }
         self.client_id = client_id;
         self.user = user;
         self.vhost = Some(vhost);
@@ -214,12 +230,13 @@ impl Session {
             auto_delete: false,
             arguments: args,
         };
-        let d = match vh.declare_queue(def.clone(), false, self.ctx.connection_id) {
+        let conn = self.ctx.connection_id;
+        let d = match self.guarded().declare_queue(def.clone(), false, conn) {
             Ok(d) => d,
             Err(CoreError::PreconditionFailed(_)) => {
                 // Declared earlier with another expiry: start it afresh.
                 vh.delete_queue(&def.name, None, false, false)?;
-                vh.declare_queue(def, false, self.ctx.connection_id)?
+                self.guarded().declare_queue(def, false, conn)?
             }
             Err(e) => return Err(e),
         };
@@ -227,7 +244,7 @@ impl Session {
             // The SUBACK that follows waits for the store.
             self.outbox.held.want_sync();
         }
-        let q = vh.queue(&d.name, Some(self.ctx.connection_id))?;
+        let q = self.guarded().readable_queue(&d.name, Some(conn))?;
         self.consume(q.clone(), None)?;
         self.queue = Some(q.clone());
         Ok(q)
@@ -272,7 +289,8 @@ impl Session {
     ) -> Result<(), junction_core::CoreError> {
         let group = s.group.clone().unwrap_or_default();
         let name = Self::shared_queue_name(&group, &s.req.filter);
-        let vh = self.vh();
+        let conn = self.ctx.connection_id;
+        let vh = self.guarded();
         let def = QueueDef {
             name: name.clone(),
             durable: false,
@@ -280,7 +298,7 @@ impl Session {
             auto_delete: true,
             arguments: FieldTable::new(),
         };
-        vh.declare_queue(def, false, self.ctx.connection_id)?;
+        vh.declare_queue(def, false, conn)?;
         vh.bind(
             Binding {
                 source: "amq.topic".into(),
@@ -290,7 +308,7 @@ impl Session {
             },
             None,
         )?;
-        let q = vh.queue(&name, None)?;
+        let q = vh.readable_queue(&name, None)?;
         self.consume(q, Some(s.req.filter.clone()))
     }
 }

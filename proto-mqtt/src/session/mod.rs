@@ -14,8 +14,10 @@ use crate::topic::{
     filter_to_binding, key_to_topic, matches, shared, topic_to_key, valid_filter, valid_topic,
 };
 use bytes::{Bytes, BytesMut};
+use junction_core::authorized::Authorized;
 use junction_core::id_hash::IdHashBuilder;
 use junction_core::message_counts::{Count, CountsEntry, MessageCounts};
+use junction_core::permissions::{Identity, Permit};
 use junction_core::runtime::driver::{self, Takeover};
 use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{
@@ -125,7 +127,7 @@ pub struct Session {
     level: Option<Level>,
     client_id: String,
     user: String,
-    vhost: Option<Arc<VHost>>,
+    vhost: Option<Authorized>,
     /// Boxed: most connections have none, and every byte here is paid per connection.
     will: Option<Box<Will>>,
     publish_will: bool,
@@ -241,7 +243,16 @@ impl Session {
     }
 
     fn vh(&self) -> Arc<VHost> {
-        self.vhost.clone().expect("open session has a vhost")
+        self.vhost
+            .as_ref()
+            .expect("open session has a vhost")
+            .vhost()
+            .clone()
+    }
+
+    /// The vhost as the session's permissions let it be used.
+    fn guarded(&mut self) -> &mut Authorized {
+        self.vhost.as_mut().expect("open session has a vhost")
     }
 
     /// Closes with a v5 DISCONNECT carrying `reason` (3.1.1: just closes). The will is published.
@@ -292,14 +303,15 @@ impl Session {
         let Some(vhost) = &self.vhost else { return };
         if self.persistent() {
             self.registry.update_live(
-                &vhost.name,
+                &vhost.vhost().name,
                 &self.client_id,
                 self.ctx.connection_id,
                 &self.session,
             );
             self.outbox.held.want_sync();
         } else {
-            self.registry.forget_session(&vhost.name, &self.client_id);
+            self.registry
+                .forget_session(&vhost.vhost().name, &self.client_id);
         }
     }
 

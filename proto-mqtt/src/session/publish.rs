@@ -5,6 +5,30 @@ use super::*;
 use junction_core::message_counts::Count;
 
 impl Session {
+    /// A publish the user's permissions refuse: MQTT 5 answers a QoS 1 or 2 publish with
+    /// PUBACK/PUBREC 0x87 and a QoS 0 publish with DISCONNECT 0x87; MQTT 3.1.1 has no way to
+    /// say it but closing the connection, as RabbitMQ does.
+    fn publish_refused(&mut self, level: Level, qos: u8, pkid: u16, why: &str) {
+        match (level, qos) {
+            (Level::V5, 1 | 2) => {
+                let kind = if qos == 1 { Ack::PubAck } else { Ack::PubRec };
+                let reply = Reply::Ack(kind, pkid, ReasonCode::NotAuthorized);
+                if self.outbox.held.is_holding() {
+                    self.outbox.held.hold(reply);
+                } else {
+                    codec::ack(
+                        level,
+                        kind,
+                        pkid,
+                        ReasonCode::NotAuthorized,
+                        self.outbox.out.buf(),
+                    );
+                }
+            }
+            _ => self.disconnect(ReasonCode::NotAuthorized, why),
+        }
+    }
+
     pub(super) fn publish_in(&mut self, mut p: Publish) {
         let level = self.lv();
         if let Some(alias) = p.props.topic_alias.take() {
@@ -43,11 +67,13 @@ impl Session {
             return;
         }
         let properties = self.properties_for(p.qos, p.retain, &p.props);
-        let vh = self.vh();
         // A retained message is stored by the registry's tap on amq.topic.
         let (exchange, msg) = Self::message_with(&p.topic, properties, p.payload);
-        let routed = match vh.publish(exchange, msg) {
+        let routed = match self.guarded().publish(exchange, msg) {
             Ok(r) => r,
+            Err(CoreError::AccessRefused(why)) => {
+                return self.publish_refused(level, p.qos, p.pkid, &why)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "MQTT publish failed");
                 return self.disconnect(ReasonCode::UnspecifiedError, "publish failed");

@@ -44,10 +44,11 @@ impl Session {
                 (None, None) => self.ensure_queue().and_then(|q| {
                     let key = filter_to_binding(&filter);
                     sub.bit = self.bit_for(&key);
-                    self.vh()
+                    let conn = self.ctx.connection_id;
+                    self.guarded()
                         .bind(
                             Self::subscription_binding(q.name(), key, sub.bit),
-                            Some(self.ctx.connection_id),
+                            Some(conn),
                         )
                         .map(|done| {
                             if done.stored() {
@@ -72,6 +73,13 @@ impl Session {
                             retained_to_send.push((topic, r, req.qos, id));
                         }
                     }
+                }
+                Err(CoreError::AccessRefused(_)) => {
+                    // Logged and counted where it was refused. MQTT 3.1.1 has one failure code.
+                    codes.push(match self.lv() {
+                        Level::V5 => ReasonCode::NotAuthorized.code(),
+                        _ => ReasonCode::UnspecifiedError.code(),
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(client = %self.client_id, filter, error = %e, "subscribe failed");

@@ -13,7 +13,7 @@ impl Session {
         }
         // Deliveries sent but unacknowledged went back with requeue_consumer.
         self.inflight.clear();
-        let vhost = self.vhost.clone()?;
+        let vhost = self.vhost.as_ref()?.vhost().clone();
         let keep = self.persistent();
         let expiry = self.session.expiry;
         if !keep {

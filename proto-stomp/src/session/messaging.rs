@@ -5,7 +5,9 @@ use super::Session;
 use crate::codec::{Command, Frame, Version};
 use crate::destination::Destination;
 use crate::headers::{from_properties, to_properties};
+use junction_core::authorized::Authorized;
 use junction_core::message_counts::Count;
+use junction_core::vhost::generate_queue_name;
 use junction_core::{
     Binding, ConsumerSpec, Credit, Delivery, Destination as Target, FieldTable, FieldValue,
     Message, Queue, QueueDef,
@@ -61,7 +63,16 @@ fn queue_arguments(f: &Frame) -> FieldTable {
 
 impl Session {
     fn vh(&self) -> Arc<junction_core::VHost> {
-        self.vhost.clone().expect("open session has a vhost")
+        self.vhost
+            .as_ref()
+            .expect("open session has a vhost")
+            .vhost()
+            .clone()
+    }
+
+    /// The vhost as the session's permissions let it be used.
+    fn guarded(&mut self) -> &mut Authorized {
+        self.vhost.as_mut().expect("open session has a vhost")
     }
 
     pub(super) fn dispatch(&mut self, f: Frame) -> Result<(), StompError> {
@@ -138,9 +149,10 @@ impl Session {
             auto_delete: false,
             arguments: FieldTable::new(),
         };
+        let conn = self.ctx.connection_id;
         let d = self
-            .vh()
-            .declare_queue(def, false, self.ctx.connection_id)
+            .guarded()
+            .declare_queue(def, false, conn)
             .map_err(StompError::from)?;
         self.temp_queues.insert(x.to_string(), d.name.clone());
         // Replies to a temp queue arrive on an implicit subscription named after it.
@@ -151,8 +163,8 @@ impl Session {
 
     /// Declares a `/queue/` queue unless it exists.
     fn ensure_queue(&mut self, name: &str, f: Option<&Frame>) -> Result<(), StompError> {
-        let vh = self.vh();
-        if vh.queue(name, Some(self.ctx.connection_id)).is_ok() {
+        let conn = self.ctx.connection_id;
+        if self.vh().queue(name, Some(conn)).is_ok() {
             return Ok(());
         }
         let def = QueueDef {
@@ -162,8 +174,9 @@ impl Session {
             auto_delete: f.and_then(|f| truthy(f, "auto-delete")).unwrap_or(false),
             arguments: f.map(queue_arguments).unwrap_or_default(),
         };
-        let d = vh
-            .declare_queue(def, false, self.ctx.connection_id)
+        let d = self
+            .guarded()
+            .declare_queue(def, false, conn)
             .map_err(StompError::from)?;
         self.after_store(d.stored);
         Ok(())
@@ -206,7 +219,7 @@ impl Session {
             body: f.body.clone(),
         });
         let routed = self
-            .vh()
+            .guarded()
             .publish(&exchange, message)
             .map_err(StompError::from)?;
         self.count(|c| c.published(&routed, false));
@@ -240,7 +253,6 @@ impl Session {
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(0);
         let vh = self.vh();
-        let conn = self.ctx.connection_id;
         let durable_sub = truthy(f, "durable")
             .or(truthy(f, "persistent"))
             .unwrap_or(false);
@@ -267,7 +279,6 @@ impl Session {
                     self.bound_queue(f, &e, &k, &id, durable_sub, &private_queue)?
                 }
             };
-        let _ = conn;
         self.start_consumer(id, dest_text, &queue, ack, prefetch, durable_queue)
     }
 
@@ -284,11 +295,16 @@ impl Session {
         let name = match f.header("x-queue-name") {
             Some(n) => n.to_string(),
             None if durable => format!("stomp-subscription-{id}"),
-            None => String::new(),
+            // Named so that a configure permission can allow them, as RabbitMQ names them.
+            None => format!(
+                "stomp-subscription-{}",
+                generate_queue_name().trim_start_matches("amq.gen-")
+            ),
         };
-        let vh = self.vh();
+        let conn = self.ctx.connection_id;
+        let vh = self.guarded();
         let d = vh
-            .declare_queue(def(name, durable), false, self.ctx.connection_id)
+            .declare_queue(def(name, durable), false, conn)
             .map_err(StompError::from)?;
         let bound = vh
             .bind(
@@ -298,7 +314,7 @@ impl Session {
                     routing_key: key.to_string(),
                     arguments: FieldTable::new(),
                 },
-                Some(self.ctx.connection_id),
+                Some(conn),
             )
             .map_err(StompError::from)?;
         self.after_store(d.stored || bound.stored());
@@ -314,9 +330,10 @@ impl Session {
         prefetch: u32,
         durable_queue: bool,
     ) -> Result<(), StompError> {
+        let conn = self.ctx.connection_id;
         let q = self
-            .vh()
-            .queue(queue, Some(self.ctx.connection_id))
+            .guarded()
+            .readable_queue(queue, Some(conn))
             .map_err(StompError::from)?;
         let key = self.next_key;
         self.next_key += 1;
@@ -369,9 +386,10 @@ impl Session {
         let queue = sub.queue.name().to_string();
         self.end_subscription(&id);
         if delete {
+            let conn = self.ctx.connection_id;
             let d = self
-                .vh()
-                .delete_queue(&queue, Some(self.ctx.connection_id), false, false)
+                .guarded()
+                .delete_queue(&queue, Some(conn), false, false)
                 .map_err(StompError::from)?;
             self.after_store(d.stored);
         }

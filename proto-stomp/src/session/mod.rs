@@ -8,10 +8,12 @@ mod tests;
 use crate::codec::{self, encode, Command, Frame, Version};
 use bytes::BytesMut;
 use junction_core::auth::AuthUser;
+use junction_core::authorized::Authorized;
 use junction_core::message_counts::{Count, CountsEntry, MessageCounts};
+use junction_core::permissions::{Identity, Permit};
 use junction_core::runtime::driver;
 use junction_core::runtime::{ConnectionContext, Outbox};
-use junction_core::{Broker, DeliverySink, SinkEvent, VHost};
+use junction_core::{Broker, DeliverySink, SinkEvent};
 use messaging::Subscription;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +48,7 @@ pub struct Session {
     default_login: Option<DefaultLogin>,
     state: State,
     version: Version,
-    vhost: Option<Arc<VHost>>,
+    vhost: Option<Authorized>,
     user: Option<AuthUser>,
     sink: DeliverySink,
     /// The write buffer, held acknowledgements, last send.
@@ -291,7 +293,15 @@ impl Session {
         // We take the client's wishes as they are: send every cy, expect something every cx.
         self.hb_out = cy;
         self.hb_in = cx;
-        self.vhost = Some(vhost);
+        let permit = Permit::new(
+            self.broker.clone(),
+            Identity {
+                user: user.name.clone(),
+                vhost: vhost_name.clone(),
+                client_id: None,
+            },
+        );
+        self.vhost = Some(Authorized::new(vhost, permit));
         self.user = Some(user);
         self.state = State::Open;
         let mut reply = Frame::new(Command::Connected)

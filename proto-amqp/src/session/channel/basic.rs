@@ -7,7 +7,6 @@ impl Session {
     /// basic.* methods other than basic.publish.
     pub(in crate::session) fn basic_method(&mut self, ch: u16, method: Method) -> AmqpResult<()> {
         let ids = method.ids();
-        let vhost = self.vhost();
         let conn = self.ctx.connection_id;
         let core = |e| AmqpError::core(e, ids);
         match method {
@@ -74,7 +73,10 @@ impl Session {
             }
             Method::BasicGet { queue, no_ack } => {
                 let queue = self.resolve_queue(ch, queue, ids)?;
-                let q = vhost.queue(&queue, Some(conn)).map_err(core)?;
+                let q = self
+                    .guarded()
+                    .readable_queue(&queue, Some(conn))
+                    .map_err(core)?;
                 match q.get(no_ack) {
                     None => self.send(ch, &Method::BasicGetEmpty),
                     Some(f) => {
@@ -174,9 +176,9 @@ impl Session {
         arguments: junction_core::FieldTable,
         ids: (u16, u16),
     ) -> AmqpResult<()> {
-        let vhost = self.vhost();
         let conn = self.ctx.connection_id;
-        let queue = if queue == REPLY_TO {
+        let reply_to = queue == REPLY_TO;
+        let queue = if reply_to {
             if !no_ack {
                 return Err(AmqpError::channel(
                     code::PRECONDITION_FAILED,
@@ -188,9 +190,13 @@ impl Session {
         } else {
             self.resolve_queue(ch, queue, ids)?
         };
-        let q = vhost
-            .queue(&queue, Some(conn))
-            .map_err(|e| AmqpError::core(e, ids))?;
+        // The direct reply-to pseudo-queue is the channel's own: it needs no permission.
+        let q = if reply_to {
+            self.vhost().queue(&queue, Some(conn))
+        } else {
+            self.guarded().readable_queue(&queue, Some(conn))
+        }
+        .map_err(|e| AmqpError::core(e, ids))?;
         let tag = if consumer_tag.is_empty() {
             server_tag(conn, self.next_consumer_key)
         } else {

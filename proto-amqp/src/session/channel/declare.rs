@@ -6,7 +6,6 @@ impl Session {
     /// exchange.* and queue.* methods.
     pub(in crate::session) fn declare_method(&mut self, ch: u16, method: Method) -> AmqpResult<()> {
         let ids = method.ids();
-        let vhost = self.vhost();
         let conn = self.ctx.connection_id;
         let core = |e| AmqpError::core(e, ids);
         match method {
@@ -39,7 +38,10 @@ impl Session {
                     internal,
                     arguments,
                 };
-                let done = vhost.declare_exchange(def, passive).map_err(core)?;
+                let done = self
+                    .guarded()
+                    .declare_exchange(def, passive)
+                    .map_err(core)?;
                 let reply = (!no_wait).then_some(Method::ExchangeDeclareOk);
                 self.reply_after_store(ch, reply, done.stored());
             }
@@ -48,7 +50,10 @@ impl Session {
                 if_unused,
                 no_wait,
             } => {
-                let done = vhost.delete_exchange(&exchange, if_unused).map_err(core)?;
+                let done = self
+                    .guarded()
+                    .delete_exchange(&exchange, if_unused)
+                    .map_err(core)?;
                 let reply = (!no_wait).then_some(Method::ExchangeDeleteOk);
                 self.reply_after_store(ch, reply, done.stored());
             }
@@ -74,9 +79,9 @@ impl Session {
                 };
                 let bind = ids.1 == 30;
                 let done = if bind {
-                    vhost.bind(b, Some(conn)).map_err(core)?
+                    self.guarded().bind(b, Some(conn)).map_err(core)?
                 } else {
-                    vhost.unbind(&b, Some(conn)).map_err(core)?
+                    self.guarded().unbind(&b, Some(conn)).map_err(core)?
                 };
                 let reply = (!no_wait).then_some(if bind {
                     Method::ExchangeBindOk
@@ -101,7 +106,10 @@ impl Session {
                     auto_delete,
                     arguments,
                 };
-                let d = vhost.declare_queue(def, passive, conn).map_err(core)?;
+                let d = self
+                    .guarded()
+                    .declare_queue(def, passive, conn)
+                    .map_err(core)?;
                 self.channel(ch).last_queue = Some(d.name.clone());
                 let reply = (!no_wait).then(|| Method::QueueDeclareOk {
                     queue: d.name,
@@ -130,7 +138,7 @@ impl Session {
                     routing_key,
                     arguments,
                 };
-                let done = vhost.bind(b, Some(conn)).map_err(core)?;
+                let done = self.guarded().bind(b, Some(conn)).map_err(core)?;
                 let reply = (!no_wait).then_some(Method::QueueBindOk);
                 self.reply_after_store(ch, reply, done.stored());
             }
@@ -147,12 +155,15 @@ impl Session {
                     routing_key,
                     arguments,
                 };
-                let done = vhost.unbind(&b, Some(conn)).map_err(core)?;
+                let done = self.guarded().unbind(&b, Some(conn)).map_err(core)?;
                 self.reply_after_store(ch, Some(Method::QueueUnbindOk), done.stored());
             }
             Method::QueuePurge { queue, no_wait } => {
                 let queue = self.resolve_queue(ch, queue, ids)?;
-                let n = vhost.purge_queue(&queue, Some(conn)).map_err(core)?;
+                let n = self
+                    .guarded()
+                    .purge_queue(&queue, Some(conn))
+                    .map_err(core)?;
                 if !no_wait {
                     self.send(
                         ch,
@@ -169,7 +180,8 @@ impl Session {
                 no_wait,
             } => {
                 let queue = self.resolve_queue(ch, queue, ids)?;
-                let d = vhost
+                let d = self
+                    .guarded()
                     .delete_queue(&queue, Some(conn), if_unused, if_empty)
                     .map_err(core)?;
                 let reply = (!no_wait).then_some(Method::QueueDeleteOk {

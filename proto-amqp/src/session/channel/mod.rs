@@ -5,6 +5,7 @@ use super::error::{code, AmqpError, AmqpResult};
 use super::Session;
 use crate::codec::{encode_content, ContentHeader, Method};
 use bytes::{Bytes, BytesMut};
+use junction_core::authorized::Authorized;
 use junction_core::vhost::{generate_queue_name, REPLY_TO_PREFIX};
 use junction_core::{
     same_queue, Binding, ConsumerSpec, Credit, Delivery, DeliveryQueue, Destination, ExchangeDef,
@@ -165,7 +166,16 @@ fn server_tag(connection: u64, key: u64) -> String {
 impl Session {
     fn vhost(&self) -> Arc<VHost> {
         self.vhost
+            .as_ref()
+            .expect("channels exist only on open connections")
+            .vhost()
             .clone()
+    }
+
+    /// The vhost as the connection's permissions let it be used.
+    fn guarded(&mut self) -> &mut Authorized {
+        self.vhost
+            .as_mut()
             .expect("channels exist only on open connections")
     }
 
@@ -186,6 +196,10 @@ impl Session {
         }
         match (self.channels.get(&ch), &method) {
             (None, Method::ChannelOpen) => {
+                let user = self.user.as_ref().map_or("", |u| u.name.as_str());
+                self.broker
+                    .admit_channel(user)
+                    .map_err(|e| AmqpError::core_on_connection(e, ids))?;
                 let listing = junction_core::channels::ChannelEntry::open(
                     &self.broker,
                     self.ctx.connection_id,

@@ -225,7 +225,7 @@ impl Session {
 
     pub(super) fn route(&mut self, ch: u16, p: PendingMessage, ids: (u16, u16)) -> AmqpResult<()> {
         let routed = self
-            .vhost()
+            .guarded()
             .publish(&p.exchange, p.message.clone())
             .map_err(|e| AmqpError::core(e, ids))?;
         let returned = p.mandatory && routed.unroutable();
