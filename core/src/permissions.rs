@@ -303,4 +303,66 @@ mod tests {
         let none = Pattern::compile(&expand("^{client_id}", &who(None)));
         assert!(!none.allows("anything"), "no client id matches nothing");
     }
+
+    #[test]
+    fn a_permit_follows_permission_changes_and_counts_refusals() {
+        let broker = Broker::in_memory();
+        broker
+            .put_user(crate::auth::new_user("u", "pw", vec![], vec![]))
+            .unwrap();
+        let grant = |configure: &str| crate::storage::Permission {
+            user: "u".into(),
+            vhost: "/".into(),
+            configure: configure.into(),
+            write: ".*".into(),
+            read: "^own-".into(),
+        };
+        broker.put_permission(grant("^own-")).unwrap();
+        let mut permit = Permit::new(
+            broker.clone(),
+            Identity {
+                user: "u".into(),
+                vhost: "/".into(),
+                client_id: Some("c1".into()),
+            },
+        );
+        permit
+            .check(Action::Configure, Resource::Queue, "own-q")
+            .unwrap();
+        let e = permit
+            .check(Action::Read, Resource::Queue, "other")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ACCESS_REFUSED - read access to queue 'other' in vhost '/' refused for user 'u'"
+        );
+        assert_eq!(broker.refusals().get(Refusal::AccessRefused), 1);
+        permit.check(Action::Write, Resource::Exchange, "").unwrap();
+        broker.put_permission(grant("")).unwrap();
+        assert!(
+            permit
+                .check(Action::Configure, Resource::Queue, "own-q")
+                .is_err(),
+            "a change applies to a permit already made"
+        );
+        broker
+            .put_topic_permission(crate::meta::TopicPermission {
+                user: "u".into(),
+                vhost: "/".into(),
+                exchange: "amq.topic".into(),
+                write: "^d\\.{client_id}\\.".into(),
+                read: ".*".into(),
+            })
+            .unwrap();
+        assert!(permit.has_topic_rules("amq.topic"));
+        permit
+            .check_topic(Action::Write, "amq.topic", "d.c1.t")
+            .unwrap();
+        assert!(permit
+            .check_topic(Action::Write, "amq.topic", "d.c2.t")
+            .is_err());
+        permit
+            .check_topic(Action::Write, "other.topic", "anything")
+            .unwrap();
+    }
 }
