@@ -37,11 +37,6 @@ impl Authorized {
         &self.vhost
     }
 
-    /// The connection's rights.
-    pub fn permit(&mut self) -> &mut Permit {
-        &mut self.permit
-    }
-
     /// exchange.declare: configure on the exchange (none when passive); an
     /// `alternate-exchange` needs write on it and read on the declared exchange.
     pub fn declare_exchange(&mut self, def: ExchangeDef, passive: bool) -> CoreResult<Outcome> {

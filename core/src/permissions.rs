@@ -182,11 +182,6 @@ impl Permit {
         }
     }
 
-    /// Whom the permit is for.
-    pub fn identity(&self) -> &Identity {
-        &self.who
-    }
-
     fn refresh(&mut self) {
         let now = self.broker.auth().generation();
         if now != self.generation {
@@ -230,7 +225,7 @@ impl Permit {
     /// need checking).
     pub fn has_topic_rules(&mut self, exchange: &str) -> bool {
         self.refresh();
-        !self.grant.topic.is_empty() && self.grant.topic.contains_key(exchange)
+        self.grant.topic.contains_key(exchange)
     }
 
     /// Checks a topic permission: `action` (write to publish, read to bind) with
