@@ -203,17 +203,54 @@ impl Authenticator {
         peer: Option<SocketAddr>,
         protocol: &str,
     ) -> CoreResult<AuthUser> {
+        self.login(name, Some(password), peer, protocol)
+    }
+
+    /// Logs in as `name` on the strength of a client certificate the TLS layer verified
+    /// (AMQP's EXTERNAL mechanism, MQTT's and STOMP's certificate login): the user must exist
+    /// and may connect from `peer`; no password is asked, as with RabbitMQ's internal backend.
+    pub fn authenticate_certificate(
+        &self,
+        name: &str,
+        peer: Option<SocketAddr>,
+        protocol: &str,
+    ) -> CoreResult<AuthUser> {
+        self.login(name, None, peer, protocol)
+    }
+
+    /// A login with a password, or with a verified certificate when `password` is None.
+    fn login(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        peer: Option<SocketAddr>,
+        protocol: &str,
+    ) -> CoreResult<AuthUser> {
+        let mechanism = if password.is_some() {
+            "PLAIN"
+        } else {
+            "EXTERNAL"
+        };
         let refused = |reason: &str| {
             self.failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(user = name, protocol, ?peer, reason, "login refused");
+            tracing::warn!(
+                user = name,
+                protocol,
+                ?peer,
+                mechanism,
+                reason,
+                "login refused"
+            );
             CoreError::AccessRefused(format!(
-                "Login was refused using authentication mechanism PLAIN. For details see the broker logfile. (user '{name}')"
+                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{name}')"
             ))
         };
         let user = self.get(name).ok_or_else(|| refused("no such user"))?;
-        if !verify_password(&user.password_hash, password) {
-            return Err(refused("wrong password"));
+        if let Some(password) = password {
+            if !verify_password(&user.password_hash, password) {
+                return Err(refused("wrong password"));
+            }
         }
         let loopback_only = self
             .loopback_only
@@ -301,6 +338,31 @@ mod tests {
         assert!(auth
             .authenticate("ghost", "pw", addr("127.0.0.1:1"), "test")
             .is_err());
+    }
+
+    #[test]
+    fn certificate_login_needs_an_existing_user_and_keeps_the_loopback_rule() {
+        let auth = Authenticator::new();
+        auth.put(new_user("device-7", "unused", vec![], vec!["/".into()]));
+        auth.put(new_user("guest", "guest", vec![], vec!["/".into()]));
+        auth.set_loopback_only(vec!["guest".into()]);
+        let remote = addr("192.0.2.7:5000");
+        let user = auth
+            .authenticate_certificate("device-7", remote, "test")
+            .unwrap();
+        assert_eq!(user.name, "device-7");
+        let before = auth.failures();
+        let e = auth
+            .authenticate_certificate("nobody", remote, "test")
+            .unwrap_err();
+        assert!(e.to_string().contains("EXTERNAL"), "{e}");
+        assert!(auth
+            .authenticate_certificate("guest", remote, "test")
+            .is_err());
+        assert!(auth
+            .authenticate_certificate("guest", addr("127.0.0.1:1"), "test")
+            .is_ok());
+        assert_eq!(auth.failures(), before + 2);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct ConnectionInfo {
     pub connected_at: u64,
     /// What the client said of itself (AMQP client properties; the MQTT client id).
     pub client_properties: FieldTable,
+    /// What TLS established, when the connection came in over TLS.
+    pub tls: Option<std::sync::Arc<crate::runtime::TlsSession>>,
 }
 
 /// The registry (one per broker).

@@ -24,11 +24,14 @@ pub enum Refusal {
     ManagementBadRequest,
     /// An operation the user's permissions (configure, write, read, topic) do not allow.
     AccessRefused,
+    /// A TLS handshake that failed: an unsupported version, a client certificate that did not
+    /// verify, bytes that are not TLS.
+    TlsHandshake,
 }
 
 impl Refusal {
     /// Every kind, in the order [`Refusals::snapshot`] lists them.
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::HandshakeTimeout,
         Refusal::ConnectionLimit,
         Refusal::MalformedFrame,
@@ -36,6 +39,7 @@ impl Refusal {
         Refusal::ManagementForbidden,
         Refusal::ManagementBadRequest,
         Refusal::AccessRefused,
+        Refusal::TlsHandshake,
     ];
 
     /// A stable snake_case name (metric label, status key).
@@ -48,6 +52,7 @@ impl Refusal {
             Refusal::ManagementForbidden => "management_forbidden",
             Refusal::ManagementBadRequest => "management_bad_request",
             Refusal::AccessRefused => "access_refused",
+            Refusal::TlsHandshake => "tls_handshake",
         }
     }
 

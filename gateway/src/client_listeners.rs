@@ -3,9 +3,12 @@
 //! storage and the management API stay up; `start_app` binds them again on the same
 //! addresses. RabbitMQ's `stop_app`/`start_app` do the same to the `rabbit` application.
 
-use crate::listener::{accept_loop, ConnectionCount};
+use crate::bind_all;
+use crate::listener::{accept_loop, Accepting, ConnectionCount};
+use crate::listener_specs::{ListenerSpec, ListenerTransport};
+use crate::tls::TlsContext;
 use crate::websocket::ws_accept_loop;
-use crate::{bind_all, ListenerSpec, ListenerTransport, StartError};
+use crate::StartError;
 use junction_core::runtime::Limits;
 use junction_core::Broker;
 use std::net::SocketAddr;
@@ -18,8 +21,8 @@ pub(crate) struct ClientListeners {
     /// Each listener, with the address it was first bound to (a port 0 became a real one).
     specs: Vec<ListenerSpec>,
     broker: Arc<Broker>,
-    limits: Limits,
-    connections: Arc<ConnectionCount>,
+    /// What every accept loop shares (with the TLS settings for the TLS listeners).
+    accepting: Accepting,
     /// The accept tasks; empty while stopped.
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -31,7 +34,14 @@ impl ClientListeners {
         broker: Arc<Broker>,
         limits: Limits,
         connections: Arc<ConnectionCount>,
+        tls: Option<Arc<TlsContext>>,
     ) -> Result<ClientListeners, StartError> {
+        let accepting = Accepting {
+            broker: broker.clone(),
+            limits: Arc::new(limits),
+            count: connections,
+            tls,
+        };
         let mut tasks = Vec::new();
         for spec in &mut specs {
             let (sockets, bound) = bind_all(spec.name, spec.address).await?;
@@ -45,14 +55,13 @@ impl ClientListeners {
             tasks.extend(
                 sockets
                     .into_iter()
-                    .map(|s| spawn_accept(spec, s, &broker, &limits, &connections)),
+                    .map(|s| spawn_accept(spec, s, &accepting)),
             );
         }
         Ok(ClientListeners {
             specs,
             broker,
-            limits,
-            connections,
+            accepting,
             tasks: Mutex::new(tasks),
         })
     }
@@ -101,7 +110,7 @@ impl ClientListeners {
             fresh.extend(
                 sockets
                     .into_iter()
-                    .map(|s| spawn_accept(spec, s, &self.broker, &self.limits, &self.connections)),
+                    .map(|s| spawn_accept(spec, s, &self.accepting)),
             );
         }
         *tasks = fresh;
@@ -120,25 +129,17 @@ impl ClientListeners {
 fn spawn_accept(
     spec: &ListenerSpec,
     socket: tokio::net::TcpListener,
-    broker: &Arc<Broker>,
-    limits: &Limits,
-    connections: &Arc<ConnectionCount>,
+    accepting: &Accepting,
 ) -> JoinHandle<()> {
-    let (adapter, broker, limits, count) = (
-        spec.adapter.clone(),
-        broker.clone(),
-        limits.clone(),
-        connections.clone(),
-    );
+    let adapter = spec.adapter.clone();
+    let mut accepting = accepting.clone();
+    if !spec.tls {
+        accepting.tls = None;
+    }
     match &spec.transport {
-        ListenerTransport::Tcp => tokio::spawn(accept_loop(socket, adapter, broker, limits, count)),
-        ListenerTransport::WebSocket(ws) => tokio::spawn(ws_accept_loop(
-            socket,
-            ws.clone(),
-            adapter,
-            broker,
-            limits,
-            count,
-        )),
+        ListenerTransport::Tcp => tokio::spawn(accept_loop(socket, adapter, accepting)),
+        ListenerTransport::WebSocket(ws) => {
+            tokio::spawn(ws_accept_loop(socket, ws.clone(), adapter, accepting))
+        }
     }
 }

@@ -6,21 +6,23 @@ pub mod ctl;
 pub mod descriptors;
 pub mod disk_monitor;
 pub mod listener;
+mod listener_specs;
 pub mod local_credential;
 pub mod logging;
 mod management;
 pub mod memory_monitor;
 mod metrics;
 mod node;
+pub mod tls;
 pub mod websocket;
 
 use client_listeners::ClientListeners;
 use config::Config;
 use junction_core::auth::new_user;
-use junction_core::runtime::ProtocolAdapter;
 use junction_core::store::DataDir;
 use junction_core::{Broker, BrokerOptions};
 use listener::ConnectionCount;
+use listener_specs::{listed_listeners, listener_specs};
 use node::Node;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +30,6 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use websocket::WsOptions;
 
 /// How long shutdown waits for connections to finish their protocol's close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -52,6 +53,9 @@ pub enum StartError {
     #[error("cannot start the broker: {0}")]
     /// The broker could not be built from what was stored.
     Broker(#[from] junction_core::CoreError),
+    #[error("cannot start the TLS listeners: {0}")]
+    /// The `[tls]` files could not be loaded.
+    Tls(#[from] tls::TlsError),
 }
 
 /// The addresses the listeners are bound to (None = disabled).
@@ -71,6 +75,18 @@ pub struct BoundAddrs {
     pub management: Option<SocketAddr>,
     /// The Prometheus exporter.
     pub prometheus: Option<SocketAddr>,
+    /// AMQP over TLS.
+    pub amqps: Option<SocketAddr>,
+    /// STOMP over TLS.
+    pub stomps: Option<SocketAddr>,
+    /// MQTT over TLS.
+    pub mqtts: Option<SocketAddr>,
+    /// STOMP over secure WebSocket.
+    pub stomp_wss: Option<SocketAddr>,
+    /// MQTT over secure WebSocket.
+    pub mqtt_wss: Option<SocketAddr>,
+    /// The management API over HTTPS.
+    pub management_tls: Option<SocketAddr>,
 }
 
 /// A running broker with its listeners.
@@ -87,121 +103,7 @@ pub struct Gateway {
     memory_monitor: JoinHandle<()>,
     memory_limit: Arc<memory_monitor::MemoryLimit>,
     connections: Arc<ConnectionCount>,
-}
-
-/// How a listener carries its protocol. (TLS and WebSocket over TLS join this list.)
-pub(crate) enum ListenerTransport {
-    Tcp,
-    WebSocket(WsOptions),
-}
-
-/// One listener: a protocol, over a transport, on an address.
-pub(crate) struct ListenerSpec {
-    /// The name it is logged under ("AMQP", "STOMP over WebSocket").
-    name: &'static str,
-    adapter: Arc<dyn ProtocolAdapter>,
-    transport: ListenerTransport,
-    address: SocketAddr,
-    /// Where [`BoundAddrs`] reports it.
-    bound_to: fn(&mut BoundAddrs) -> &mut Option<SocketAddr>,
-}
-
-/// The enabled listeners of a configuration, as one list. One adapter per protocol serves
-/// its TCP and WebSocket listeners alike; a new protocol or transport is one more entry.
-fn listener_specs(cfg: &Config, mqtt: Arc<junction_mqtt::MqttAdapter>) -> Vec<ListenerSpec> {
-    let amqp: Arc<dyn ProtocolAdapter> = Arc::new(junction_amqp::AmqpAdapter);
-    let stomp: Arc<dyn ProtocolAdapter> = Arc::new(stomp_adapter(cfg));
-    let mqtt: Arc<dyn ProtocolAdapter> = mqtt;
-    let l = &cfg.listeners;
-    let ws = |path: &str, subprotocols| {
-        ListenerTransport::WebSocket(WsOptions {
-            path: path.to_string(),
-            subprotocols,
-        })
-    };
-    let all = [
-        (
-            l.amqp.enabled,
-            ListenerSpec {
-                name: "AMQP",
-                adapter: amqp,
-                transport: ListenerTransport::Tcp,
-                address: l.amqp.socket_addr(),
-                bound_to: |a| &mut a.amqp,
-            },
-        ),
-        (
-            l.stomp.enabled,
-            ListenerSpec {
-                name: "STOMP",
-                adapter: stomp.clone(),
-                transport: ListenerTransport::Tcp,
-                address: l.stomp.socket_addr(),
-                bound_to: |a| &mut a.stomp,
-            },
-        ),
-        (
-            l.mqtt.enabled,
-            ListenerSpec {
-                name: "MQTT",
-                adapter: mqtt.clone(),
-                transport: ListenerTransport::Tcp,
-                address: l.mqtt.socket_addr(),
-                bound_to: |a| &mut a.mqtt,
-            },
-        ),
-        (
-            l.stomp_ws.enabled,
-            ListenerSpec {
-                name: "STOMP over WebSocket",
-                adapter: stomp,
-                transport: ws(
-                    &l.stomp_ws.path,
-                    &["v12.stomp", "v11.stomp", "v10.stomp", "stomp"],
-                ),
-                address: l.stomp_ws.socket_addr(),
-                bound_to: |a| &mut a.stomp_ws,
-            },
-        ),
-        (
-            l.mqtt_ws.enabled,
-            ListenerSpec {
-                name: "MQTT over WebSocket",
-                adapter: mqtt,
-                transport: ws(&l.mqtt_ws.path, &["mqtt", "mqttv3.1"]),
-                address: l.mqtt_ws.socket_addr(),
-                bound_to: |a| &mut a.mqtt_ws,
-            },
-        ),
-    ];
-    all.into_iter()
-        .filter_map(|(enabled, spec)| enabled.then_some(spec))
-        .collect()
-}
-
-/// The bound listeners as RabbitMQ's API names their protocols.
-fn listed_listeners(a: &BoundAddrs) -> Vec<(&'static str, SocketAddr)> {
-    [
-        ("amqp", a.amqp),
-        ("stomp", a.stomp),
-        ("mqtt", a.mqtt),
-        ("http/web-stomp", a.stomp_ws),
-        ("http/web-mqtt", a.mqtt_ws),
-        ("http", a.management),
-        ("http/prometheus", a.prometheus),
-    ]
-    .into_iter()
-    .filter_map(|(p, addr)| addr.map(|addr| (p, addr)))
-    .collect()
-}
-
-fn stomp_adapter(cfg: &Config) -> junction_stomp::StompAdapter {
-    junction_stomp::StompAdapter {
-        default_login: (!cfg.stomp.default_user.is_empty()).then(|| junction_stomp::DefaultLogin {
-            login: cfg.stomp.default_user.clone(),
-            passcode: cfg.stomp.default_pass.clone(),
-        }),
-    }
+    node: Arc<Node>,
 }
 
 /// Locks and opens the data directory, logging what recovery found.
@@ -323,6 +225,10 @@ impl Gateway {
         }
         let max_connections = descriptors::connection_limit(cfg.limits.max_connections);
         let connections = Arc::new(ConnectionCount::with_limit(max_connections));
+        let tls = match &cfg.tls {
+            Some(settings) => Some(Arc::new(tls::TlsContext::load(settings.clone())?)),
+            None => None,
+        };
         let mqtt = Arc::new(junction_mqtt::MqttAdapter::durable(&broker));
         let mqtt_registry = mqtt.registry.clone();
         let clients = Arc::new(
@@ -331,6 +237,7 @@ impl Gateway {
                 broker.clone(),
                 cfg.core_limits(),
                 connections.clone(),
+                tls.clone(),
             )
             .await?,
         );
@@ -346,6 +253,25 @@ impl Gateway {
             sockets
         } else {
             Vec::new()
+        };
+        let management_tls = match &tls {
+            Some(tls) if cfg.listeners.management_tls.enabled => {
+                let (sockets, bound) =
+                    bind_all("management", cfg.listeners.management_tls.socket_addr()).await?;
+                tracing::info!(%bound, protocol = "HTTPS (management)", "listening");
+                addrs.management_tls = Some(bound);
+                let timeout = cfg.core_limits().handshake_timeout;
+                sockets
+                    .into_iter()
+                    .map(|s| tls::TlsIncoming::new(s, tls.clone(), broker.clone(), timeout))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|source| StartError::Listen {
+                        protocol: "management",
+                        addr: bound,
+                        source,
+                    })?
+            }
+            _ => Vec::new(),
         };
         let prometheus = if cfg.listeners.prometheus.enabled {
             let (sockets, bound) =
@@ -394,17 +320,21 @@ impl Gateway {
             connections: connections.clone(),
             mqtt: mqtt_registry,
             listeners: listeners.clone(),
+            tls,
             local_credential,
             config: cfg,
         });
         let mut servers = Vec::new();
-        if !management.is_empty() {
+        if !management.is_empty() || !management_tls.is_empty() {
             let api = management::Api::new(node.clone());
             servers.push(api.sample_every(Duration::from_millis(
                 node.config.management.collect_statistics_interval,
             )));
             for socket in management {
                 servers.push(tokio::spawn(management::serve(socket, api.clone())));
+            }
+            for incoming in management_tls {
+                servers.push(tokio::spawn(management::serve(incoming, api.clone())));
             }
         }
         for socket in prometheus {
@@ -433,7 +363,15 @@ impl Gateway {
             memory_monitor,
             memory_limit,
             connections,
+            node,
         })
+    }
+
+    /// Reads the `[tls]` certificate, key and CA files again (SIGHUP, `junction ctl
+    /// reload_certificates`): connections accepted from now on use them, open ones keep
+    /// theirs. Returns false when TLS is not configured.
+    pub fn reload_certificates(&self) -> Result<bool, tls::TlsError> {
+        self.node.reload_certificates()
     }
 
     /// Where the listeners are bound.

@@ -1,14 +1,15 @@
 //! Listeners: accept connections and hand each to its protocol adapter.
 
+use crate::tls::{Alpn, TlsContext};
 use junction_core::refusals::Refusal;
-use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter};
+use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter, Transport};
 use junction_core::Broker;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// Counts live connections so shutdown can wait for them, and holds them under the broker's
@@ -98,42 +99,52 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Accepts on `listener` until its task is aborted (shutdown), serving each connection with
-/// `adapter`.
-pub async fn accept_loop(
-    listener: TcpListener,
-    adapter: Arc<dyn ProtocolAdapter>,
-    broker: Arc<Broker>,
-    limits: Limits,
-    count: Arc<ConnectionCount>,
-) {
-    let protocol = adapter.name();
-    let serve = move |stream: TcpStream, ctx| {
-        let adapter = adapter.clone();
-        async move {
-            adapter
-                .serve(Box::new(stream), ctx)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    };
-    accept_each(listener, protocol, broker, limits, count, serve).await
+/// What the accept loops of one listener share: the broker, the limits, the connection count,
+/// and the TLS settings when it is a TLS listener.
+#[derive(Clone)]
+pub(crate) struct Accepting {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) count: Arc<ConnectionCount>,
+    /// Set on TLS listeners: each connection's handshake runs first, under the handshake
+    /// deadline.
+    pub(crate) tls: Option<Arc<TlsContext>>,
 }
 
-/// Accepts on `listener` until its task is aborted and runs `serve` on a task of its own for
-/// each connection, counted in `count`.
-pub async fn accept_each<F, Fut>(
+/// Accepts on `listener` until its task is aborted (shutdown), serving each connection with
+/// `adapter`.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    adapter: Arc<dyn ProtocolAdapter>,
+    accepting: Accepting,
+) {
+    let protocol = adapter.name();
+    let serve = move |io: Box<dyn Transport>, ctx| {
+        let adapter = adapter.clone();
+        async move { adapter.serve(io, ctx).await.map_err(|e| e.to_string()) }
+    };
+    accept_each(listener, protocol, accepting, serve).await
+}
+
+/// Accepts on `listener` until its task is aborted and, on a task of its own for each
+/// connection counted in `accepting.count`, runs the TLS handshake (on a TLS listener) and
+/// then `serve`.
+pub(crate) async fn accept_each<F, Fut>(
     listener: TcpListener,
     protocol: &'static str,
-    broker: Arc<Broker>,
-    limits: Limits,
-    count: Arc<ConnectionCount>,
+    accepting: Accepting,
     serve: F,
 ) where
-    F: Fn(TcpStream, ConnectionContext) -> Fut,
+    F: Fn(Box<dyn Transport>, ConnectionContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
-    let limits = Arc::new(limits);
+    let Accepting {
+        broker,
+        limits,
+        count,
+        tls,
+    } = accepting;
+    let serve = Arc::new(serve);
     loop {
         let (stream, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(a) => a,
@@ -155,11 +166,25 @@ pub async fn accept_each<F, Fut>(
         let _ = stream.set_nodelay(true);
         let mut ctx = ConnectionContext::new(broker.clone(), peer, limits.clone());
         ctx.local = stream.local_addr().ok();
-        let connection = serve(stream, ctx);
+        let (serve, tls) = (serve.clone(), tls.clone());
         tokio::spawn(async move {
             let _guard = guard;
             tracing::debug!(%peer, protocol, "connection accepted");
-            if let Err(e) = connection.await {
+            let io: Box<dyn Transport> = match tls {
+                None => Box::new(stream),
+                Some(tls) => {
+                    let deadline = ctx.handshake_deadline();
+                    let Some((stream, session)) = tls
+                        .handshake(stream, Alpn::None, deadline, &ctx.broker, peer)
+                        .await
+                    else {
+                        return;
+                    };
+                    ctx.tls = Some(Arc::new(session));
+                    Box::new(stream)
+                }
+            };
+            if let Err(e) = serve(io, ctx).await {
                 tracing::debug!(%peer, protocol, error = %e, "connection ended with error");
             }
         });

@@ -66,31 +66,42 @@ fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let gateway = Gateway::start(cfg).await?;
-        wait_for_signal().await;
+        serve_until_signal(&gateway).await;
         tracing::info!("shutting down");
         gateway.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
+/// Runs until SIGINT or SIGTERM; each SIGHUP reloads the TLS certificates.
+async fn serve_until_signal(gateway: &Gateway) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => {
+                        // The outcome is logged by the reload itself.
+                        if let Ok(false) = gateway.reload_certificates() {
+                            tracing::info!("SIGHUP: no [tls] section, nothing to reload");
+                        }
+                    }
                 }
-            }
-            Err(_) => {
+            },
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = gateway;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

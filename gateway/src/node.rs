@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::disk_monitor::DiskLimits;
 use crate::listener::ConnectionCount;
 use crate::memory_monitor::MemoryLimit;
+use crate::tls::{TlsContext, TlsError};
 use junction_core::store::DurableMessageStore;
 use junction_core::Broker;
 use std::net::SocketAddr;
@@ -46,9 +47,29 @@ pub(crate) struct Node {
     pub(crate) config: Config,
     /// The local credential `junction ctl` presents (None when it could not be set up).
     pub(crate) local_credential: Option<String>,
+    /// The TLS settings of the TLS listeners, when `[tls]` is set.
+    pub(crate) tls: Option<Arc<TlsContext>>,
 }
 
 impl Node {
+    /// Reads the TLS files again for new connections; false when TLS is not configured. A
+    /// failure is logged and the certificate in force stays.
+    pub(crate) fn reload_certificates(&self) -> Result<bool, TlsError> {
+        let Some(tls) = &self.tls else {
+            return Ok(false);
+        };
+        match tls.reload() {
+            Ok(()) => {
+                tracing::info!("TLS certificates reloaded: new connections use them");
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificates not reloaded: the old ones stay in use");
+                Err(e)
+            }
+        }
+    }
+
     /// The configuration with its passwords replaced by `********`, for `environment`.
     pub(crate) fn redacted_config(&self) -> serde_json::Value {
         let mut c = self.config.clone();

@@ -1,13 +1,12 @@
 //! WebSocket listeners: the upgrade on a path with a protocol's sub-protocols, then the
 //! connection handed to the adapter as a plain byte stream.
 
-use crate::listener::{accept_each, ConnectionCount};
+use crate::listener::{accept_each, Accepting};
 use futures::{SinkExt, StreamExt};
-use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter};
-use junction_core::Broker;
+use junction_core::runtime::{ConnectionContext, ProtocolAdapter, Transport};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
@@ -26,22 +25,21 @@ pub struct WsOptions {
     pub subprotocols: &'static [&'static str],
 }
 
-/// Accepts WebSocket connections on `listener` until its task is aborted.
-pub async fn ws_accept_loop(
+/// Accepts WebSocket connections on `listener` until its task is aborted (over TLS on a TLS
+/// listener: WSS).
+pub(crate) async fn ws_accept_loop(
     listener: TcpListener,
     opts: WsOptions,
     adapter: Arc<dyn ProtocolAdapter>,
-    broker: Arc<Broker>,
-    limits: Limits,
-    count: Arc<ConnectionCount>,
+    accepting: Accepting,
 ) {
     let protocol = adapter.name();
     let serve = move |stream, ctx| serve_ws(stream, opts.clone(), adapter.clone(), ctx);
-    accept_each(listener, protocol, broker, limits, count, serve).await
+    accept_each(listener, protocol, accepting, serve).await
 }
 
 async fn serve_ws(
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
     opts: WsOptions,
     adapter: Arc<dyn ProtocolAdapter>,
     ctx: ConnectionContext,

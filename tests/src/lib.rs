@@ -2,12 +2,14 @@
 //! that put a timeout on every await.
 
 pub mod bench;
+pub mod certificates;
 pub mod management;
 pub mod mqtt_v5;
 pub mod process;
 pub mod raw_amqp;
 pub mod raw_mqtt;
 pub mod raw_stomp;
+pub mod tls_client;
 
 use junction_gateway::config::Config;
 use junction_gateway::{BoundAddrs, Gateway};
@@ -58,11 +60,20 @@ impl TestBroker {
             &mut cfg.listeners.mqtt,
             &mut cfg.listeners.management,
             &mut cfg.listeners.prometheus,
+            &mut cfg.listeners.amqps,
+            &mut cfg.listeners.stomps,
+            &mut cfg.listeners.mqtts,
+            &mut cfg.listeners.management_tls,
         ] {
             l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
             l.port = 0;
         }
-        for l in [&mut cfg.listeners.stomp_ws, &mut cfg.listeners.mqtt_ws] {
+        for l in [
+            &mut cfg.listeners.stomp_ws,
+            &mut cfg.listeners.mqtt_ws,
+            &mut cfg.listeners.stomp_wss,
+            &mut cfg.listeners.mqtt_wss,
+        ] {
             l.address = IpAddr::V4(Ipv4Addr::LOCALHOST);
             l.port = 0;
         }

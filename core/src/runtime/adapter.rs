@@ -104,6 +104,35 @@ pub struct ConnectionContext {
     pub connection_id: u64,
     /// When the connection was accepted: the handshake deadline counts from here.
     pub accepted: Instant,
+    /// What the TLS layer established, when the connection came in over TLS.
+    pub tls: Option<Arc<TlsSession>>,
+}
+
+/// What the TLS layer established for a connection: the protocol, the cipher suite and the
+/// client certificate it verified. Protocol-neutral: the listener fills it in, the adapters
+/// read the certificate's user name for certificate login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSession {
+    /// The TLS version, as RabbitMQ reports it: `TLSv1.3` or `TLSv1.2`.
+    pub protocol: &'static str,
+    /// The negotiated cipher suite, by its IANA name.
+    pub cipher: String,
+    /// The verified client certificate's subject, when one was presented.
+    pub peer_subject: Option<String>,
+    /// The user name the verified client certificate gives (its CN, or the configured SAN):
+    /// what AMQP's EXTERNAL mechanism logs in as.
+    pub certificate_user: Option<String>,
+    /// Whether MQTT and STOMP clients that send no credentials log in as
+    /// `certificate_user` (RabbitMQ's `ssl_cert_login`).
+    pub cert_login: bool,
+}
+
+impl TlsSession {
+    /// The user a client without credentials logs in as over MQTT or STOMP, when certificate
+    /// login is on and a verified certificate named one.
+    pub fn login_user(&self) -> Option<&str> {
+        self.certificate_user.as_deref().filter(|_| self.cert_login)
+    }
 }
 
 impl ConnectionContext {
@@ -117,6 +146,7 @@ impl ConnectionContext {
             local: None,
             limits,
             accepted: Instant::now(),
+            tls: None,
         }
     }
 
@@ -147,6 +177,7 @@ impl ConnectionContext {
                 vhost: vhost.to_string(),
                 connected_at: self.broker.clock().unix_ms(),
                 client_properties,
+                tls: self.tls.clone(),
             },
         );
         counts

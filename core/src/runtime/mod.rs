@@ -11,7 +11,7 @@ pub mod write_buf;
 
 pub use adapter::{
     AmqpLimits, ConnectionContext, Limits, MqttLimits, ProtocolAdapter, ServeError, StompLimits,
-    Transport,
+    TlsSession, Transport,
 };
 pub use outbox::Outbox;
 pub use write_buf::WriteBuf;

@@ -23,6 +23,7 @@ pub(crate) fn name_of(c: &ConnectionInfo) -> String {
 }
 
 fn describe(api: &Api, id: u64, c: &ConnectionInfo) -> Value {
+    let tls = c.tls.as_deref();
     json!({
         "name": name_of(c),
         "node": super::overview::NODE,
@@ -38,6 +39,10 @@ fn describe(api: &Api, id: u64, c: &ConnectionInfo) -> Value {
         "connected_at": c.connected_at,
         "client_properties": table_to_json(&c.client_properties),
         "channels": api.broker.channel_count(id),
+        "ssl": tls.is_some(),
+        "ssl_protocol": tls.map(|t| t.protocol),
+        "ssl_cipher": tls.map(|t| t.cipher.clone()),
+        "peer_cert_subject": tls.and_then(|t| t.peer_subject.clone()),
     })
 }
 

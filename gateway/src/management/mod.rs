@@ -42,7 +42,6 @@ use junction_core::refusals::Refusal;
 use junction_core::Broker;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// What every handler shares: the node and its broker.
 #[derive(Clone)]
@@ -220,6 +219,10 @@ fn router(api: Api) -> Router {
         )
         .route("/api/junction/environment", get(node::environment))
         .route(
+            "/api/junction/reload-certificates",
+            axum::routing::post(node::reload_certificates),
+        )
+        .route(
             "/api/junction/memory-high-watermark",
             axum::routing::put(node::set_memory_watermark),
         )
@@ -258,7 +261,14 @@ async fn count_refusals(State(api): State<Api>, req: Request, next: Next) -> Res
 }
 
 /// Serves the API on `listener` until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, api: Api) {
+pub(crate) async fn serve<L>(listener: L, api: Api)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::serve::ListenerExt;
+    // A tap that does nothing makes the connection's address available as ConnectInfo for
+    // any listener, the HTTPS one included.
+    let listener = listener.tap_io(|_| {});
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "management listener stopped");

@@ -117,6 +117,23 @@ pub(crate) async fn set_app(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/junction/reload-certificates`: reads the `[tls]` files again for new
+/// connections (as SIGHUP does). Administrators only; 400 when TLS is not configured or a
+/// file is bad (the certificate in force stays).
+pub(crate) async fn reload_certificates(
+    State(api): State<Api>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    caller.require_administrator()?;
+    match api.node.reload_certificates() {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::bad_request(
+            "TLS is not configured ([tls] is not set)",
+        )),
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
 /// `PUT /api/junction/log-level` with `{"level": "debug"}`: RabbitMQ's level names or a
 /// RUST_LOG filter. Administrators only.
 pub(crate) async fn set_log_level(caller: Caller, body: Bytes) -> Result<Json<Value>, ApiError> {

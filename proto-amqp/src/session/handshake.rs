@@ -4,6 +4,7 @@ use crate::codec::types::{field_value, short_string};
 use crate::codec::Method;
 use bytes::Bytes;
 use junction_core::auth::AuthUser;
+use junction_core::runtime::TlsSession;
 use junction_core::{Broker, CoreError, CoreResult, FieldTable, FieldValue};
 use std::net::SocketAddr;
 
@@ -20,8 +21,9 @@ const CAPABILITIES: [&str; 9] = [
     "direct_reply_to",
 ];
 
-/// connection.start as Junction sends it.
-pub(super) fn start_method() -> Method {
+/// connection.start as Junction sends it. EXTERNAL is offered when the TLS layer verified a
+/// client certificate that names a user.
+pub(super) fn start_method(tls: Option<&TlsSession>) -> Method {
     let mut caps = FieldTable::new();
     for c in CAPABILITIES {
         caps.insert(c, FieldValue::Bool(true));
@@ -40,20 +42,40 @@ pub(super) fn start_method() -> Method {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+        mechanisms: if certificate_user(tls).is_some() {
+            Bytes::from_static(b"PLAIN AMQPLAIN EXTERNAL")
+        } else {
+            Bytes::from_static(b"PLAIN AMQPLAIN")
+        },
         locales: Bytes::from_static(b"en_US"),
     }
 }
 
-/// Checks start-ok's credentials with PLAIN (`\0user\0password`) or AMQPLAIN (a table body
-/// with LOGIN and PASSWORD).
+fn certificate_user(tls: Option<&TlsSession>) -> Option<&str> {
+    tls.and_then(|t| t.certificate_user.as_deref())
+}
+
+/// Checks start-ok's credentials with PLAIN (`\0user\0password`), AMQPLAIN (a table body
+/// with LOGIN and PASSWORD) or EXTERNAL (the verified client certificate's user; the response
+/// is ignored, as RabbitMQ's rabbitmq_auth_mechanism_ssl does).
 pub(super) fn authenticate(
     broker: &Broker,
     mechanism: &str,
     response: &[u8],
     peer: Option<SocketAddr>,
+    tls: Option<&TlsSession>,
 ) -> CoreResult<AuthUser> {
     let (user, pass) = match mechanism {
+        "EXTERNAL" => {
+            let Some(user) = certificate_user(tls) else {
+                return Err(CoreError::AccessRefused(
+                    "EXTERNAL login needs a verified TLS client certificate".to_string(),
+                ));
+            };
+            return broker
+                .auth()
+                .authenticate_certificate(user, peer, "AMQP 0-9-1");
+        }
         "PLAIN" => {
             let mut parts = response.split(|&b| b == 0);
             let _authzid = parts.next();

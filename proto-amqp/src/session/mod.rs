@@ -104,7 +104,8 @@ impl Session {
             alarm: None,
             blocked_sent: false,
         };
-        s.send(0, &handshake::start_method());
+        let start = handshake::start_method(s.ctx.tls.as_deref());
+        s.send(0, &start);
         s
     }
 
@@ -332,6 +333,7 @@ impl Session {
                     &mechanism,
                     &response,
                     Some(self.ctx.peer),
+                    self.ctx.tls.as_deref(),
                 )
                 .map_err(|e| AmqpError::core_on_connection(e, ids))?;
                 self.user = Some(user);

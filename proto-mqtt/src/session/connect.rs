@@ -13,20 +13,25 @@ impl Session {
                 "enhanced authentication is not supported",
             );
         }
-        // RabbitMQ's `vhost:user` login form.
-        let (login, password) = c
-            .login
-            .clone()
-            .unwrap_or_else(|| ("guest".into(), "guest".into()));
+        // RabbitMQ's `vhost:user` login form. Without credentials: the verified client
+        // certificate's user when certificate login is on (`ssl_cert_login`), else guest.
+        let certificate = self.ctx.tls.as_deref().and_then(|t| t.login_user());
+        let (login, password) = match (c.login.clone(), certificate) {
+            (Some((l, p)), _) => (l, Some(p)),
+            (None, Some(user)) => (user.to_string(), None),
+            (None, None) => ("guest".into(), Some("guest".into())),
+        };
         let (vhost_name, user) = match login.split_once(':') {
-            Some((v, u)) if !v.is_empty() => (v.to_string(), u.to_string()),
+            Some((v, u)) if !v.is_empty() && password.is_some() => (v.to_string(), u.to_string()),
             _ => (self.ctx.broker.default_vhost().to_string(), login.clone()),
         };
         let auth = self.ctx.broker.auth().clone();
-        if auth
-            .authenticate(&user, &password, Some(self.ctx.peer), "MQTT")
-            .is_err()
-        {
+        let peer = Some(self.ctx.peer);
+        let checked = match &password {
+            Some(p) => auth.authenticate(&user, p, peer, "MQTT"),
+            None => auth.authenticate_certificate(&user, peer, "MQTT"),
+        };
+        if checked.is_err() {
             return self.refuse(
                 level,
                 ReasonCode::BadUserNameOrPassword,

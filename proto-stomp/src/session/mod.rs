@@ -237,32 +237,39 @@ impl Session {
             return;
         };
         self.version = version;
-        let (login, passcode) = match (f.header("login"), f.header("passcode")) {
-            (Some(l), p) => (l.to_string(), p.unwrap_or("").to_string()),
-            (None, _) => match &self.default_login {
-                Some(d) => (d.login.clone(), d.passcode.clone()),
-                None => {
-                    self.error("Access refused", "no login given and no default user", None);
-                    return;
-                }
-            },
+        // Credentials of the frame first; without them, the verified client certificate's
+        // user when certificate login is on (RabbitMQ's `ssl_cert_login`), else the default
+        // user.
+        let certificate = self.ctx.tls.as_deref().and_then(|t| t.login_user());
+        let login = match (f.header("login"), f.header("passcode"), certificate) {
+            (Some(l), p, _) => Some((l.to_string(), Some(p.unwrap_or("").to_string()))),
+            (None, _, Some(user)) => Some((user.to_string(), None)),
+            (None, _, None) => self
+                .default_login
+                .as_ref()
+                .map(|d| (d.login.clone(), Some(d.passcode.clone()))),
         };
-        let user =
-            match self
-                .broker
-                .auth()
-                .authenticate(&login, &passcode, Some(self.ctx.peer), "STOMP")
-            {
-                Ok(u) => u,
-                Err(_) => {
-                    self.error(
-                        "Bad CONNECT",
-                        &format!("Access refused for user '{login}'"),
-                        None,
-                    );
-                    return;
-                }
-            };
+        let Some((login, passcode)) = login else {
+            self.error("Access refused", "no login given and no default user", None);
+            return;
+        };
+        let auth = self.broker.auth();
+        let peer = Some(self.ctx.peer);
+        let checked = match &passcode {
+            Some(p) => auth.authenticate(&login, p, peer, "STOMP"),
+            None => auth.authenticate_certificate(&login, peer, "STOMP"),
+        };
+        let user = match checked {
+            Ok(u) => u,
+            Err(_) => {
+                self.error(
+                    "Bad CONNECT",
+                    &format!("Access refused for user '{login}'"),
+                    None,
+                );
+                return;
+            }
+        };
         // `host` names the vhost, as in RabbitMQ: one that does not exist is refused, never
         // quietly mapped to another vhost.
         let vhost_name = f

@@ -85,6 +85,7 @@ pub(crate) const VERBS: &[Verb] = &[
     verb("report", "Nodes", "", NONE, "Status, then every listing of every vhost, for a support request"),
     verb("set_log_level", "Nodes", "<level>", exactly(1), "Sets the log level while running: debug, info, warning, error, critical, none, or a RUST_LOG filter"),
     verb("set_vm_memory_high_watermark", "Nodes", "<fraction> | absolute <bytes>[kB|KiB|MB|MiB|GB|GiB]", between(1, 2), "Sets the memory high watermark while running (publishers are blocked above it)"),
+    verb("reload_certificates", "Nodes", "", NONE, "Reads the [tls] certificate, key and CA files again: new TLS connections use them, open ones stay"),
     verb("set_disk_free_limit", "Nodes", "<bytes>[kB|KiB|MB|MiB|GB|GiB]", exactly(1), "Sets the free disk space below which publishers are blocked, while running"),
     verb("list_users", "Users", "", NONE, "Lists users and their tags"),
     verb("add_user", "Users", "<username> <password>", exactly(2), "Creates a user (with no permissions)"),

@@ -26,6 +26,7 @@ pub(super) async fn run(ctx: &Ctx, verb: &str, a: &[String]) -> Option<Result<()
         "set_log_level" => set_log_level(ctx, &a[0]).await,
         "set_vm_memory_high_watermark" => set_memory_watermark(ctx, a).await,
         "set_disk_free_limit" => set_disk_free_limit(ctx, &a[0]).await,
+        "reload_certificates" => reload_certificates(ctx).await,
         "environment" => environment(ctx).await,
         "report" => report(ctx).await,
         "export_definitions" => export_definitions(ctx, &a[0]).await,
@@ -206,6 +207,16 @@ async fn await_startup(ctx: &Ctx) -> Result<(), CtlError> {
             _ => String::new(),
         }
     )))
+}
+
+async fn reload_certificates(ctx: &Ctx) -> Result<(), CtlError> {
+    let name = node_name(ctx).await?;
+    ctx.out
+        .info(&format!("Reloading TLS certificates on node {name} ..."));
+    ctx.node
+        .expect(Method::POST, "/api/junction/reload-certificates", None)
+        .await
+        .map(drop)
 }
 
 async fn switch_app(ctx: &Ctx, running: bool) -> Result<(), CtlError> {

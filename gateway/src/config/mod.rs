@@ -1,7 +1,12 @@
 //! The configuration file (TOML) and its embedded defaults.
 
+mod listeners;
+mod tls;
+
+pub use listeners::{ListenerConfig, Listeners, WsListenerConfig};
+pub use tls::{CertLoginFrom, SanType, TlsConfig, Verify};
+
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -32,139 +37,6 @@ pub enum ConfigError {
         /// What is wrong with its value.
         problem: String,
     },
-}
-
-/// One listener.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenerConfig {
-    /// Whether the listener is started.
-    pub enabled: bool,
-    /// The address to bind (0.0.0.0: every IPv4 and IPv6 address).
-    pub address: IpAddr,
-    /// The TCP port.
-    pub port: u16,
-}
-
-impl ListenerConfig {
-    fn on(port: u16) -> Self {
-        ListenerConfig {
-            enabled: true,
-            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port,
-        }
-    }
-
-    /// The address and port together.
-    pub fn socket_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.address, self.port)
-    }
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        ListenerConfig::on(0)
-    }
-}
-
-fn amqp_default() -> ListenerConfig {
-    ListenerConfig::on(5672)
-}
-fn stomp_default() -> ListenerConfig {
-    ListenerConfig::on(61613)
-}
-fn mqtt_default() -> ListenerConfig {
-    ListenerConfig::on(1883)
-}
-
-/// A WebSocket listener (RabbitMQ's Web-STOMP / Web-MQTT).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WsListenerConfig {
-    /// Whether the listener is started.
-    pub enabled: bool,
-    /// The address to bind.
-    pub address: IpAddr,
-    /// The TCP port.
-    pub port: u16,
-    /// The HTTP path the upgrade is accepted on.
-    pub path: String,
-}
-
-impl WsListenerConfig {
-    fn on(port: u16) -> Self {
-        WsListenerConfig {
-            enabled: true,
-            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port,
-            path: "/ws".into(),
-        }
-    }
-
-    /// The address and port together.
-    pub fn socket_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.address, self.port)
-    }
-}
-
-impl Default for WsListenerConfig {
-    fn default() -> Self {
-        WsListenerConfig::on(0)
-    }
-}
-
-fn stomp_ws_default() -> WsListenerConfig {
-    WsListenerConfig::on(15674)
-}
-fn mqtt_ws_default() -> WsListenerConfig {
-    WsListenerConfig::on(15675)
-}
-fn management_default() -> ListenerConfig {
-    ListenerConfig::on(15672)
-}
-fn prometheus_default() -> ListenerConfig {
-    ListenerConfig::on(15692)
-}
-
-/// The listeners, one per protocol and transport.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Listeners {
-    #[serde(default = "amqp_default")]
-    /// AMQP 0-9-1 (5672).
-    pub amqp: ListenerConfig,
-    #[serde(default = "stomp_default")]
-    /// STOMP (61613).
-    pub stomp: ListenerConfig,
-    #[serde(default = "mqtt_default")]
-    /// MQTT (1883).
-    pub mqtt: ListenerConfig,
-    #[serde(default = "stomp_ws_default")]
-    /// STOMP over WebSocket (15674).
-    pub stomp_ws: WsListenerConfig,
-    #[serde(default = "mqtt_ws_default")]
-    /// MQTT over WebSocket (15675).
-    pub mqtt_ws: WsListenerConfig,
-    #[serde(default = "management_default")]
-    /// The management HTTP API (15672).
-    pub management: ListenerConfig,
-    #[serde(default = "prometheus_default")]
-    /// Prometheus metrics (15692, rabbitmq_prometheus's port).
-    pub prometheus: ListenerConfig,
-}
-
-impl Default for Listeners {
-    fn default() -> Self {
-        Listeners {
-            amqp: amqp_default(),
-            stomp: stomp_default(),
-            mqtt: mqtt_default(),
-            stomp_ws: stomp_ws_default(),
-            mqtt_ws: mqtt_ws_default(),
-            management: management_default(),
-            prometheus: prometheus_default(),
-        }
-    }
 }
 
 /// A user created at start (added to those already stored).
@@ -399,6 +271,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// Log filter (as RUST_LOG), e.g. "info" or "junction_amqp=debug".
     pub log_level: Option<String>,
+    /// TLS for the TLS listeners; none of them opens without it.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -418,6 +292,7 @@ impl Default for Config {
             stomp: StompConfig::default(),
             mqtt: MqttConfig::default(),
             log_level: None,
+            tls: None,
         }
     }
 }
@@ -480,6 +355,8 @@ impl Config {
         for (key, ws) in [
             ("listeners.stomp_ws.path", &self.listeners.stomp_ws),
             ("listeners.mqtt_ws.path", &self.listeners.mqtt_ws),
+            ("listeners.stomp_wss.path", &self.listeners.stomp_wss),
+            ("listeners.mqtt_wss.path", &self.listeners.mqtt_wss),
         ] {
             if !ws.path.starts_with('/') {
                 return bad(key, "must start with '/'");
@@ -518,6 +395,20 @@ impl Config {
         }
         if self.storage.commit_window_us > 1_000_000 {
             return bad("storage.commit_window_us", "must be at most 1000000 (1 s)");
+        }
+        if let Some(tls) = &self.tls {
+            if tls.verify != Verify::None && tls.ca_file.is_none() {
+                return bad(
+                    "tls.ca_file",
+                    "must be set when tls.verify is \"peer\" or \"require\"",
+                );
+            }
+            if tls.cert_login && tls.verify == Verify::None {
+                return bad(
+                    "tls.cert_login",
+                    "needs tls.verify = \"peer\" or \"require\" (no certificate is asked for)",
+                );
+            }
         }
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() {
@@ -559,6 +450,46 @@ mod tests {
         assert_eq!(c.listeners.amqp.port, 5672);
         assert_eq!(c.listeners.stomp.port, 61613);
         assert_eq!(c.listeners.mqtt.port, 1883);
+    }
+
+    #[test]
+    fn tls_section_opens_its_listeners_and_is_checked() {
+        let c = Config::parse(
+            r#"
+            [tls]
+            cert_file = "server.pem"
+            key_file = "server.key"
+            ca_file = "ca.pem"
+            verify = "require"
+            cert_login = true
+            cert_login_from = "subject_alternative_name"
+            cert_login_san_type = "email"
+            [listeners.mqtts]
+            port = 18883
+            "#,
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.verify, Verify::Require);
+        assert_eq!(tls.cert_login_from, CertLoginFrom::SubjectAlternativeName);
+        assert_eq!(tls.cert_login_san_type, SanType::Email);
+        assert_eq!(c.listeners.mqtts.port, 18883);
+        assert_eq!(c.listeners.amqps.port, 5671);
+        assert_eq!(c.listeners.stomps.port, 61614);
+        assert_eq!(c.listeners.stomp_wss.port, 15673);
+        assert_eq!(c.listeners.mqtt_wss.port, 15676);
+        assert_eq!(c.listeners.management_tls.port, 15671);
+        assert!(Config::default().tls.is_none());
+        let no_ca = "[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nverify = \"peer\"\n";
+        let e = Config::parse(no_ca).unwrap_err().to_string();
+        assert!(e.contains("tls.ca_file"), "{e}");
+        let login_unverified = "[tls]\ncert_file = \"a\"\nkey_file = \"b\"\ncert_login = true\n";
+        let e = Config::parse(login_unverified).unwrap_err().to_string();
+        assert!(e.contains("tls.cert_login"), "{e}");
+        let e = Config::parse("[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nverify = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("verify"), "{e}");
     }
 
     #[test]
