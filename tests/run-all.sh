@@ -49,8 +49,37 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 amqp_port=$(port); stomp_port=$(port); mqtt_port=$(port); stomp_ws_port=$(port); mqtt_ws_port=$(port)
 management_port=$(port)
 prometheus_port=$(port)
+amqps_port=$(port); stomps_port=$(port); mqtts_port=$(port); stomp_wss_port=$(port)
+mqtt_wss_port=$(port); https_port=$(port)
+# A test PKI (rcgen): CA, server certificate for localhost, client certificates.
+test -x target/debug/junction-test-certs
+target/debug/junction-test-certs "$work/pki" >/dev/null
 cat > "$work/junction.toml" <<TOML
 data_dir = "$work/data"
+[tls]
+cert_file = "$work/pki/server.pem"
+key_file = "$work/pki/server.key"
+ca_file = "$work/pki/ca.pem"
+verify = "peer"
+cert_login = true
+[listeners.amqps]
+address = "127.0.0.1"
+port = $amqps_port
+[listeners.stomps]
+address = "127.0.0.1"
+port = $stomps_port
+[listeners.mqtts]
+address = "127.0.0.1"
+port = $mqtts_port
+[listeners.stomp_wss]
+address = "127.0.0.1"
+port = $stomp_wss_port
+[listeners.mqtt_wss]
+address = "127.0.0.1"
+port = $mqtt_wss_port
+[listeners.management_tls]
+address = "127.0.0.1"
+port = $https_port
 [listeners.amqp]
 address = "127.0.0.1"
 port = $amqp_port
@@ -89,6 +118,9 @@ export JUNCTION_AMQP_PORT=$amqp_port JUNCTION_STOMP_PORT=$stomp_port JUNCTION_MQ
 export JUNCTION_STOMP_WS_PORT=$stomp_ws_port JUNCTION_MQTT_WS_PORT=$mqtt_ws_port
 export JUNCTION_MANAGEMENT_PORT=$management_port
 export JUNCTION_PROMETHEUS_PORT=$prometheus_port
+export JUNCTION_AMQPS_PORT=$amqps_port JUNCTION_STOMPS_PORT=$stomps_port JUNCTION_MQTTS_PORT=$mqtts_port
+export JUNCTION_HTTPS_PORT=$https_port JUNCTION_TLS_DIR="$work/pki" JUNCTION_PID=$junction_pid
+export JUNCTION_CERTS_BIN="$root/target/debug/junction-test-certs"
 # `junction ctl` for the ctl tests: the binary, and the config that leads it to the node.
 export JUNCTION_BIN="$root/target/debug/junction" JUNCTION_CONFIG="$work/junction.toml"
 
