@@ -1,12 +1,14 @@
 //! Users, salted password hashes and vhost access, shared by every adapter.
 
+use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
+use crate::login_throttle::{Admission, LoginThrottle};
 use crate::storage::{Permission, UserRecord};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 
 /// Hashes a password as RabbitMQ's `rabbit_password_hashing_sha256` does: a random 4-byte salt
 /// followed by SHA-256(salt ‖ password).
@@ -60,18 +62,47 @@ pub struct Authenticator {
     /// Bumped whenever a user or a permission changes: compiled permissions older than it
     /// are recompiled.
     generation: std::sync::atomic::AtomicU64,
+    /// The failed-login delay per peer address.
+    throttle: std::sync::Mutex<LoginThrottle>,
+    /// The clock the throttle runs on (the broker's).
+    clock: Arc<Clock>,
 }
 
 impl Authenticator {
-    /// An empty user database.
+    /// An empty user database on the system clock.
     pub fn new() -> Self {
+        Authenticator::with_clock(Arc::new(Clock::system()))
+    }
+
+    /// An empty user database whose failed-login delay runs on `clock`.
+    pub fn with_clock(clock: Arc<Clock>) -> Self {
         Authenticator {
             users: RwLock::new(HashMap::new()),
             permissions: RwLock::new(HashMap::new()),
             loopback_only: RwLock::new(vec!["guest".to_string()]),
             failures: Default::default(),
             generation: Default::default(),
+            throttle: Default::default(),
+            clock,
         }
+    }
+
+    /// Sets the failed-login delay: each failed login from a peer address costs `delay_ms`,
+    /// the first `burst` pass at once (0 ms: off).
+    pub fn set_login_throttle(&self, delay_ms: u64, burst: u64) {
+        *self.throttle.lock().unwrap_or_else(|e| e.into_inner()) =
+            LoginThrottle::new(delay_ms, burst);
+    }
+
+    /// How long a new connection from `peer` waits before its login is looked at (it may wait
+    /// at most `max_wait`); [`Admission::Refused`] when longer. Peers without recent failed
+    /// logins never wait.
+    pub fn admit_login(&self, peer: IpAddr, max_wait: std::time::Duration) -> Admission {
+        let now = self.clock.now_ms();
+        self.throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(peer, now, max_wait.as_millis() as u64)
     }
 
     /// Adds or replaces a user record.
@@ -234,6 +265,12 @@ impl Authenticator {
         let refused = |reason: &str| {
             self.failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(peer) = peer {
+                self.throttle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed(peer.ip(), self.clock.now_ms());
+            }
             tracing::warn!(
                 user = name,
                 protocol,
@@ -363,6 +400,36 @@ mod tests {
             .authenticate_certificate("guest", addr("127.0.0.1:1"), "test")
             .is_ok());
         assert_eq!(auth.failures(), before + 2);
+    }
+
+    #[test]
+    fn failed_logins_delay_the_peer_on_the_supplied_clock() {
+        let clock = Arc::new(Clock::manual());
+        let auth = Authenticator::with_clock(clock.clone());
+        auth.set_login_throttle(1000, 2);
+        auth.put(new_user("app", "pw", vec![], vec!["/".into()]));
+        let (attacker, other) = (addr("192.0.2.7:5000"), addr("192.0.2.8:5000"));
+        let max = std::time::Duration::from_secs(10);
+        let ip = attacker.unwrap().ip();
+        for _ in 0..2 {
+            assert_eq!(auth.admit_login(ip, max), Admission::After(0));
+            assert!(auth.authenticate("app", "guess", attacker, "test").is_err());
+        }
+        // Past the burst: the next attempt waits one delay, a certificate login failure counts
+        // the same, and another address is not slowed.
+        assert_eq!(auth.admit_login(ip, max), Admission::After(1000));
+        assert!(auth
+            .authenticate_certificate("nobody", attacker, "test")
+            .is_err());
+        assert_eq!(
+            auth.admit_login(other.unwrap().ip(), max),
+            Admission::After(0)
+        );
+        assert_eq!(auth.admit_login(ip, max), Admission::After(3000));
+        // Time passes, the debt is paid, and a success needs no wait.
+        clock.advance(10_000);
+        assert_eq!(auth.admit_login(ip, max), Admission::After(0));
+        assert!(auth.authenticate("app", "pw", attacker, "test").is_ok());
     }
 
     #[test]

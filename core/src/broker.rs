@@ -76,7 +76,7 @@ impl Broker {
         let snap = opts.meta.load()?;
         let broker = Arc::new(Broker {
             vhosts: RwLock::new(HashMap::new()),
-            auth: Arc::new(Authenticator::new()),
+            auth: Arc::new(Authenticator::with_clock(opts.clock.clone())),
             clock: opts.clock,
             catalog: Arc::new(Catalog::new(opts.meta)),
             messages: opts.messages,

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exchange;
 pub mod id_hash;
 pub mod limits;
+pub mod login_throttle;
 pub mod message;
 pub mod message_counts;
 pub mod meta;

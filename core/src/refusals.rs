@@ -27,11 +27,14 @@ pub enum Refusal {
     /// A TLS handshake that failed: an unsupported version, a client certificate that did not
     /// verify, bytes that are not TLS.
     TlsHandshake,
+    /// A connection from a peer with too many recent failed logins, closed before its login
+    /// was looked at (the wait would have outlasted the handshake deadline).
+    LoginThrottled,
 }
 
 impl Refusal {
     /// Every kind, in the order [`Refusals::snapshot`] lists them.
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::HandshakeTimeout,
         Refusal::ConnectionLimit,
         Refusal::MalformedFrame,
@@ -40,6 +43,7 @@ impl Refusal {
         Refusal::ManagementBadRequest,
         Refusal::AccessRefused,
         Refusal::TlsHandshake,
+        Refusal::LoginThrottled,
     ];
 
     /// A stable snake_case name (metric label, status key).
@@ -53,6 +57,7 @@ impl Refusal {
             Refusal::ManagementBadRequest => "management_bad_request",
             Refusal::AccessRefused => "access_refused",
             Refusal::TlsHandshake => "tls_handshake",
+            Refusal::LoginThrottled => "login_throttled",
         }
     }
 

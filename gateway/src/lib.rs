@@ -215,6 +215,9 @@ impl Gateway {
             ..BrokerOptions::default()
         })?;
         broker.auth().set_loopback_only(cfg.loopback_users.clone());
+        broker
+            .auth()
+            .set_login_throttle(cfg.limits.failed_login_delay, cfg.limits.failed_login_burst);
         for u in &cfg.users {
             broker.put_user(new_user(
                 &u.name,

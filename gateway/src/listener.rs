@@ -1,6 +1,7 @@
 //! Listeners: accept connections and hand each to its protocol adapter.
 
 use crate::tls::{Alpn, TlsContext};
+use junction_core::login_throttle::Admission;
 use junction_core::refusals::Refusal;
 use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter, Transport};
 use junction_core::Broker;
@@ -170,6 +171,9 @@ pub(crate) async fn accept_each<F, Fut>(
         tokio::spawn(async move {
             let _guard = guard;
             tracing::debug!(%peer, protocol, "connection accepted");
+            if !wait_for_login_turn(&ctx, protocol).await {
+                return;
+            }
             let io: Box<dyn Transport> = match tls {
                 None => Box::new(stream),
                 Some(tls) => {
@@ -188,5 +192,26 @@ pub(crate) async fn accept_each<F, Fut>(
                 tracing::debug!(%peer, protocol, error = %e, "connection ended with error");
             }
         });
+    }
+}
+
+/// Holds a connection from a peer address with too many recent failed logins until its turn
+/// (one per failed-login delay), before a byte of it is read; false when its turn would come
+/// after half the handshake deadline (the connection is then closed, logged and counted).
+async fn wait_for_login_turn(ctx: &ConnectionContext, protocol: &'static str) -> bool {
+    let most = ctx.limits.handshake_timeout / 2;
+    match ctx.auth.admit_login(ctx.peer.ip(), most) {
+        Admission::After(0) => true,
+        Admission::After(ms) => {
+            tracing::debug!(peer = %ctx.peer, protocol, ms, "recent failed logins: connection held");
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            true
+        }
+        Admission::Refused => {
+            if ctx.broker.refusals().count(Refusal::LoginThrottled) {
+                tracing::warn!(peer = %ctx.peer, protocol, "too many failed logins from this address: connection closed");
+            }
+            false
+        }
     }
 }

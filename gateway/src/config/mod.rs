@@ -116,6 +116,12 @@ pub struct LimitsConfig {
     /// Client connections over every listener at once; 0 = as many as the file-descriptor
     /// limit allows after a reserve for the stores.
     pub max_connections: usize,
+    /// Milliseconds each failed login costs its peer address (0 = no delay): past
+    /// `failed_login_burst` recent failures, new connections from that address wait before
+    /// their login is looked at, one per delay.
+    pub failed_login_delay: u64,
+    /// Failed logins a peer address may make at once before the delay applies.
+    pub failed_login_burst: u64,
 }
 
 impl Default for LimitsConfig {
@@ -129,6 +135,8 @@ impl Default for LimitsConfig {
             delivery_buffer: l.delivery_buffer,
             handshake_timeout: l.handshake_timeout.as_millis() as u64,
             max_connections: 0,
+            failed_login_delay: 1000,
+            failed_login_burst: 5,
         }
     }
 }
