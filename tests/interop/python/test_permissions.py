@@ -7,7 +7,6 @@ Topic permissions with {client_id} confine each device to its own topics."""
 import os
 import queue
 import re
-import subprocess
 import time
 import urllib.request
 
@@ -15,20 +14,13 @@ import paho.mqtt.client as mqtt
 import pika
 import pytest
 import stomp
+from junction_ctl import ctl
 from paho.mqtt.enums import CallbackAPIVersion
 
 TIMEOUT = 15
 AMQP = int(os.environ["JUNCTION_AMQP_PORT"])
 STOMP = int(os.environ["JUNCTION_STOMP_PORT"])
 MQTT = int(os.environ["JUNCTION_MQTT_PORT"])
-
-
-def ctl(*args):
-    run = subprocess.run([os.environ["JUNCTION_BIN"], "ctl", "--config",
-                          os.environ["JUNCTION_CONFIG"], *args],
-                         capture_output=True, text=True, timeout=TIMEOUT)
-    assert run.returncode == 0, f"{args}: {run.returncode} {run.stderr}"
-    return run.stdout
 
 
 def refusals():

@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pika
 import pytest
 import stomp
+from junction_ctl import ctl
 from paho.mqtt.enums import CallbackAPIVersion
 
 TIMEOUT = 15
@@ -43,14 +44,6 @@ def context(ca=pki("ca.pem"), client=None, base=PKI):
     if client:
         ctx.load_cert_chain(pki(f"{client}.pem", base), pki(f"{client}.key", base))
     return ctx
-
-
-def ctl(*args):
-    run = subprocess.run([os.environ["JUNCTION_BIN"], "ctl", "--config",
-                          os.environ["JUNCTION_CONFIG"], *args],
-                         capture_output=True, text=True, timeout=TIMEOUT)
-    assert run.returncode == 0, f"{args}: {run.returncode} {run.stderr}"
-    return run.stdout
 
 
 def api(path):
