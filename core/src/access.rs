@@ -8,6 +8,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::limits::{limit, validate, LimitScope, LimitTable};
 use crate::meta::{MetaCommand, Outcome, TopicPermission};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::RwLock;
 
 /// Topic permissions and user limits.
@@ -102,8 +103,9 @@ impl Broker {
     /// Whether `user` may open a connection to `vhost` now: a permission there (403
     /// otherwise), and neither the vhost's nor the user's `max-connections` reached
     /// (NOT_ALLOWED, as RabbitMQ answers).
-    pub fn admit(&self, user: &str, vhost: &str) -> CoreResult<()> {
-        self.auth().check_vhost(user, vhost)?;
+    /// `ip` is the client's address, for an external backend's vhost question.
+    pub fn admit(&self, user: &str, vhost: &str, ip: Option<IpAddr>) -> CoreResult<()> {
+        self.auth().check_vhost(user, vhost, ip)?;
         let vhost_max = self
             .vhost(vhost)
             .ok()

@@ -1,5 +1,6 @@
 //! Users, salted password hashes and vhost access, shared by every adapter.
 
+use crate::auth_backend::{Answer, AuthBackend, Query};
 use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
 use crate::login_throttle::{Admission, LoginThrottle};
@@ -49,8 +50,14 @@ pub struct AuthUser {
     pub tags: Vec<String>,
 }
 
-/// The user database every adapter authenticates against.
-#[derive(Debug, Default)]
+/// At most this many users logged in through an external backend are remembered as such
+/// (past it, the oldest are forgotten and their connections' rights fall back to the
+/// internal database, which refuses users it does not know).
+const EXTERNAL_USERS_MAX: usize = 65_536;
+
+/// The user database every adapter authenticates against, and the external backend
+/// (RabbitMQ's `auth_backends`) asked about users it does not hold.
+#[derive(Debug)]
 pub struct Authenticator {
     users: RwLock<HashMap<String, UserRecord>>,
     /// Permissions by (vhost, user).
@@ -66,6 +73,19 @@ pub struct Authenticator {
     throttle: std::sync::Mutex<LoginThrottle>,
     /// The clock the throttle runs on (the broker's).
     clock: Arc<Clock>,
+    /// Whether the internal database is a backend (RabbitMQ's `internal`), tried first.
+    internal: std::sync::atomic::AtomicBool,
+    /// The external backend, tried after the internal one.
+    external: RwLock<Option<Arc<dyn AuthBackend>>>,
+    /// Users whose last login the external backend accepted, with its tags and the order
+    /// they came in: their rights are asked of it too.
+    external_users: RwLock<HashMap<String, (Vec<String>, u64)>>,
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Authenticator::new()
+    }
 }
 
 impl Authenticator {
@@ -84,7 +104,65 @@ impl Authenticator {
             generation: Default::default(),
             throttle: Default::default(),
             clock,
+            internal: std::sync::atomic::AtomicBool::new(true),
+            external: RwLock::new(None),
+            external_users: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Chooses the backends: the internal database (when `internal`), then `external`.
+    pub fn set_backends(&self, internal: bool, external: Option<Arc<dyn AuthBackend>>) {
+        self.internal
+            .store(internal, std::sync::atomic::Ordering::Relaxed);
+        *self.external.write().unwrap_or_else(|e| e.into_inner()) = external;
+        self.external_users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.bump_generation();
+    }
+
+    /// The external backend that logged `user` in, if it was one: its rights come from
+    /// there.
+    pub fn external_backend_of(&self, user: &str) -> Option<Arc<dyn AuthBackend>> {
+        let known = self
+            .external_users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(user);
+        if !known {
+            return None;
+        }
+        self.external
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn remember_external(&self, user: &str, tags: Vec<String>) {
+        let mut users = self
+            .external_users
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let order = self.clock.now_ms();
+        if users.len() >= EXTERNAL_USERS_MAX && !users.contains_key(user) {
+            if let Some(oldest) = users
+                .iter()
+                .min_by_key(|(_, (_, o))| *o)
+                .map(|(k, _)| k.clone())
+            {
+                users.remove(&oldest);
+            }
+        }
+        users.insert(user.to_string(), (tags, order));
+    }
+
+    fn forget_external(&self, user: &str) {
+        let mut users = self
+            .external_users
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        users.remove(user);
     }
 
     /// Sets the failed-login delay: each failed login from a peer address costs `delay_ms`,
@@ -283,12 +361,39 @@ impl Authenticator {
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile. (user '{name}')"
             ))
         };
-        let user = self.get(name).ok_or_else(|| refused("no such user"))?;
-        if let Some(password) = password {
-            if !verify_password(&user.password_hash, password) {
-                return Err(refused("wrong password"));
+        let internal = self.internal.load(std::sync::atomic::Ordering::Relaxed);
+        let mut why = "no such user".to_string();
+        let mut found = None;
+        if internal {
+            match self.get(name) {
+                Some(user)
+                    if password.is_none_or(|p| verify_password(&user.password_hash, p)) =>
+                {
+                    found = Some((user.tags, false));
+                }
+                Some(_) => why = "wrong password".into(),
+                None => {}
             }
         }
+        let external = self
+            .external
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (None, Some(backend)) = (&found, external) {
+            let query = Query::User {
+                username: name.to_string(),
+                password: password.map(str::to_string),
+            };
+            match backend.ask(&query) {
+                Answer::Allow(tags) => found = Some((tags, true)),
+                Answer::Deny => why = format!("refused by the {} backend", backend.name()),
+                Answer::Error(e) => why = format!("the {} backend failed: {e}", backend.name()),
+            }
+        }
+        let Some((tags, is_external)) = found else {
+            return Err(refused(&why));
+        };
         let loopback_only = self
             .loopback_only
             .read()
@@ -298,17 +403,34 @@ impl Authenticator {
         if loopback_only && !peer.is_some_and(|p| p.ip().is_loopback()) {
             return Err(refused("the user may only connect via localhost"));
         }
+        if is_external {
+            self.remember_external(name, tags.clone());
+        } else {
+            self.forget_external(name);
+        }
         Ok(AuthUser {
-            name: user.name,
-            tags: user.tags,
+            name: name.to_string(),
+            tags,
         })
     }
 
     /// Checks that `user` may open `vhost` (ACCESS_REFUSED otherwise; AMQP answers it with
     /// 530 as RabbitMQ does): the vhost is among the user's
     /// configured ones, or the user has permissions in it.
-    pub fn check_vhost(&self, user: &str, vhost: &str) -> CoreResult<()> {
-        if self.lists_vhost(user, vhost) || self.permission(user, vhost).is_some() {
+    /// A user the external backend logged in is asked about there (with the client's
+    /// address `ip`, when there is a client connection).
+    pub fn check_vhost(&self, user: &str, vhost: &str, ip: Option<IpAddr>) -> CoreResult<()> {
+        let allowed = match self.external_backend_of(user) {
+            Some(backend) => backend
+                .ask(&Query::VHost {
+                    username: user.to_string(),
+                    vhost: vhost.to_string(),
+                    ip,
+                })
+                .allows(),
+            None => self.lists_vhost(user, vhost) || self.permission(user, vhost).is_some(),
+        };
+        if allowed {
             return Ok(());
         }
         Err(CoreError::AccessRefused(format!(
@@ -436,9 +558,9 @@ mod tests {
     fn vhost_access() {
         let auth = Authenticator::new();
         auth.put(new_user("a", "pw", vec![], vec!["/".into()]));
-        assert!(auth.check_vhost("a", "/").is_ok());
+        assert!(auth.check_vhost("a", "/", None).is_ok());
         assert_eq!(
-            auth.check_vhost("a", "other").unwrap_err().name(),
+            auth.check_vhost("a", "other", None).unwrap_err().name(),
             "ACCESS_REFUSED"
         );
     }

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod auth_backend;
 pub mod authorized;
 pub mod broker;
 pub mod channels;

@@ -5,6 +5,7 @@
 //! (a generation counter), so a check on the publish path is an atomic load and, for the
 //! usual `.*`, no regex at all.
 
+use crate::auth_backend::{AuthBackend, Query};
 use crate::broker::Broker;
 use crate::error::{CoreError, CoreResult};
 use crate::refusals::Refusal;
@@ -44,7 +45,8 @@ pub enum Resource {
 }
 
 impl Resource {
-    fn as_str(self) -> &'static str {
+    /// The name a backend is asked with (`queue`, `exchange`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Resource::Queue => "queue",
             Resource::Exchange => "exchange",
@@ -163,6 +165,8 @@ pub struct Permit {
     broker: Arc<Broker>,
     who: Identity,
     grant: Grant,
+    /// The external backend that logged the user in, asked instead of `grant`.
+    external: Option<Arc<dyn AuthBackend>>,
     generation: u64,
     /// The last exchange a write was allowed on (publishes repeat it).
     last_write: Option<Box<str>>,
@@ -173,10 +177,12 @@ impl Permit {
     pub fn new(broker: Arc<Broker>, who: Identity) -> Permit {
         let generation = broker.auth().generation();
         let grant = Grant::compile(&broker, &who);
+        let external = broker.auth().external_backend_of(&who.user);
         Permit {
             broker,
             who,
             grant,
+            external,
             generation,
             last_write: None,
         }
@@ -186,6 +192,7 @@ impl Permit {
         let now = self.broker.auth().generation();
         if now != self.generation {
             self.grant = Grant::compile(&self.broker, &self.who);
+            self.external = self.broker.auth().external_backend_of(&self.who.user);
             self.generation = now;
             self.last_write = None;
         }
@@ -206,7 +213,19 @@ impl Permit {
         {
             return Ok(());
         }
-        if self.grant.pattern(action).allows(name) {
+        let allowed = match &self.external {
+            Some(backend) => backend
+                .ask(&Query::Resource {
+                    username: self.who.user.clone(),
+                    vhost: self.who.vhost.clone(),
+                    resource: kind.as_str(),
+                    name: name.to_string(),
+                    permission: action.as_str(),
+                })
+                .allows(),
+            None => self.grant.pattern(action).allows(name),
+        };
+        if allowed {
             if action == Action::Write && kind == Resource::Exchange {
                 self.last_write = Some(name.into());
             }
@@ -225,7 +244,10 @@ impl Permit {
     /// need checking).
     pub fn has_topic_rules(&mut self, exchange: &str) -> bool {
         self.refresh();
-        self.grant.topic.contains_key(exchange)
+        match &self.external {
+            Some(backend) => backend.checks_topics(),
+            None => self.grant.topic.contains_key(exchange),
+        }
     }
 
     /// Checks a topic permission: `action` (write to publish, read to bind) with
@@ -238,11 +260,29 @@ impl Permit {
         routing_key: &str,
     ) -> CoreResult<()> {
         self.refresh();
-        let Some((write, read)) = self.grant.topic.get(exchange) else {
-            return Ok(());
+        let allowed = match &self.external {
+            Some(backend) => {
+                !backend.checks_topics()
+                    || backend
+                        .ask(&Query::Topic {
+                            username: self.who.user.clone(),
+                            vhost: self.who.vhost.clone(),
+                            name: exchange.to_string(),
+                            permission: action.as_str(),
+                            routing_key: routing_key.to_string(),
+                            client_id: self.who.client_id.clone(),
+                        })
+                        .allows()
+            }
+            None => match self.grant.topic.get(exchange) {
+                None => true,
+                Some((write, read)) => {
+                    let pattern = if action == Action::Write { write } else { read };
+                    pattern.allows(routing_key)
+                }
+            },
         };
-        let pattern = if action == Action::Write { write } else { read };
-        if pattern.allows(routing_key) {
+        if allowed {
             return Ok(());
         }
         Err(self.refuse(format!(

@@ -1,5 +1,6 @@
 //! junction-gateway: configuration, listeners and wiring of the `junction` binary.
 
+mod auth_http;
 mod client_listeners;
 pub mod config;
 pub mod ctl;
@@ -17,7 +18,8 @@ pub mod tls;
 pub mod websocket;
 
 use client_listeners::ClientListeners;
-use config::Config;
+use config::{Backend, Config};
+use junction_core::auth_backend::{AuthBackend, Cached};
 use junction_core::auth::new_user;
 use junction_core::store::DataDir;
 use junction_core::{Broker, BrokerOptions};
@@ -56,6 +58,9 @@ pub enum StartError {
     #[error("cannot start the TLS listeners: {0}")]
     /// The `[tls]` files could not be loaded.
     Tls(#[from] tls::TlsError),
+    #[error("cannot start the HTTP auth backend: {0}")]
+    /// The HTTP backend's request thread could not be started.
+    AuthHttp(String),
 }
 
 /// The addresses the listeners are bound to (None = disabled).
@@ -218,6 +223,17 @@ impl Gateway {
         broker
             .auth()
             .set_login_throttle(cfg.limits.failed_login_delay, cfg.limits.failed_login_burst);
+        let external = match &cfg.auth_http {
+            Some(h) => {
+                let http = auth_http::HttpBackend::start(h).map_err(StartError::AuthHttp)?;
+                let cached = Cached::new(http, h.cache_ttl, broker.clock().clone());
+                Some(Arc::new(cached) as Arc<dyn AuthBackend>)
+            }
+            None => None,
+        };
+        broker
+            .auth()
+            .set_backends(cfg.auth.backends.contains(&Backend::Internal), external);
         for u in &cfg.users {
             broker.put_user(new_user(
                 &u.name,

@@ -1,6 +1,7 @@
 //! Test support: a real Junction on ephemeral loopback ports with a temp data dir, plus helpers
 //! that put a timeout on every await.
 
+pub mod auth_service;
 pub mod bench;
 pub mod certificates;
 pub mod management;

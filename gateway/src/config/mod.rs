@@ -1,8 +1,10 @@
 //! The configuration file (TOML) and its embedded defaults.
 
+mod auth;
 mod listeners;
 mod tls;
 
+pub use auth::{AuthConfig, AuthHttpConfig, Backend, HttpMethod};
 pub use listeners::{ListenerConfig, Listeners, WsListenerConfig};
 pub use tls::{CertLoginFrom, SanType, TlsConfig, Verify};
 
@@ -281,6 +283,10 @@ pub struct Config {
     pub log_level: Option<String>,
     /// TLS for the TLS listeners; none of them opens without it.
     pub tls: Option<TlsConfig>,
+    /// Which backends check logins and rights.
+    pub auth: AuthConfig,
+    /// The HTTP backend's service, when `auth.backends` names it.
+    pub auth_http: Option<AuthHttpConfig>,
 }
 
 impl Default for Config {
@@ -301,6 +307,8 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             log_level: None,
             tls: None,
+            auth: AuthConfig::default(),
+            auth_http: None,
         }
     }
 }
@@ -403,6 +411,9 @@ impl Config {
         }
         if self.storage.commit_window_us > 1_000_000 {
             return bad("storage.commit_window_us", "must be at most 1000000 (1 s)");
+        }
+        if let Err((key, problem)) = auth::check(&self.auth, self.auth_http.as_ref()) {
+            return bad(&key, &problem);
         }
         if let Some(tls) = &self.tls {
             if tls.verify != Verify::None && tls.ca_file.is_none() {
