@@ -23,6 +23,7 @@ pub mod login_throttle;
 pub mod message;
 pub mod message_counts;
 pub mod meta;
+pub mod peer_rate;
 pub mod permissions;
 pub mod policy;
 pub mod queue;

@@ -30,11 +30,14 @@ pub enum Refusal {
     /// A connection from a peer with too many recent failed logins, closed before its login
     /// was looked at (the wait would have outlasted the handshake deadline).
     LoginThrottled,
+    /// A connection from a peer address opening connections faster than
+    /// `[limits] connection_rate_per_peer`, closed at accept.
+    ConnectionRate,
 }
 
 impl Refusal {
     /// Every kind, in the order [`Refusals::snapshot`] lists them.
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::HandshakeTimeout,
         Refusal::ConnectionLimit,
         Refusal::MalformedFrame,
@@ -44,6 +47,7 @@ impl Refusal {
         Refusal::AccessRefused,
         Refusal::TlsHandshake,
         Refusal::LoginThrottled,
+        Refusal::ConnectionRate,
     ];
 
     /// A stable snake_case name (metric label, status key).
@@ -58,6 +62,7 @@ impl Refusal {
             Refusal::AccessRefused => "access_refused",
             Refusal::TlsHandshake => "tls_handshake",
             Refusal::LoginThrottled => "login_throttled",
+            Refusal::ConnectionRate => "connection_rate",
         }
     }
 

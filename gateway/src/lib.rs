@@ -244,6 +244,10 @@ impl Gateway {
         }
         let max_connections = descriptors::connection_limit(cfg.limits.max_connections);
         let connections = Arc::new(ConnectionCount::with_limit(max_connections));
+        connections.set_peer_rate(
+            cfg.limits.connection_rate_per_peer,
+            cfg.limits.connection_rate_burst,
+        );
         let tls = match &cfg.tls {
             Some(settings) => Some(Arc::new(tls::TlsContext::load(settings.clone())?)),
             None => None,

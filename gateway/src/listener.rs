@@ -2,6 +2,7 @@
 
 use crate::tls::{Alpn, TlsContext};
 use junction_core::login_throttle::Admission;
+use junction_core::peer_rate::PeerRate;
 use junction_core::refusals::Refusal;
 use junction_core::runtime::{ConnectionContext, Limits, ProtocolAdapter, Transport};
 use junction_core::Broker;
@@ -22,6 +23,8 @@ pub struct ConnectionCount {
     max: usize,
     /// Failed accepts (descriptor exhaustion, aborted handshakes), by listener protocol.
     accept_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// The connection rate per peer address, over every listener.
+    peer_rate: Mutex<PeerRate>,
 }
 
 impl Default for ConnectionCount {
@@ -38,7 +41,23 @@ impl ConnectionCount {
             zero: Notify::new(),
             max,
             accept_errors: Mutex::default(),
+            peer_rate: Mutex::default(),
         }
+    }
+
+    /// Limits each peer address to `per_second` new connections a second, `burst` at once
+    /// (0 per second: no limit).
+    pub fn set_peer_rate(&self, per_second: u64, burst: u64) {
+        *self.peer_rate.lock().unwrap_or_else(|e| e.into_inner()) =
+            PeerRate::new(per_second, burst);
+    }
+
+    /// Whether a connection from `ip` arriving at `now_ms` is within its address's rate.
+    pub fn within_peer_rate(&self, ip: std::net::IpAddr, now_ms: u64) -> bool {
+        self.peer_rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .arrive(ip, now_ms)
     }
 
     /// Counts one failed accept on a listener of `protocol`.
@@ -156,6 +175,13 @@ pub(crate) async fn accept_each<F, Fut>(
                 continue;
             }
         };
+        if !count.within_peer_rate(peer.ip(), broker.clock().now_ms()) {
+            drop(stream);
+            if broker.refusals().count(Refusal::ConnectionRate) {
+                tracing::warn!(%peer, protocol, "connection rate of this address exceeded: connection refused");
+            }
+            continue;
+        }
         let Some(guard) = count.try_enter() else {
             // At the limit: the socket is closed at once, before anything is allocated for it.
             drop(stream);

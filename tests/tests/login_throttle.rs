@@ -1,4 +1,4 @@
-//! The failed-login delay per peer address, end to end: past the burst, new connections
+//! The failed-login delay and the connection rate per peer address, end to end: past the burst, new connections
 //! from the guessing address are held (or closed when their turn is too far off) before a
 //! byte is read, on every protocol, while other addresses are served as usual.
 
@@ -94,5 +94,31 @@ async fn zero_delay_turns_the_throttle_off() {
     }
     let (_conn, ch) = junction_tests::amqp_channel(&b.amqp_uri()).await;
     assert!(ch.status().connected());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_opening_connections_too_fast_is_refused_at_accept() {
+    // One a second with a burst of three: the fourth connection within the second is
+    // closed before it is read, on any listener, and other addresses are served.
+    let b = TestBroker::start_with(|c| {
+        c.limits.connection_rate_per_peer = 1;
+        c.limits.connection_rate_burst = 3;
+    })
+    .await;
+    let stomp = b.addrs.stomp.unwrap();
+    for _ in 0..3 {
+        let answer = stomp_from("127.0.0.1", stomp).await;
+        assert!(answer.starts_with("CONNECTED"), "{answer}");
+    }
+    let mut mqtt = within(TcpStream::connect(b.addrs.mqtt.unwrap()))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(within(mqtt.read(&mut buf)).await.unwrap_or(0), 0, "closed");
+    let answer = stomp_from("127.0.0.2", stomp).await;
+    assert!(answer.starts_with("CONNECTED"), "{answer}");
+    let refusals = b.gateway().broker().refusals();
+    assert_eq!(refusals.get(Refusal::ConnectionRate), 1);
     b.stop().await;
 }

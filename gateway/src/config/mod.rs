@@ -124,6 +124,11 @@ pub struct LimitsConfig {
     pub failed_login_delay: u64,
     /// Failed logins a peer address may make at once before the delay applies.
     pub failed_login_burst: u64,
+    /// New connections a second one peer address may open, over every listener (0 = no
+    /// limit); beyond it a connection is closed at accept.
+    pub connection_rate_per_peer: u64,
+    /// Connections a peer address may open at once before `connection_rate_per_peer` applies.
+    pub connection_rate_burst: u64,
 }
 
 impl Default for LimitsConfig {
@@ -139,6 +144,8 @@ impl Default for LimitsConfig {
             max_connections: 0,
             failed_login_delay: 1000,
             failed_login_burst: 5,
+            connection_rate_per_peer: 0,
+            connection_rate_burst: 20,
         }
     }
 }
@@ -363,6 +370,12 @@ impl Config {
             return bad(
                 "limits.handshake_timeout",
                 "must be at least 1 (milliseconds)",
+            );
+        }
+        if self.limits.connection_rate_per_peer > 0 && self.limits.connection_rate_burst == 0 {
+            return bad(
+                "limits.connection_rate_burst",
+                "must be at least 1 when connection_rate_per_peer is set",
             );
         }
         if self.limits.delivery_buffer == 0 {
