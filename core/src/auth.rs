@@ -366,9 +366,7 @@ impl Authenticator {
         let mut found = None;
         if internal {
             match self.get(name) {
-                Some(user)
-                    if password.is_none_or(|p| verify_password(&user.password_hash, p)) =>
-                {
+                Some(user) if password.is_none_or(|p| verify_password(&user.password_hash, p)) => {
                     found = Some((user.tags, false));
                 }
                 Some(_) => why = "wrong password".into(),

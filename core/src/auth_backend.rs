@@ -280,7 +280,9 @@ mod tests {
                 return Answer::Error("down".into());
             }
             match q {
-                Query::User { username, password } if username == "a" && password.as_deref() == Some("pw") => {
+                Query::User { username, password }
+                    if username == "a" && password.as_deref() == Some("pw") =>
+                {
                     Answer::Allow(vec!["management".into()])
                 }
                 _ => Answer::Deny,
@@ -313,7 +315,11 @@ mod tests {
         assert_eq!(counting.asked.load(Ordering::SeqCst), 2, "both remembered");
         clock.advance(1000);
         cached.ask(&login("pw"));
-        assert_eq!(counting.asked.load(Ordering::SeqCst), 3, "expired, asked again");
+        assert_eq!(
+            counting.asked.load(Ordering::SeqCst),
+            3,
+            "expired, asked again"
+        );
     }
 
     #[test]

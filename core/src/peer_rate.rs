@@ -77,7 +77,10 @@ mod tests {
         assert!(!r.arrive(a, 99));
         assert!(r.arrive(a, 100), "one interval later, one more");
         assert!(!r.arrive(a, 100));
-        assert!((0..3).all(|_| r.arrive(a, 10_000)), "after a pause, the burst again");
+        assert!(
+            (0..3).all(|_| r.arrive(a, 10_000)),
+            "after a pause, the burst again"
+        );
     }
 
     #[test]

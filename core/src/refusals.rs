@@ -33,11 +33,15 @@ pub enum Refusal {
     /// A connection from a peer address opening connections faster than
     /// `[limits] connection_rate_per_peer`, closed at accept.
     ConnectionRate,
+    /// An MQTT SUBSCRIBE past the session's `max_subscriptions`.
+    SubscriptionLimit,
+    /// A retained message for a new topic past the vhost's `max_retained_messages`.
+    RetainedLimit,
 }
 
 impl Refusal {
     /// Every kind, in the order [`Refusals::snapshot`] lists them.
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 12] = [
         Refusal::HandshakeTimeout,
         Refusal::ConnectionLimit,
         Refusal::MalformedFrame,
@@ -48,6 +52,8 @@ impl Refusal {
         Refusal::TlsHandshake,
         Refusal::LoginThrottled,
         Refusal::ConnectionRate,
+        Refusal::SubscriptionLimit,
+        Refusal::RetainedLimit,
     ];
 
     /// A stable snake_case name (metric label, status key).
@@ -63,6 +69,8 @@ impl Refusal {
             Refusal::TlsHandshake => "tls_handshake",
             Refusal::LoginThrottled => "login_throttled",
             Refusal::ConnectionRate => "connection_rate",
+            Refusal::SubscriptionLimit => "subscription_limit",
+            Refusal::RetainedLimit => "retained_limit",
         }
     }
 

@@ -211,9 +211,7 @@ impl HttpBackend {
                 .unwrap_or_else(|_| Answer::Error("the request thread did not answer".into()))
         };
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(receive)
-            }
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(receive),
             _ => receive(),
         }
     }
@@ -278,7 +276,11 @@ async fn request(method: &Method, endpoint: &Endpoint, parameters: String) -> An
         .header(hyper::header::HOST, &endpoint.authority)
         .method(method.clone());
     let built = if *method == Method::GET {
-        let join = if endpoint.path.contains('?') { '&' } else { '?' };
+        let join = if endpoint.path.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         builder
             .uri(format!("{}{join}{parameters}", endpoint.path))
             .body(Full::new(Bytes::new()))
@@ -319,8 +321,13 @@ mod tests {
         assert_eq!(e.authority, "auth.local:80");
         assert_eq!(e.path, "/auth/user");
         let e = Endpoint::parse("http://127.0.0.1:8000").unwrap();
-        assert_eq!((e.authority.as_str(), e.path.as_str()), ("127.0.0.1:8000", "/"));
-        assert!(Endpoint::parse("https://x/auth").unwrap_err().contains("https"));
+        assert_eq!(
+            (e.authority.as_str(), e.path.as_str()),
+            ("127.0.0.1:8000", "/")
+        );
+        assert!(Endpoint::parse("https://x/auth")
+            .unwrap_err()
+            .contains("https"));
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http:///x").is_err());
     }
@@ -332,10 +339,7 @@ mod tests {
             ("vhost", "/".to_string()),
             ("name", "é&=".to_string()),
         ];
-        assert_eq!(
-            form_encode(&p),
-            "username=a+b&vhost=%2F&name=%C3%A9%26%3D"
-        );
+        assert_eq!(form_encode(&p), "username=a+b&vhost=%2F&name=%C3%A9%26%3D");
     }
 
     #[test]

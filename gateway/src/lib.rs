@@ -19,8 +19,8 @@ pub mod websocket;
 
 use client_listeners::ClientListeners;
 use config::{Backend, Config};
-use junction_core::auth_backend::{AuthBackend, Cached};
 use junction_core::auth::new_user;
+use junction_core::auth_backend::{AuthBackend, Cached};
 use junction_core::store::DataDir;
 use junction_core::{Broker, BrokerOptions};
 use listener::ConnectionCount;
@@ -254,6 +254,7 @@ impl Gateway {
         };
         let mqtt = Arc::new(junction_mqtt::MqttAdapter::durable(&broker));
         let mqtt_registry = mqtt.registry.clone();
+        mqtt_registry.set_max_retained(cfg.mqtt.max_retained_messages);
         let clients = Arc::new(
             ClientListeners::start(
                 listener_specs(&cfg, mqtt),

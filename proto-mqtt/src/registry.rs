@@ -83,9 +83,14 @@ pub struct Retained {
     pub qos: u8,
 }
 
+/// Retained messages a vhost holds at most unless configured otherwise.
+pub const DEFAULT_MAX_RETAINED: usize = 1_000_000;
+
 /// The MQTT registry of one broker.
 #[derive(Debug, Default)]
 pub struct Registry {
+    /// Retained messages one vhost may hold (0: no limit).
+    max_retained: std::sync::atomic::AtomicUsize,
     sessions: Mutex<HashMap<(String, String), Slot>>,
     retained: Mutex<HashMap<String, BTreeMap<String, Retained>>>,
     /// Where records are committed (none: kept in memory only).
@@ -182,6 +187,7 @@ impl Registry {
             );
         }
         Registry {
+            max_retained: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_RETAINED),
             sessions: Mutex::new(sessions),
             retained: Mutex::new(retained),
             catalog: Some(broker.catalog().clone()),
@@ -341,12 +347,41 @@ impl Registry {
         }
     }
 
-    /// Stores (or with an empty body, clears) the retained message of a topic.
-    pub fn retain(&self, vhost: &str, topic: &str, retained: Option<Retained>) {
+    /// Sets how many retained messages one vhost may hold (0: no limit).
+    pub fn set_max_retained(&self, max: usize) {
+        self.max_retained
+            .store(max, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a retained message for `topic` in `vhost` would be kept: it replaces one, or
+    /// the vhost is below its limit.
+    pub fn may_retain(&self, vhost: &str, topic: &str) -> bool {
+        let max = self.max_retained.load(std::sync::atomic::Ordering::Relaxed);
+        if max == 0 {
+            return true;
+        }
+        let r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(vhost)
+            .is_none_or(|v| v.len() < max || v.contains_key(topic))
+    }
+
+    /// Stores (or with an empty body, clears) the retained message of a topic. A new topic
+    /// past the vhost's limit is not stored (false).
+    pub fn retain(&self, vhost: &str, topic: &str, retained: Option<Retained>) -> bool {
+        let max = self.max_retained.load(std::sync::atomic::Ordering::Relaxed);
         let mut r = self.retained.lock().unwrap_or_else(|e| e.into_inner());
         let v = r.entry(vhost.to_string()).or_default();
         let key = record_key(vhost, topic);
         match retained {
+            Some(_) if max > 0 && v.len() >= max && !v.contains_key(topic) => {
+                tracing::debug!(
+                    vhost,
+                    topic,
+                    max,
+                    "retained message limit reached: not retained"
+                );
+                return false;
+            }
             Some(m) => {
                 if self.catalog.is_some() {
                     let value = postcard::to_stdvec(&StoredRetained {
@@ -373,6 +408,7 @@ impl Registry {
                 }
             }
         }
+        true
     }
 
     /// A message published to `amq.topic` (by any protocol): with `x-mqtt-retain` true it

@@ -2,7 +2,9 @@
 
 use crate::within;
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    Filter, Packet, PubAckReason, Publish, PublishProperties, SubscribeReasonCode,
+};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use std::net::SocketAddr;
@@ -47,14 +49,23 @@ impl V5Client {
         V5Client { client, events }
     }
 
-    /// Subscribes and waits for the SUBACK.
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS) {
+    /// Subscribes and waits for the SUBACK; its reason code.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> SubscribeReasonCode {
         within(self.client.subscribe_many(vec![Filter::new(filter, qos)]))
             .await
             .expect("subscribe queued");
         loop {
-            if let Packet::SubAck(_) = within(self.events.recv()).await.expect("SUBACK") {
-                return;
+            if let Packet::SubAck(a) = within(self.events.recv()).await.expect("SUBACK") {
+                return a.return_codes[0];
+            }
+        }
+    }
+
+    /// The next PUBACK's reason code.
+    pub async fn puback(&mut self) -> PubAckReason {
+        loop {
+            if let Packet::PubAck(a) = within(self.events.recv()).await.expect("a PUBACK") {
+                return a.reason;
             }
         }
     }

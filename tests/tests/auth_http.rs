@@ -128,7 +128,10 @@ async fn amqp_logins_and_rights_come_from_the_service() {
         .into_iter()
         .map(|r| (r.param("resource").to_string(), r.param("name").to_string()))
         .collect();
-    assert!(asked.contains(&("queue".into(), "bob-q".into())), "{asked:?}");
+    assert!(
+        asked.contains(&("queue".into(), "bob-q".into())),
+        "{asked:?}"
+    );
 
     // Topic checks on amq.topic: alice.* allowed (confirmed), another key refused with 403.
     let ch = within(conn.create_channel()).await.unwrap();
@@ -210,7 +213,11 @@ async fn mqtt_devices_are_confined_to_their_client_id_and_post_works() {
         }
     }
     assert_eq!(codes[0], SubscribeReasonCode::Success(QoS::AtLeastOnce));
-    assert_eq!(codes[1], SubscribeReasonCode::Failure, "another device's topics");
+    assert_eq!(
+        codes[1],
+        SubscribeReasonCode::Failure,
+        "another device's topics"
+    );
     client
         .publish("devices/c1/temp", QoS::AtLeastOnce, false, "21")
         .await

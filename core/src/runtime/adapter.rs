@@ -62,6 +62,9 @@ pub struct MqttLimits {
     /// (Mosquitto's `max_queued_messages`); beyond it the oldest are dropped, and counted.
     /// 0 = no limit.
     pub max_queued_messages: usize,
+    /// Subscriptions one session may hold (EMQX's `max_subscriptions`); a SUBSCRIBE of one
+    /// more is refused (SUBACK 0x97 in MQTT 5, 0x80 in 3.1.1). 0 = no limit.
+    pub max_subscriptions: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             },
             mqtt: MqttLimits {
                 max_queued_messages: 1000,
+                max_subscriptions: 10_000,
             },
         }
     }

@@ -113,10 +113,7 @@ pub(super) fn check(
     }
     let uses_http = auth.backends.contains(&Backend::Http);
     match http {
-        None if uses_http => bad(
-            "auth_http",
-            "must be set when auth.backends names \"http\"",
-        ),
+        None if uses_http => bad("auth_http", "must be set when auth.backends names \"http\""),
         Some(_) if !uses_http => bad(
             "auth.backends",
             "must name \"http\" when [auth_http] is set",
@@ -160,8 +157,10 @@ resource_path = "http://127.0.0.1:8000/auth/resource"
 
     #[test]
     fn the_http_backend_is_configured_as_rabbitmq_names_it() {
-        let c = Config::parse(&format!("[auth]\nbackends = [\"internal\", \"http\"]\n{HTTP}"))
-            .unwrap();
+        let c = Config::parse(&format!(
+            "[auth]\nbackends = [\"internal\", \"http\"]\n{HTTP}"
+        ))
+        .unwrap();
         let h = c.auth_http.unwrap();
         assert_eq!((h.cache_ttl, h.request_timeout), (15_000, 5_000));
         assert_eq!(h.topic_path, None);

@@ -87,14 +87,20 @@ pub struct MqttConfig {
     /// Messages a clean session keeps for a client that does not keep up; the oldest beyond
     /// it are dropped (Mosquitto's `max_queued_messages`). 0 = no limit.
     pub max_queued_messages: usize,
+    /// Subscriptions one MQTT session may hold (0 = no limit).
+    pub max_subscriptions: usize,
+    /// Retained messages one vhost may hold (0 = no limit); past it a retained publish to a
+    /// new topic is delivered but not retained (MQTT 5 QoS ≥ 1: PUBACK 0x97, not published).
+    pub max_retained_messages: usize,
 }
 
 impl Default for MqttConfig {
     fn default() -> Self {
+        let mqtt = junction_core::runtime::Limits::default().mqtt;
         MqttConfig {
-            max_queued_messages: junction_core::runtime::Limits::default()
-                .mqtt
-                .max_queued_messages,
+            max_queued_messages: mqtt.max_queued_messages,
+            max_subscriptions: mqtt.max_subscriptions,
+            max_retained_messages: junction_mqtt::registry::DEFAULT_MAX_RETAINED,
         }
     }
 }
@@ -465,6 +471,7 @@ impl Config {
             },
             mqtt: junction_core::runtime::MqttLimits {
                 max_queued_messages: self.mqtt.max_queued_messages,
+                max_subscriptions: self.mqtt.max_subscriptions,
             },
             ..defaults
         }

@@ -56,7 +56,12 @@ impl Caller {
 
     /// Whether the caller may see what is in `vhost`.
     pub(crate) fn may_see(&self, api: &Api, vhost: &str) -> bool {
-        self.sees_all() || api.broker.auth().check_vhost(&self.name, vhost, None).is_ok()
+        self.sees_all()
+            || api
+                .broker
+                .auth()
+                .check_vhost(&self.name, vhost, None)
+                .is_ok()
     }
 
     /// The vhost `name`, if the caller may use it (404 when it does not exist, 403 when it is

@@ -407,13 +407,15 @@ impl Session {
                     .as_ref()
                     .map(|u| u.name.clone())
                     .unwrap_or_default();
-                self.broker.admit(&user, &vhost, Some(self.ctx.peer.ip())).map_err(|e| match e {
-                    // RabbitMQ answers a vhost the user has no permissions in with 530.
-                    CoreError::AccessRefused(why) => {
-                        AmqpError::connection(code::NOT_ALLOWED, why, ids)
-                    }
-                    e => AmqpError::core_on_connection(e, ids),
-                })?;
+                self.broker
+                    .admit(&user, &vhost, Some(self.ctx.peer.ip()))
+                    .map_err(|e| match e {
+                        // RabbitMQ answers a vhost the user has no permissions in with 530.
+                        CoreError::AccessRefused(why) => {
+                            AmqpError::connection(code::NOT_ALLOWED, why, ids)
+                        }
+                        e => AmqpError::core_on_connection(e, ids),
+                    })?;
                 let permit = Permit::new(
                     self.broker.clone(),
                     Identity {

@@ -248,6 +248,7 @@ pub fn suback(level: Level, pkid: u16, codes: &[u8], out: &mut BytesMut) {
                     0x87 => R::NotAuthorized,
                     0x8F => R::TopicFilterInvalid,
                     0x91 => R::PkidInUse,
+                    0x97 => R::QuotaExceeded,
                     0x9E => R::SharedSubscriptionsNotSupported,
                     0xA2 => R::WildcardSubscriptionsNotSupported,
                     0x83 => R::ImplementationSpecific,

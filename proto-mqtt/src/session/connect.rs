@@ -38,7 +38,11 @@ impl Session {
                 "bad user name or password",
             );
         }
-        match self.ctx.broker.admit(&user, &vhost_name, Some(self.ctx.peer.ip())) {
+        match self
+            .ctx
+            .broker
+            .admit(&user, &vhost_name, Some(self.ctx.peer.ip()))
+        {
             Ok(()) => {}
             Err(CoreError::NotAllowed(why)) => {
                 return self.refuse(level, ReasonCode::QuotaExceeded, &why);

@@ -18,6 +18,7 @@ use junction_core::authorized::Authorized;
 use junction_core::id_hash::IdHashBuilder;
 use junction_core::message_counts::{Count, CountsEntry, MessageCounts};
 use junction_core::permissions::{Identity, Permit};
+use junction_core::refusals::Refusal;
 use junction_core::runtime::driver::{self, Takeover};
 use junction_core::runtime::{ConnectionContext, Outbox};
 use junction_core::{

@@ -10,23 +10,44 @@ impl Session {
     /// say it but closing the connection, as RabbitMQ does.
     fn publish_refused(&mut self, level: Level, qos: u8, pkid: u16, why: &str) {
         match (level, qos) {
-            (Level::V5, 1 | 2) => {
-                let kind = if qos == 1 { Ack::PubAck } else { Ack::PubRec };
-                let reply = Reply::Ack(kind, pkid, ReasonCode::NotAuthorized);
-                if self.outbox.held.is_holding() {
-                    self.outbox.held.hold(reply);
-                } else {
-                    codec::ack(
-                        level,
-                        kind,
-                        pkid,
-                        ReasonCode::NotAuthorized,
-                        self.outbox.out.buf(),
-                    );
-                }
-            }
+            (Level::V5, 1 | 2) => self.negative_ack(qos, pkid, ReasonCode::NotAuthorized),
             _ => self.disconnect(ReasonCode::NotAuthorized, why),
         }
+    }
+
+    /// An MQTT 5 PUBACK (QoS 1) or PUBREC (QoS 2) with a failure `reason`, in its place
+    /// behind acknowledgements still held.
+    fn negative_ack(&mut self, qos: u8, pkid: u16, reason: ReasonCode) {
+        let level = self.lv();
+        let kind = if qos == 1 { Ack::PubAck } else { Ack::PubRec };
+        let reply = Reply::Ack(kind, pkid, reason);
+        if self.outbox.held.is_holding() {
+            self.outbox.held.hold(reply);
+        } else {
+            codec::ack(level, kind, pkid, reason, self.outbox.out.buf());
+        }
+    }
+
+    /// Whether a retained publish may keep its retain flag: past the vhost's retained
+    /// message limit it may not (counted and logged); MQTT 5 then refuses a QoS 1 or 2
+    /// publish with 0x97 (true is returned when the publish goes on, without retain or with).
+    fn retain_allowed(&mut self, p: &mut Publish) -> bool {
+        if !p.retain || p.payload.is_empty() {
+            return true;
+        }
+        let vhost = self.vh().name.clone();
+        if self.registry.may_retain(&vhost, &p.topic) {
+            return true;
+        }
+        if self.ctx.broker.refusals().count(Refusal::RetainedLimit) {
+            tracing::warn!(client = %self.client_id, vhost, topic = %p.topic, "retained message limit of the vhost reached: not retained");
+        }
+        if self.lv() == Level::V5 && p.qos > 0 {
+            self.negative_ack(p.qos, p.pkid, ReasonCode::QuotaExceeded);
+            return false;
+        }
+        p.retain = false;
+        true
     }
 
     pub(super) fn publish_in(&mut self, mut p: Publish) {
@@ -64,6 +85,9 @@ impl Session {
                 ReasonCode::Success,
                 self.outbox.out.buf(),
             );
+            return;
+        }
+        if !self.retain_allowed(&mut p) {
             return;
         }
         let properties = self.properties_for(p.qos, p.retain, &p.props);

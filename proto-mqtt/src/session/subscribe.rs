@@ -22,6 +22,23 @@ impl Session {
                 continue;
             }
             req.filter = filter.clone();
+            let max = self.ctx.limits.mqtt.max_subscriptions;
+            let held = &self.session.subscriptions;
+            if max > 0
+                && held.len() >= max
+                && !held
+                    .iter()
+                    .any(|s| s.req.filter == filter && s.group == group)
+            {
+                if self.ctx.broker.refusals().count(Refusal::SubscriptionLimit) {
+                    tracing::warn!(client = %self.client_id, max, filter, "subscription limit of the session reached: SUBSCRIBE refused");
+                }
+                codes.push(match self.lv() {
+                    Level::V5 => ReasonCode::QuotaExceeded.code(),
+                    _ => ReasonCode::UnspecifiedError.code(),
+                });
+                continue;
+            }
             let mut sub = Subscription {
                 req: req.clone(),
                 id,

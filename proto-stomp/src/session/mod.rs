@@ -285,7 +285,10 @@ impl Session {
             );
             return;
         }
-        if let Err(e) = self.broker.admit(&user.name, &vhost_name, Some(self.ctx.peer.ip())) {
+        if let Err(e) = self
+            .broker
+            .admit(&user.name, &vhost_name, Some(self.ctx.peer.ip()))
+        {
             self.error("Access refused", &e.to_string(), None);
             return;
         }
