@@ -24,11 +24,9 @@ pub struct PeerRate {
 impl PeerRate {
     /// `per_second` connections a second per address, `burst` at once (0 per second: off).
     pub fn new(per_second: u64, burst: u64) -> PeerRate {
-        let interval_us = if per_second == 0 {
-            0
-        } else {
-            (1_000_000 / per_second).max(1)
-        };
+        let interval_us = 1_000_000u64
+            .checked_div(per_second)
+            .map_or(0, |us| us.max(1));
         PeerRate {
             interval_us,
             tolerance_us: interval_us.saturating_mul(burst.saturating_sub(1)),
