@@ -10,6 +10,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
+use junction_core::authorized::Authorized;
+use junction_core::permissions::{Identity, Permit};
 use junction_core::vhost::VHost;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub(crate) struct Caller {
     pub(crate) name: String,
     /// Its tags.
     pub(crate) tags: Vec<String>,
+    /// Whether it came with the node's local credential (not a user).
+    pub(crate) local: bool,
 }
 
 impl Caller {
@@ -77,6 +81,25 @@ impl Caller {
         Ok(v)
     }
 
+    /// `vhost` as the caller may use it: its publishes, gets and declares pass the caller's
+    /// permissions, as they would over AMQP (RabbitMQ's rule for the API; administrators too).
+    /// The node's own ctl, with the local credential, has every right.
+    pub(crate) fn authorized(&self, api: &Api, vhost: Arc<VHost>) -> Authorized {
+        let permit = if self.local {
+            Permit::unrestricted(api.broker.clone(), &vhost.name)
+        } else {
+            Permit::new(
+                api.broker.clone(),
+                Identity {
+                    user: self.name.clone(),
+                    vhost: vhost.name.clone(),
+                    client_id: None,
+                },
+            )
+        };
+        Authorized::new(vhost, permit)
+    }
+
     /// Every vhost the caller may see, by name.
     pub(crate) fn vhosts(&self, api: &Api) -> Vec<Arc<VHost>> {
         let mut all = api.broker.vhost_list();
@@ -114,6 +137,7 @@ impl FromRequestParts<Api> for Caller {
         Ok(Caller {
             name: user.name,
             tags: user.tags,
+            local: false,
         })
     }
 }
@@ -143,6 +167,7 @@ fn local_caller(
             Ok(Some(Caller {
                 name: LOCAL_CALLER.into(),
                 tags: vec!["administrator".into()],
+                local: true,
             }))
         }
         _ => Err(ApiError::unauthorized("Not_Authorized")),

@@ -280,7 +280,9 @@ pub(crate) async fn publish(
         a.properties,
         body.into(),
     );
-    let routed = a.vhost.publish(&a.exchange, message)?;
+    let routed = caller
+        .authorized(&api, a.vhost.clone())
+        .publish(&a.exchange, message)?;
     if routed.stored > 0 {
         api.broker.sync().await?;
     }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
 use junction_core::vhost::VHost;
-use junction_core::{Message, Queue, QueueDef};
+use junction_core::{CoreError, Message, Queue, QueueDef};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -256,7 +256,13 @@ pub(crate) async fn get(
     body: Bytes,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let v = caller.vhost(&api, &vhost)?;
-    let q = v.queue(&name, None).map_err(|_| ApiError::not_found())?;
+    let q = caller
+        .authorized(&api, v)
+        .readable_queue(&name, None)
+        .map_err(|e| match e {
+            CoreError::AccessRefused(_) => ApiError::from(e),
+            _ => ApiError::not_found(),
+        })?;
     let fields = json_body(&body)?;
     let count = match fields.get("count") {
         None => 1,
