@@ -14,9 +14,8 @@ use junction_core::{FieldTable, FieldValue, Properties};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 const FRAME_MAX: u32 = 131_072;
@@ -28,7 +27,7 @@ const BASIC: u16 = 60;
 
 /// The reading half: frames from the broker.
 pub struct Reader {
-    rd: OwnedReadHalf,
+    rd: Box<dyn AsyncRead + Unpin + Send>,
     pub(crate) buf: BytesMut,
 }
 
@@ -103,7 +102,7 @@ impl Delivery {
 /// One connection with channel 1 open.
 pub struct Wire {
     pub(crate) reader: Reader,
-    pub(crate) wr: OwnedWriteHalf,
+    pub(crate) wr: Box<dyn AsyncWrite + Unpin + Send>,
 }
 
 fn method(m: &Method) -> BytesMut {
@@ -112,11 +111,14 @@ fn method(m: &Method) -> BytesMut {
     out
 }
 
-/// `amqp://user:pass@host:port/vhost` (vhost `%2f` = `/`).
-fn parse_uri(uri: &str) -> anyhow::Result<(String, String, String, String)> {
-    let rest = uri
-        .strip_prefix("amqp://")
-        .ok_or_else(|| anyhow::anyhow!("not an amqp:// URI: {uri}"))?;
+/// `amqp[s]://user:pass@host:port/vhost` (vhost `%2f` = `/`): address, user, password,
+/// vhost and whether it is TLS.
+fn parse_uri(uri: &str) -> anyhow::Result<(String, String, String, String, bool)> {
+    let (rest, tls) = match (uri.strip_prefix("amqp://"), uri.strip_prefix("amqps://")) {
+        (Some(r), _) => (r, false),
+        (None, Some(r)) => (r, true),
+        _ => anyhow::bail!("not an amqp:// or amqps:// URI: {uri}"),
+    };
     let (cred, rest) = rest.split_once('@').unwrap_or(("guest:guest", rest));
     let (user, pass) = cred.split_once(':').unwrap_or((cred, ""));
     let (addr, vhost) = rest.split_once('/').unwrap_or((rest, ""));
@@ -124,21 +126,19 @@ fn parse_uri(uri: &str) -> anyhow::Result<(String, String, String, String)> {
         "" | "%2f" | "%2F" => "/".to_string(),
         v => v.to_string(),
     };
-    let addr = if addr.contains(':') {
-        addr.to_string()
-    } else {
-        format!("{addr}:5672")
+    let addr = match (addr.contains(':'), tls) {
+        (true, _) => addr.to_string(),
+        (false, false) => format!("{addr}:5672"),
+        (false, true) => format!("{addr}:5671"),
     };
-    Ok((addr, user.into(), pass.into(), vhost))
+    Ok((addr, user.into(), pass.into(), vhost, tls))
 }
 
 impl Wire {
     /// Connects, authenticates (PLAIN) and opens channel 1.
     pub async fn connect(uri: &str) -> anyhow::Result<Wire> {
-        let (addr, user, pass, vhost) = parse_uri(uri)?;
-        let stream = TcpStream::connect(&addr).await?;
-        stream.set_nodelay(true)?;
-        let (rd, mut wr) = stream.into_split();
+        let (addr, user, pass, vhost, tls) = parse_uri(uri)?;
+        let (rd, mut wr) = super::tls::connect(&addr, tls).await?;
         wr.write_all(b"AMQP\x00\x00\x09\x01").await?;
         let mut w = Wire {
             reader: Reader {

@@ -8,6 +8,7 @@ pub mod mqtt;
 pub mod pacer;
 pub mod record;
 pub mod stomp;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

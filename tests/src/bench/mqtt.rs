@@ -17,12 +17,25 @@ pub fn qos(n: u8) -> QoS {
     }
 }
 
+static LOGIN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Logs every MQTT client of this process in as `user` (guest/guest otherwise).
+pub fn set_login(user: &str, password: &str) {
+    let _ = LOGIN.set((user.to_string(), password.to_string()));
+}
+
 fn client(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
     let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
     o.set_keep_alive(std::time::Duration::from_secs(60));
     o.set_max_packet_size(1 << 20, 1 << 20);
     o.set_inflight(100);
-    o.set_credentials("guest", "guest");
+    let (user, password) = LOGIN.get().map_or(("guest", "guest"), |(u, p)| (u, p));
+    o.set_credentials(user, password);
+    if let Some(config) = super::tls::config() {
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(config),
+        ));
+    }
     AsyncClient::new(o, 1000)
 }
 

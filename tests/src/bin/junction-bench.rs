@@ -99,6 +99,13 @@ struct Args {
     /// amqp-depth: leave the queue and its messages behind (to time a restart's recovery).
     #[arg(long)]
     keep: bool,
+    /// Trust this CA file and use TLS: MQTT connections go over TLS, and `--amqp` may be
+    /// an `amqps://` URI (wire client).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// `USER:PASSWORD` for the MQTT clients (guest:guest by default).
+    #[arg(long)]
+    mqtt_login: Option<String>,
 }
 
 fn report(settings: &str, o: &Outcome) {
@@ -180,6 +187,12 @@ async fn ceiling(a: &Args) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if let Some(ca) = &a.tls_ca {
+        junction_tests::bench::tls::use_ca(ca)?;
+    }
+    if let Some((user, password)) = a.mqtt_login.as_deref().and_then(|l| l.split_once(':')) {
+        mqtt::set_login(user, password);
+    }
     epoch();
     let n = a.messages;
     let size = a.size;
