@@ -5,6 +5,7 @@ pub mod auth_service;
 pub mod bench;
 pub mod certificates;
 pub mod management;
+pub mod mqtt_v4;
 pub mod mqtt_v5;
 pub mod process;
 pub mod raw_amqp;

@@ -8,7 +8,7 @@ use junction_tests::{within, TestBroker};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{MqttOptions, Packet, QoS, SubscribeReasonCode};
 use std::time::Duration;
 
 /// alice (password `secret`, tag management) may use queues called `alice-…` and publish on
@@ -185,18 +185,7 @@ async fn mqtt_devices_are_confined_to_their_client_id_and_post_works() {
     let mut o = MqttOptions::new("c1", a.ip().to_string(), a.port());
     o.set_credentials("d1", "pw");
     o.set_keep_alive(Duration::from_secs(30));
-    let (client, mut el) = AsyncClient::new(o, 10);
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(ev) = el.poll().await {
-            if let Event::Incoming(p) = ev {
-                if tx.send(p).is_err() {
-                    break;
-                }
-            }
-        }
-        let _ = tx.send(Packet::Disconnect);
-    });
+    let (client, mut events) = junction_tests::mqtt_v4::spawn(o);
     assert!(matches!(next(&mut events).await, Packet::ConnAck(_)));
     client
         .subscribe("devices/c1/#", QoS::AtLeastOnce)

@@ -6,7 +6,7 @@ use junction_tests::mqtt_v5::V5Client;
 use junction_tests::{within, TestBroker};
 use rumqttc::v5::mqttbytes::v5::{PubAckReason, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use rumqttc::{MqttOptions, Packet};
 use std::time::Duration;
 
 async fn limited() -> TestBroker {
@@ -87,17 +87,7 @@ async fn mqtt311_gets_0x80_and_keeps_its_message_unretained() {
     let a = b.addrs.mqtt.unwrap();
     let mut o = MqttOptions::new("lim4", a.ip().to_string(), a.port());
     o.set_keep_alive(Duration::from_secs(30));
-    let (client, mut el) = AsyncClient::new(o, 10);
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(ev) = el.poll().await {
-            if let Event::Incoming(p) = ev {
-                if tx.send(p).is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let (client, mut events) = junction_tests::mqtt_v4::spawn(o);
     let mut codes = Vec::new();
     for f in ["x/#", "y/#", "z/#"] {
         client.subscribe(f, rumqttc::QoS::AtMostOnce).await.unwrap();
